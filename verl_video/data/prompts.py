@@ -1,0 +1,84 @@
+"""Prompt templates for temporal grounding: small, named, and overridable per dataset.
+
+A template is plain text with `{query}` (the event sentence) and optionally `{duration}`
+(seconds, two decimals). `<video>` marks where the video goes, as in verl's RLHFDataset.
+A data_config entry may name a template (`prompt_template: think`) or give its own text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A user prompt (and optional system prompt) plus the answer style its reward expects."""
+
+    name: str
+    user: str
+    system: str | None = None
+    # What the <answer> block holds: "interval" ("12.54 to 17.83") or "json" ({"start_time": .., "end_time": ..}).
+    answer_style: str = "interval"
+    # Whether the response must open with a <think> block.
+    think: bool = True
+
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    "think": PromptTemplate(
+        name="think",
+        user=(
+            "<video>\nWhen does this happen in the video: \"{query}\"?\n"
+            "Reason about it inside <think></think>. Then give the start and end time in seconds, "
+            "with two decimals, inside <answer></answer> as \"start to end\", "
+            "for example <answer>12.54 to 17.83</answer>."
+        ),
+    ),
+    "answer_only": PromptTemplate(
+        name="answer_only",
+        user=(
+            "<video>\nWhen does this happen in the video: \"{query}\"?\n"
+            "Give only the start and end time in seconds, with two decimals, inside <answer></answer> "
+            "as \"start to end\", for example <answer>12.54 to 17.83</answer>."
+        ),
+        think=False,
+    ),
+    "think_json": PromptTemplate(
+        name="think_json",
+        system=(
+            "You first think about the question inside <think></think>, then give the final answer "
+            "inside <answer></answer> as JSON."
+        ),
+        user=(
+            "<video>\nWhen does this happen in the video: \"{query}\"? Answer with "
+            '{{"start_time": start, "end_time": end}} in seconds.'
+        ),
+        answer_style="json",
+    ),
+}
+
+DEFAULT_TEMPLATE = "think"
+
+
+def get_template(name_or_text: str | None) -> PromptTemplate:
+    """Return a named template, or wrap inline text (containing `{query}`) as a template."""
+    if not name_or_text:
+        return TEMPLATES[DEFAULT_TEMPLATE]
+    if name_or_text in TEMPLATES:
+        return TEMPLATES[name_or_text]
+    if "{query}" not in name_or_text:
+        raise ValueError(
+            f"prompt template {name_or_text!r} is neither a known name ({', '.join(TEMPLATES)}) "
+            "nor a text containing '{query}'"
+        )
+    text = name_or_text if "<video>" in name_or_text else "<video>\n" + name_or_text
+    return PromptTemplate(name="custom", user=text)
+
+
+def build_messages(query: str, template: str | PromptTemplate | None = None, duration: float | None = None) -> list[dict]:
+    """Chat messages (verl RLHFDataset style, `<video>` inline) for one grounding query."""
+    tpl = template if isinstance(template, PromptTemplate) else get_template(template)
+    query = " ".join(str(query).split())
+    user = tpl.user.format(query=query, duration=f"{duration:.2f}" if duration is not None else "")
+    messages = [{"role": "system", "content": tpl.system}] if tpl.system else []
+    messages.append({"role": "user", "content": user})
+    return messages
