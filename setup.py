@@ -16,6 +16,7 @@ CORE = [
     "pyyaml",
     "tqdm",
     "numpy",
+    "psutil",
 ]
 
 setup(

@@ -10,9 +10,12 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-tiny-model": ("verl_video.tools.tiny_model", "build a tiny random-weight Qwen2.5-VL offline"),
     "make-demo-data": ("verl_video.tools.demo_data", "generate short videos with events at known times"),
+    "warm-start": ("verl_video.tools.warm_start", "supervised warm start of a tiny model on the answer format"),
     "convert": ("verl_video.data.convert", "convert annotations to the canonical JSONL schema"),
     "validate": ("verl_video.data.validate", "check every record and video of a data_config"),
     "cache": ("verl_video.data.cache_cli", "decode a data_config's videos into the persistent cache"),
+    "summarize": ("verl_video.tools.summarize", "summarise a training run: reward and IoU, step time, memory"),
+    "monitor-memory": ("verl_video.tools.memory_monitor", "run a command and record the machine's peak memory"),
     "eval": ("verl_video.evaluation.run_eval", "run a model over an evaluation set"),
     "score": ("verl_video.evaluation.score", "compute grounding metrics from a per-sample JSONL"),
 }

@@ -1,0 +1,42 @@
+"""Register the CPU platform, the `hf` rollout backend and CPU training engines in verl's registries."""
+
+from __future__ import annotations
+
+from verl.workers.rollout import base as rollout_base
+from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+from verl_video.backends import cpu_platform  # noqa: F401  (registers PlatformCPU on import)
+
+HF_ROLLOUT = "hf"
+
+
+def _load_hf_replica():
+    from verl_video.backends.hf_server import HFReplica
+
+    return HFReplica
+
+
+def register_hf_rollout() -> None:
+    """Make `actor_rollout_ref.rollout.name=hf` resolve in both of verl's rollout registries."""
+    rollout_base._ROLLOUT_REGISTRY[(HF_ROLLOUT, "async")] = "verl_video.backends.hf_server.HFServerAdapter"
+    RolloutReplicaRegistry.register(HF_ROLLOUT, _load_hf_replica)
+
+
+def register_cpu_engines() -> None:
+    """verl registers its FSDP engines for cuda/npu only; the same classes train on CPU with FSDP2 + gloo."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # verl warns once per optional engine (megatron, veomni, ...) that is not installed; none is needed here.
+        warnings.filterwarnings("ignore", message=".*engine is not available.*")
+        from verl.workers.engine import EngineRegistry
+        from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
+
+    for model_type, engine in (("language_model", FSDPEngineWithLMHead), ("value_model", FSDPEngineWithValueHead)):
+        for backend in ("fsdp", "fsdp2"):
+            registry = EngineRegistry._engines.setdefault(model_type, {}).setdefault(backend, {})
+            registry.setdefault("cpu", engine)
+
+
+register_hf_rollout()
+register_cpu_engines()

@@ -1,0 +1,102 @@
+"""Train a video language model with GRPO on temporal grounding: `python -m verl_video.main [key=value ...]`.
+
+verl's own PPO entry point with our config (`verl_video/config/tvg_grpo.yaml`, extending verl's
+`ppo_trainer`) and our extensions registered before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import verl_video.plugin  # noqa: F401  (registers platform, rollout backend and reward managers, loudly)
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "config")
+
+
+# Variables the driver's environment hands to every Ray process (trainer workers, rollout servers, reward workers).
+PROPAGATED_ENV = (
+    "VERL_PLATFORM",
+    "MALLOC_MMAP_THRESHOLD_",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "VERL_FILE_LOGGER_PATH",
+    "VERL_VIDEO_CACHE_DIR",
+)
+
+
+class ConfigError(ValueError):
+    """A combination of settings that cannot run; the message says which keys to change."""
+
+
+def check_device_settings(config: DictConfig) -> None:
+    """Refuse combinations that would fail deep inside Ray: e.g. vLLM rollouts on a CPU machine."""
+    device = config.trainer.device
+    rollout = config.actor_rollout_ref.rollout.name
+    if device == "cpu" and rollout != "hf":
+        raise ConfigError(
+            f"trainer.device=cpu needs the hf rollout backend, not actor_rollout_ref.rollout.name={rollout}; "
+            "add `profile=cpu` (sets both, and the other CPU settings)"
+        )
+    if rollout == "hf" and device != "cpu":
+        raise ConfigError("actor_rollout_ref.rollout.name=hf is the CPU backend; use it with `profile=cpu`")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "trainer.device=cuda but no GPU is visible here. To train on this machine use the CPU profile: "
+                "`profile=cpu` (see examples/tiny_tvg_cpu.sh)"
+            )
+
+
+def prepare_environment(config: DictConfig) -> None:
+    """Environment every process needs; set before Ray starts so workers inherit it."""
+    if config.trainer.device == "cpu":
+        os.environ.setdefault("VERL_PLATFORM", "cpu")
+        # Decoding many frames into per-frame tensors fragments glibc's heap (see docs); keep big blocks mmapped.
+        os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env_vars = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
+    OmegaConf.set_struct(config, False)
+    runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})
+    runtime_env.setdefault("env_vars", {})
+    for key, value in env_vars.items():
+        runtime_env.env_vars.setdefault(key, value)
+    OmegaConf.set_struct(config, True)
+
+
+def run(config: DictConfig) -> None:
+    """Validate and run verl's PPO trainer (TaskRunner in Ray) with this config."""
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    check_device_settings(config)
+    prepare_environment(config)
+    auto_set_device(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    if config.trainer.use_v1:
+        run_ppo(config, task_runner_class=TaskRunnerV1)
+    else:
+        from verl.trainer.main_ppo_v0 import TaskRunner
+
+        run_ppo(config, task_runner_class=TaskRunner)
+
+
+@hydra.main(config_path="config", config_name="tvg_grpo", version_base=None)
+def main(config: DictConfig) -> None:
+    """Hydra entry point."""
+    try:
+        run(config)
+    except ConfigError as exc:
+        print(f"verl-video: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
