@@ -28,7 +28,7 @@ echo "== 4/4 GRPO ($STEPS steps), metrics in $OUT/metrics.jsonl"
 rm -f "$OUT/metrics.jsonl"
 export VERL_FILE_LOGGER_PATH="$OUT/metrics.jsonl"
 verl-video monitor-memory "$OUT/memory.json" -- \
-  python -m verl_video.main --config-name tiny_tvg_cpu \
+  python -m verl_video.main experiment=tiny_tvg_cpu \
     actor_rollout_ref.model.path="$OUT/warm_model" \
     data.train_files="$OUT/data/train.yaml" \
     data.val_files="$OUT/data/val.yaml" \

@@ -29,6 +29,9 @@ def _cpu_device_module() -> types.ModuleType:
     module.synchronize = nothing
     module.empty_cache = nothing
     module.reset_peak_memory_stats = nothing
+    module.set_per_process_memory_fraction = nothing
+    module.ipc_collect = nothing
+    module.get_device_name = lambda *args, **kwargs: "CPU"
     module.memory_allocated = zero
     module.memory_reserved = zero
     module.max_memory_allocated = zero
