@@ -18,3 +18,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2.5-VL built offline once per test session."""
+    from verl_video.tools.tiny_model import make_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    make_tiny_model(out)
+    return out

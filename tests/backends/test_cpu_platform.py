@@ -1,0 +1,58 @@
+"""The CPU platform as verl sees it, and the gloo process group our worker hook starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+import verl_video.plugin  # noqa: F401
+from verl.plugin.platform.platform_manager import PlatformRegistry
+from verl.workers.engine import EngineRegistry
+from verl.workers.rollout.base import get_rollout_class
+from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+
+def test_cpu_platform_is_registered_and_usable():
+    platform = PlatformRegistry.get("cpu")()
+    assert platform.device_name == "cpu"
+    assert platform.communication_backend_name() == "gloo"
+    # verl moves tensors with .to(get_device_id()); that must stay on the host.
+    assert torch.ones(1).to(platform.current_device()).device.type == "cpu"
+    module = platform.device_module
+    assert module.memory_allocated() == 0 and module.get_device_name() == "CPU"
+    assert platform.ray_resource_options(1) == {"num_gpus": 1}
+
+
+def test_hf_rollout_and_cpu_engines_resolve():
+    assert get_rollout_class("hf").__name__ == "HFServerAdapter"
+    assert RolloutReplicaRegistry.get("hf").__name__ == "HFReplica"
+    os.environ["VERL_ENGINE_DEVICE"] = "cpu"
+    try:
+        assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__ == "FSDPEngineWithLMHead"
+    finally:
+        del os.environ["VERL_ENGINE_DEVICE"]
+
+
+def test_worker_hook_starts_a_gloo_process_group():
+    code = (
+        "import torch.distributed as dist\n"
+        "from verl_video.backends.cpu_distributed import init_cpu_process_group\n"
+        "assert dist.is_initialized()\n"
+        "assert dist.get_backend() == 'gloo'\n"
+        "assert init_cpu_process_group() is False\n"
+    )
+    env = dict(os.environ, VERL_PLATFORM="cpu", RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29533")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+def test_worker_hook_does_nothing_outside_a_trainer_worker():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    code = (
+        "import torch.distributed as dist\n"
+        "import verl_video.backends.cpu_distributed\n"
+        "assert not dist.is_initialized()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=dict(env, VERL_PLATFORM="cpu"), check=True, timeout=120)

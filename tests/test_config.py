@@ -1,0 +1,132 @@
+"""Config composition and the GPU launch script, checked without running anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+from verl_video.main import CONFIG_DIR, ConfigError, check_device_settings
+
+SCRIPT = REPO_ROOT / "examples" / "qwen2_5_vl_3b_tvg.sh"
+# The script calls `python`: make it this interpreter, as an activated virtualenv would.
+SCRIPT_ENV = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=os.path.abspath(CONFIG_DIR), version_base=None):
+        return compose(config_name="tvg_grpo", overrides=list(overrides))
+
+
+def test_defaults_extend_verl_ppo_trainer_for_grpo():
+    cfg = _compose()
+    assert cfg.algorithm.adv_estimator == "grpo"
+    assert cfg.actor_rollout_ref.rollout.name == "vllm" and cfg.trainer.device == "cuda"
+    assert cfg.actor_rollout_ref.rollout.n == 8
+    assert cfg.actor_rollout_ref.actor.freeze_vision_tower is True
+    assert cfg.reward.reward_manager.name == "tvg"
+    assert cfg.data.custom_cls.name == "VideoGroundingDataset"
+    # verl's own sections are all there (critic, ray_kwargs, ...): we extend, not replace.
+    assert "critic" in cfg and "ray_kwargs" in cfg
+
+
+def test_cpu_profile_switches_backend_and_precision():
+    cfg = _compose("profile=cpu")
+    assert cfg.actor_rollout_ref.rollout.name == "hf" and cfg.trainer.device == "cpu"
+    assert cfg.actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype == "fp32"
+    assert OmegaConf.to_container(cfg.ray_kwargs.ray_init, resolve=True)["num_gpus"] == cfg.trainer.n_gpus_per_node
+    check_device_settings(cfg)
+
+
+def test_tiny_experiment_sits_on_the_cpu_profile():
+    cfg = _compose("experiment=tiny_tvg_cpu")
+    assert cfg.trainer.device == "cpu" and cfg.actor_rollout_ref.rollout.n == 4
+    assert cfg.actor_rollout_ref.actor.ppo_mini_batch_size <= cfg.data.train_batch_size
+
+
+def test_typos_in_overrides_are_rejected():
+    with pytest.raises(ConfigCompositionException):
+        _compose("trainer.total_epoch=3")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("trainer.device=cpu",), "needs the hf rollout backend"),
+        (("actor_rollout_ref.rollout.name=hf",), "CPU backend"),
+    ],
+)
+def test_impossible_device_combinations_fail_early(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_device_settings(_compose(*overrides))
+
+
+def _dry_run(*args: str, **env: str) -> dict:
+    result = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env=dict(SCRIPT_ENV, DRY_RUN="1", **env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return yaml.safe_load(result.stdout)
+
+
+def test_gpu_script_composes_the_config_it_promises():
+    cfg = _dry_run()
+    actor_rollout = cfg["actor_rollout_ref"]
+    assert actor_rollout["model"]["path"] == "Qwen/Qwen2.5-VL-3B-Instruct"
+    assert actor_rollout["rollout"]["name"] == "vllm" and actor_rollout["rollout"]["n"] == 8
+    assert actor_rollout["actor"]["optim"]["lr"] == pytest.approx(1e-6)
+    assert actor_rollout["actor"]["kl_loss_coef"] == pytest.approx(0.04)
+    assert actor_rollout["actor"]["freeze_vision_tower"] is True
+    assert cfg["trainer"]["n_gpus_per_node"] == 8 and cfg["trainer"]["nnodes"] == 1
+    assert cfg["algorithm"]["adv_estimator"] == "grpo"
+    assert cfg["data"]["train_files"] == "data_config/tvg.yaml"
+
+
+def test_gpu_script_takes_environment_and_passes_overrides_through():
+    cfg = _dry_run(
+        "trainer.total_epochs=2",
+        "actor_rollout_ref.rollout.n=4",
+        MODEL_PATH="/models/qwen",
+        N_GPUS="4",
+        NNODES="2",
+        FREEZE_VISION="false",
+    )
+    assert cfg["actor_rollout_ref"]["model"]["path"] == "/models/qwen"
+    assert cfg["trainer"]["n_gpus_per_node"] == 4 and cfg["trainer"]["nnodes"] == 2
+    assert cfg["trainer"]["total_epochs"] == 2
+    assert cfg["actor_rollout_ref"]["rollout"]["n"] == 4
+    assert cfg["actor_rollout_ref"]["actor"]["freeze_vision_tower"] is False
+
+
+def test_gpu_script_rejects_a_typo():
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "trainer.n_gpu_per_node=4"],
+        env=dict(SCRIPT_ENV, DRY_RUN="1"),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0 and "n_gpu_per_node" in result.stderr
+
+
+def test_gpu_script_stops_quickly_without_a_gpu(tmp_path: Path):
+    # A PATH without nvidia-smi, as on this CI machine; torch then answers "no GPU".
+    env = {k: v for k, v in SCRIPT_ENV.items() if k != "DRY_RUN"}
+    result = subprocess.run(["bash", str(SCRIPT)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    if result.returncode == 0:
+        pytest.skip("a GPU is visible here")
+    assert "examples/tiny_tvg_cpu.sh" in result.stderr

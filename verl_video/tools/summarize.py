@@ -1,0 +1,134 @@
+"""`verl-video summarize RUN_DIR`: what a training run did, read from verl's file logger.
+
+Reads `metrics.jsonl` (verl's `file` logger, one JSON object per step) and, when present, `memory.json`
+(from `verl-video monitor-memory`). Prints reward and IoU at the start and end of training and of
+validation, the time per step and its split, peak memory, and where the outputs are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+# verl's timing keys, in the order a step runs them.
+STEP_PHASES = (
+    ("gen", "generation"),
+    ("reward", "reward"),
+    ("old_log_prob", "log-prob (actor)"),
+    ("ref", "log-prob (reference)"),
+    ("adv", "advantages"),
+    ("update_actor", "update"),
+    ("update_weights", "weight sync"),
+)
+
+
+@dataclass
+class RunMetrics:
+    """Per-step metric dicts of one run, in step order."""
+
+    steps: list[tuple[int, dict[str, float]]]
+
+    @classmethod
+    def load(cls, path: Path) -> "RunMetrics":
+        """Parse a verl file-logger JSONL; a torn last line (run killed mid-write) is ignored."""
+        steps = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            steps.append((int(record["step"]), record["data"]))
+        return cls(sorted(steps, key=lambda item: item[0]))
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        """(step, value) for every step that logged `key`."""
+        return [(step, float(data[key])) for step, data in self.steps if key in data]
+
+    def keys_matching(self, prefix: str, suffix: str) -> list[str]:
+        """Metric names with this prefix and suffix, e.g. per-data-source validation keys."""
+        names = {key for _, data in self.steps for key in data}
+        return sorted(k for k in names if k.startswith(prefix) and k.endswith(suffix))
+
+
+def window_mean(values: list[float], head: bool, size: int) -> float | None:
+    """Mean of the first or last `size` values (None when there are none)."""
+    chosen = values[:size] if head else values[-size:]
+    return statistics.fmean(chosen) if chosen else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def summarize(run_dir: Path, window: int = 5) -> str:
+    """Human-readable summary of a run directory."""
+    metrics_path = run_dir / "metrics.jsonl" if run_dir.is_dir() else run_dir
+    run_dir = metrics_path.parent
+    if not metrics_path.exists():
+        raise FileNotFoundError(f"{metrics_path}: no metrics (was the run started with trainer.logger=[...,file]?)")
+    run = RunMetrics.load(metrics_path)
+    lines = [f"run: {run_dir}", f"steps logged: {len(run.steps)}"]
+
+    rewards = [v for _, v in run.series("critic/score/mean")]
+    window = max(1, min(window, len(rewards) // 2 or 1))
+    lines.append(
+        f"train reward, mean of first {window} -> last {window} steps: "
+        f"{_fmt(window_mean(rewards, True, window))} -> {_fmt(window_mean(rewards, False, window))}"
+    )
+    for key in run.keys_matching("reward/", "/iou") + run.keys_matching("critic/", "iou/mean"):
+        values = [v for _, v in run.series(key)]
+        lines.append(
+            f"train {key}: {_fmt(window_mean(values, True, window))} -> {_fmt(window_mean(values, False, window))}"
+        )
+
+    for key in run.keys_matching("val-core/", "/mean@1") + run.keys_matching("val-aux/", "/iou/mean@1"):
+        series = run.series(key)
+        if series:
+            (first_step, first), (last_step, last) = series[0], series[-1]
+            lines.append(f"validation {key}: {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step})")
+
+    # The first step carries start-up (compilation, caches); leave it out of the per-step costs.
+    timed = [data for step, data in run.steps if "timing_s/step" in data][1:] or [
+        data for _, data in run.steps if "timing_s/step" in data
+    ]
+    if timed:
+        per_step = statistics.fmean(d["timing_s/step"] for d in timed)
+        parts = [
+            f"{label} {statistics.fmean(d.get(f'timing_s/{key}', 0.0) for d in timed):.2f}"
+            for key, label in STEP_PHASES
+            if any(f"timing_s/{key}" in d for d in timed)
+        ]
+        lines.append(f"seconds per step (mean of {len(timed)}): {per_step:.2f} = " + ", ".join(parts) + ", other")
+
+    memory_path = run_dir / "memory.json"
+    if memory_path.exists():
+        memory = json.loads(memory_path.read_text())
+        lines.append(
+            f"peak memory: {memory['peak_gib']:.2f} GiB in use on the machine "
+            f"({memory['peak_above_baseline_gib']:.2f} GiB above the start), wall {memory['wall_s']:.0f} s"
+        )
+    lines.append("outputs:")
+    for name, what in (
+        ("metrics.jsonl", "metrics per step"),
+        ("train.log", "console log"),
+        ("checkpoints", "checkpoints"),
+        ("validation", "validation generations"),
+    ):
+        if (run_dir / name).exists():
+            lines.append(f"  {run_dir / name}  ({what})")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="run directory (or its metrics.jsonl)")
+    parser.add_argument("--window", type=int, default=5, help="steps averaged at the start and at the end")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(summarize(args.run_dir, args.window))
+    return 0
