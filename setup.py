@@ -24,7 +24,7 @@ setup(
     version="0.1.0",
     description="Video temporal-grounding RL post-training on top of veRL",
     packages=find_packages(include=["verl_video", "verl_video.*"]),
-    package_data={"verl_video": ["config/*.yaml", "prompts/*.txt"]},
+    package_data={"verl_video": ["config/*.yaml", "config/*/*.yaml", "rewards/*.yaml"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=CORE,

@@ -1,7 +1,7 @@
 """verl plugin: imported by verl (entry point `verl.plugins`) in the driver and in every Ray worker.
 
 It registers everything verl-video adds to verl's registries: the CPU platform, the `hf` rollout
-backend and the grounding reward managers. verl swallows plugin import errors at debug level, so
+backend, the grounding reward managers and our trainer mode. verl swallows plugin import errors at debug level, so
 each registration logs a warning of its own when it fails instead of disappearing silently.
 """
 
@@ -15,6 +15,7 @@ logger = logging.getLogger("verl_video")
 _REGISTRATIONS = (
     "verl_video.backends.register",
     "verl_video.rewards.reward_manager",
+    "verl_video.trainer",
 )
 
 

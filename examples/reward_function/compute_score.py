@@ -8,9 +8,9 @@ verl calls it once per response; every key of the returned dict except "score" i
 (per data source at validation). Keep the keys the same for every row.
 """
 
+from verl_video.rewards.iou import best_iou
 from verl_video.rewards.parser import parse_interval
 from verl_video.rewards.sample import read_windows
-from verl_video.rewards.iou import best_iou
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):

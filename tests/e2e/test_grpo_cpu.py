@@ -51,7 +51,7 @@ def grpo_run(tmp_path_factory) -> dict:
         f"trainer.rollout_data_dir={root / 'rollouts'}",
         "reward.reward_manager.source=importlib",
         f"reward.reward_manager.module.path={REPO_ROOT / 'tests' / 'e2e' / 'probe_reward.py'}",
-        "reward.reward_manager.module.name=VideoProbeRewardManager",
+        "reward.reward_manager.name=VideoProbeRewardManager",
     ]
     log = root / "train.log"
     with log.open("w") as out:

@@ -1,0 +1,95 @@
+"""The verl side: the `tvg` reward manager in verl's reward-loop registry, and training metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+pytest.importorskip("verl")
+
+from verl import DataProto  # noqa: E402
+from verl.experimental.reward_loop.reward_manager.registry import get_reward_manager_cls  # noqa: E402
+
+from verl_video.rewards import metrics  # noqa: E402
+from verl_video.rewards.reward_manager import TVGRewardManager  # noqa: E402
+from verl_video.rewards.scorer import RewardScorer  # noqa: E402
+
+GT = {"timestamps": [[12.0, 18.0]], "duration": 60.0}
+
+
+class CharTokenizer:
+    """Token id = code point; enough to round-trip a response."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(int(i)) for i in ids if int(i) > 0)
+
+
+def make_row(response: str, data_source="charades", gt=GT, extra=None, pad=5) -> DataProto:
+    ids = [ord(c) for c in response] + [0] * pad
+    prompt = torch.ones(1, 3, dtype=torch.long)
+    mask = torch.tensor([[1] * 3 + [1] * len(response) + [0] * pad])
+    return DataProto.from_dict(
+        tensors={"prompts": prompt, "responses": torch.tensor([ids]), "attention_mask": mask},
+        non_tensors={
+            "data_source": np.array([data_source], dtype=object),
+            "reward_model": np.array([{"style": "rule", "ground_truth": gt}], dtype=object),
+            "extra_info": np.array([extra or {"task": "tvg", "duration": 60.0}], dtype=object),
+        },
+    )
+
+
+def manager(**kwargs) -> TVGRewardManager:
+    config = OmegaConf.create({"reward": {"reward_kwargs": kwargs, "custom_reward_function": {"path": None}}})
+    return TVGRewardManager(config, CharTokenizer(), compute_score=None)
+
+
+def test_registered_under_tvg():
+    import verl_video.plugin  # noqa: F401  (what verl imports in every process)
+
+    assert get_reward_manager_cls("tvg") is TVGRewardManager
+
+
+def test_run_single_scores_and_reports_extras():
+    out = asyncio.run(manager().run_single(make_row("<think>x</think><answer>12 to 18</answer>")))
+    info = out["reward_extra_info"]
+    assert out["reward_score"] == pytest.approx(2.0)
+    assert info["tiou"] == 1.0 and info["format"] == 1.0 and info["parse_ok"] == 1.0 and info["iou"] == 1.0
+    assert tuple(info) == RewardScorer().keys
+
+
+def test_preset_from_reward_kwargs_and_row_override():
+    strict = manager(preset="time_r1")
+    no_think = make_row("<answer>12 to 18</answer>")
+    assert asyncio.run(strict.run_single(no_think))["reward_extra_info"]["format"] == 0.0
+    assert asyncio.run(manager().run_single(no_think))["reward_extra_info"]["format"] == 0.5
+    row = make_row('<think>x</think><answer>{"start_time": 12, "end_time": 18}</answer>',
+                   extra={"reward_preset": "temporal_r1", "duration": 60.0})
+    assert asyncio.run(manager().run_single(row))["reward_score"] == pytest.approx(1.0)
+
+
+def test_rewards_vary_inside_a_group():
+    responses = ["<think>a</think><answer>12 to 18</answer>", "<answer>12 to 18</answer>",
+                 "<think>a</think><answer>0 to 30</answer>", "no idea"]
+    m = manager()
+    scores = [asyncio.run(m.run_single(make_row(r)))["reward_score"] for r in responses]
+    assert len(set(scores)) == len(scores)
+
+
+def test_reward_metrics_per_data_source():
+    out = metrics.reward_metrics(["a", "a", "b"], {"iou": [1.0, 0.0, 0.5], "parse_ok": [1, None, "x"]})
+    assert out == {"reward/a/iou": 0.5, "reward/b/iou": 0.5, "reward/a/parse_ok": 1.0}
+
+
+def test_training_metrics_from_transfer_queue_rows():
+    rows = {"data_source": np.array(["a", "a", "pad"], dtype=object),
+            "extra_fields": np.array([{"reward_extra_info": {"iou": 1.0}}, {"reward_extra_info": {"iou": 0.5}}, {}],
+                                     dtype=object)}
+    tq = SimpleNamespace(kv_batch_get=lambda **kwargs: rows)
+    batch = SimpleNamespace(keys=[1, 2, 3], partition_id="train", tags=[{}, {}, {"is_padding": True}])
+    # The padding row is skipped; the two real rows of source "a" are averaged.
+    assert metrics.transfer_queue_batch_metrics(tq, batch) == {"reward/a/iou": 0.75}

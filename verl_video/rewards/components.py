@@ -1,0 +1,147 @@
+"""The built-in rewards. Each is one plain function of a `Sample`: copy one to start your own.
+
+All return a finite float in [0, 1] (their registered bounds) and never raise.
+The predicted interval is the parser's (`sample.parse`); with several ground-truth windows the
+best-matching one counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .boxes import mean_box_iou, parse_boxes, read_boxes
+from .choice import choice_accuracy, read_choice
+from .format import format_score
+from .iou import best_iou, multi_iou, normalized_iou, timestamp_iou
+from .parser import NO_ANSWER, OK, UNPARSEABLE, answer_block, answer_style, find_pairs, repair
+from .registry import register_reward
+from .sample import Sample
+
+
+def _best(sample: Sample, overlap: Callable[..., float]) -> float:
+    pred = sample.parse.interval
+    if pred is None:
+        return 0.0
+    return max((overlap(pred, gt, sample.duration) for gt in sample.windows), default=0.0)
+
+
+@register_reward("iou")
+def iou(sample: Sample) -> float:
+    """IoU in seconds (VideoChat-R1; Time-R1 fine-tuning)."""
+    return best_iou(sample.parse.interval, sample.windows) if sample.parse.interval else 0.0
+
+
+@register_reward("tiou")
+def tiou(sample: Sample) -> float:
+    """Time-R1's timestamp-aware IoU, on the clipped prediction so it stays in [0, 1]."""
+    return _best(sample, timestamp_iou)
+
+
+@register_reward("iou_normalized")
+def iou_normalized(sample: Sample) -> float:
+    """IoU on normalised time (Temporal-R1): prediction / duration, clipped to [0, 1]."""
+    return _best(sample, normalized_iou)
+
+
+@register_reward("multi_iou")
+def multi_segment_iou(sample: Sample) -> float:
+    """IoU of the merged predicted intervals with the merged ground-truth intervals."""
+    return multi_iou(sample.intervals, sample.windows)
+
+
+@register_reward("parse_ok")
+def parse_ok(sample: Sample) -> float:
+    """1 when the task's answer can be scored (an interval, even swapped or clipped; a letter; boxes)."""
+    if sample.task in _CONTENT_OK:
+        return float(answer_status(sample) == OK)
+    return float(sample.parse.interval is not None)
+
+
+@register_reward("format")
+def format_reward(
+    sample: Sample, strictness: str = "partial", style: str | None = None, think: bool | None = None,
+    evidence_tag: str = "glue",
+) -> float:
+    """Template reward; `style`/`think` default to the row's prompt template (see format.py for strictness)."""
+    if strictness == "lenient":
+        return format_score(sample.response, bool(parse_ok(sample)), strictness=strictness)
+    think = sample.think if think is None else bool(think)
+    content = answer_block(sample.response, closed=True)
+    content_ok = content is not None and _CONTENT_OK.get(sample.task, _interval_ok)(sample, content, style)
+    text = sample.response
+    if sample.task == "grounded_qa":
+        # The evidence block may sit anywhere; the template shape is judged without it.
+        text = _drop_block(text, evidence_tag)
+    return format_score(text, content_ok, think, strictness)
+
+
+@register_reward("accuracy")
+def accuracy(sample: Sample, num_options: int = 26) -> float:
+    """Multiple-choice accuracy: the answer's option letter equals the ground truth's."""
+    return choice_accuracy(sample.response, sample.truth.get("answer"), num_options)
+
+
+@register_reward("evidence_iou")
+def evidence_iou(sample: Sample, tag: str = "glue") -> float:
+    """Grounded QA (VideoChat-R1): IoU of the merged evidence intervals in `<tag>` with the merged ground truth."""
+    return multi_iou(_evidence(sample, tag), sample.windows)
+
+
+@register_reward("box_iou")
+def box_iou_reward(sample: Sample, exact: bool = False) -> float:
+    """Tracking: mean box IoU over frames (`exact=True`: VideoChat-R1's all-or-nothing box count)."""
+    return mean_box_iou(parse_boxes(sample.response), _boxes(sample), exact)
+
+
+def _evidence(sample: Sample, tag: str) -> list:
+    content = answer_block(sample.response, tag)
+    if content is None:
+        return []
+    results = (repair(pair, sample.duration, sample.parser_config) for pair in find_pairs(content))
+    return [r.interval for r in results if r.interval]
+
+
+def _drop_block(text: str, tag: str) -> str:
+    start, end = text.rfind(f"<{tag}>"), text.rfind(f"</{tag}>")
+    return text[:start] + text[end + len(tag) + 3 :] if 0 <= start < end else text
+
+
+def _boxes(sample: Sample) -> list:
+    boxes = sample.truth.get("boxes")
+    return list(boxes) if boxes is not None and not isinstance(boxes, (str, bytes)) else []
+
+
+def _interval_ok(sample: Sample, content: str, style: str | None) -> bool:
+    return answer_style(content) == (style or sample.answer_style)
+
+
+def _choice_ok(sample: Sample, content: str, style: str | None) -> bool:
+    return read_choice(content) is not None
+
+
+def _boxes_ok(sample: Sample, content: str, style: str | None) -> bool:
+    return bool(read_boxes(content))
+
+
+_CONTENT_OK = {"mcq": _choice_ok, "grounded_qa": _choice_ok, "tracking": _boxes_ok}
+
+
+def answer_status(sample: Sample) -> str:
+    """The parse status of the task's main answer: interval (tvg), option letter, or boxes."""
+    if sample.task == "tvg" or sample.task not in _CONTENT_OK:
+        return sample.parse.status
+    content = answer_block(sample.response)
+    if content is None:
+        return NO_ANSWER
+    return OK if _CONTENT_OK[sample.task](sample, content, None) else UNPARSEABLE
+
+
+def main_overlap(sample: Sample) -> float:
+    """The task's localisation quality for monitoring: temporal IoU, evidence IoU or mean box IoU (0 for MCQ)."""
+    if sample.task == "mcq":
+        return 0.0
+    if sample.task == "grounded_qa":
+        return evidence_iou(sample)
+    if sample.task == "tracking":
+        return box_iou_reward(sample)
+    return iou(sample)

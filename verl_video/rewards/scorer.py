@@ -1,0 +1,108 @@
+"""Scores verl rows: picks each row's composite reward and returns the score with its metrics.
+
+Which composite scores a row, first match wins:
+1. `extra_info.reward_preset`, when it names a known preset;
+2. TVG rows (`extra_info.task` absent or "tvg"): the inline `components`, else the `preset` option;
+3. other tasks: `task_presets[task]`, else the preset named like the task (mcq, grounded_qa, tracking).
+
+Every row returns the same keys (verl concatenates them across the batch): `score`, `parse_ok`, `iou`
+(the task's localisation quality), `parse_<status>` for each failure status, and every component key of
+every known preset; a key the row's composite does not use reads 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .components import answer_status, main_overlap, parse_ok
+from .composite import Composite, load_presets, to_plain
+from .parser import OK, STATUSES
+from .registry import load_modules
+from .sample import Sample, row_task
+
+logger = logging.getLogger("verl_video.rewards")
+
+DEFAULT_PRESET = "default"
+_FAILURES = tuple(status for status in STATUSES if status != OK)
+DIAGNOSTIC_KEYS = ("score", "parse_ok", "iou") + tuple(f"parse_{status}" for status in _FAILURES)
+
+
+class RewardScorer:
+    """Turns (data_source, response, ground_truth, extra_info) into verl's score dict."""
+
+    def __init__(
+        self,
+        preset: str = DEFAULT_PRESET,
+        components: Any = None,
+        task_presets: Mapping[str, str] | None = None,
+        presets_file: str | None = None,
+        strictness: str | None = None,
+        parser: Mapping[str, Any] | None = None,
+        modules: Iterable[str] | str | None = None,
+    ) -> None:
+        load_modules(to_plain(modules))
+        presets = load_presets()
+        if presets_file:
+            presets.update(load_presets(presets_file))
+        if components is not None:
+            presets["inline"] = Composite.from_config("inline", components)
+            preset = "inline"
+        if preset not in presets:
+            raise ValueError(f"unknown reward preset {preset!r}; known: {', '.join(sorted(presets))}")
+        parser = to_plain(parser)
+        self.presets = {name: c.override(strictness, parser) for name, c in presets.items()}
+        self.preset = preset
+        self.task_presets = dict(to_plain(task_presets) or {})
+        for task, name in self.task_presets.items():
+            if name not in self.presets:
+                raise ValueError(f"task_presets[{task!r}] = {name!r} is not a known preset")
+        component_keys = [key for c in self.presets.values() for key in c.keys]
+        self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + tuple(component_keys)))
+        self._warned: set[str] = set()
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any] | None) -> RewardScorer:
+        """Build from a config mapping such as `reward.reward_kwargs` (unknown keys are ignored with a warning)."""
+        kwargs = dict(to_plain(kwargs) or {})
+        known = ("preset", "components", "task_presets", "presets_file", "strictness", "parser", "modules")
+        for key in set(kwargs) - set(known):
+            logger.warning("verl-video reward: ignoring unknown option %r", key)
+        return cls(**{key: kwargs[key] for key in known if kwargs.get(key) is not None})
+
+    def composite_for(self, ground_truth: Any, extra_info: Mapping) -> Composite:
+        """The composite that scores this row (see the module docstring)."""
+        wanted = extra_info.get("reward_preset")
+        if wanted:
+            wanted = str(wanted)
+            if wanted in self.presets:
+                return self.presets[wanted]
+            self._warn_once(f"unknown reward_preset {wanted!r}; using the task's preset")
+        task = row_task(ground_truth, extra_info)
+        if task == "tvg":
+            return self.presets[self.preset]
+        name = self.task_presets.get(task, task)
+        if name in self.presets:
+            return self.presets[name]
+        self._warn_once(f"no reward preset for task {task!r}; scoring it as tvg")
+        return self.presets[self.preset]
+
+    def __call__(self, data_source: Any, response: str, ground_truth: Any, extra_info: Any = None) -> dict[str, float]:
+        """`{"score": total, key: value, ...}` with the same keys for every row; never raises on the response."""
+        extra_info = extra_info if isinstance(extra_info, Mapping) else {}
+        composite = self.composite_for(ground_truth, extra_info)
+        sample = Sample(response, ground_truth, extra_info, str(data_source), composite.parser)
+        total, values = composite(sample)
+        status = answer_status(sample)
+        result = dict.fromkeys(self.keys, 0.0)
+        result.update(parse_ok=parse_ok(sample), iou=main_overlap(sample))
+        result.update((f"parse_{s}", float(status == s)) for s in _FAILURES)
+        result.update(values)
+        result["score"] = total
+        return result
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            logger.warning("verl-video reward: %s", message)
