@@ -16,6 +16,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from verl_video.evaluation.metrics import per_sample_metrics
+
 from .components import answer_status, main_overlap, parse_ok
 from .composite import Composite, load_presets, to_plain
 from .parser import OK, STATUSES
@@ -26,7 +28,9 @@ logger = logging.getLogger("verl_video.rewards")
 
 DEFAULT_PRESET = "default"
 _FAILURES = tuple(status for status in STATUSES if status != OK)
-DIAGNOSTIC_KEYS = ("score", "parse_ok", "iou") + tuple(f"parse_{status}" for status in _FAILURES)
+# iou, parse_ok and r1@m come from evaluation's per-sample metrics, so validation during training reports
+# mIoU, parse rate and R1@m exactly as `verl-video score` computes them.
+DIAGNOSTIC_KEYS = ("score", *per_sample_metrics(0.0, False), *(f"parse_{status}" for status in _FAILURES))
 
 
 class RewardScorer:
@@ -96,7 +100,7 @@ class RewardScorer:
         total, values = composite(sample)
         status = answer_status(sample)
         result = dict.fromkeys(self.keys, 0.0)
-        result.update(parse_ok=parse_ok(sample), iou=main_overlap(sample))
+        result.update(per_sample_metrics(main_overlap(sample), bool(parse_ok(sample))))
         result.update((f"parse_{s}", float(status == s)) for s in _FAILURES)
         result.update(values)
         result["score"] = total

@@ -1,0 +1,69 @@
+"""The lmms-eval task folder, checked without lmms-eval: YAMLs reference existing hooks; hooks use our stack."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from verl_video.evaluation.metrics import summarize
+
+TASKS = Path(__file__).resolve().parents[2] / "third_party" / "lmms_eval_tasks" / "verl_video_tvg"
+
+
+@pytest.fixture(scope="module")
+def utils():
+    spec = importlib.util.spec_from_file_location("vv_lmms_utils", TASKS / "utils.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Loader(yaml.SafeLoader):
+    """lmms-eval's `!function file.name` tag, kept as the string 'file.name'."""
+
+
+_Loader.add_constructor("!function", lambda loader, node: "!function " + loader.construct_scalar(node))
+
+
+def _load(name: str) -> dict:
+    return yaml.load((TASKS / name).read_text(), Loader=_Loader)
+
+
+@pytest.mark.parametrize("task", ["vv_charades_sta.yaml", "vv_activitynet.yaml", "vv_tvgbench.yaml"])
+def test_task_yamls_reference_existing_hooks(task, utils):
+    config = _load(task)
+    assert config["task"] == task.removesuffix(".yaml")
+    assert config["dataset_kwargs"]["data_files"]["test"].endswith(".jsonl")
+    base = _load(config["include"])
+    assert base["dataset_path"] == "json" and base["test_split"] == "test"
+    hooks = [base[k] for k in ("doc_to_visual", "doc_to_text", "doc_to_target", "process_results")]
+    hooks += [m["aggregation"] for m in base["metric_list"]]
+    for hook in hooks:
+        assert hook.startswith("!function utils.") and callable(getattr(utils, hook.split(".", 1)[1]))
+    assert [m["metric"] for m in base["metric_list"]] == list(utils.METRICS)
+    assert base["generation_kwargs"]["do_sample"] is False
+
+
+def test_hooks_use_our_prompt_parser_and_metrics(utils, tmp_path, monkeypatch):
+    (tmp_path / "v.mp4").write_bytes(b"")
+    doc = {"video": "v.mp4", "query": "a person opens a door.", "timestamps": [[2.0, 6.0]], "duration": 30.0}
+    monkeypatch.setenv("VERL_VIDEO_VIDEO_ROOT", str(tmp_path))
+    assert utils.doc_to_visual(doc) == [str(tmp_path / "v.mp4")]
+    with pytest.raises(FileNotFoundError, match="VERL_VIDEO_VIDEO_ROOT"):
+        utils.doc_to_visual({**doc, "video": "missing.mp4"})
+    text = utils.doc_to_text(doc, {"template": "think"})
+    assert "a person opens a door." in text and "<video>" not in text and "<think>" in text
+    assert "<think>" not in utils.doc_to_text(doc, {"template": "answer_only"})
+    assert utils.doc_to_target(doc) == "2.00 to 6.00"
+
+    responses = ["<think>x</think><answer>2.00 to 6.00</answer>", "<answer>4 to 6</answer>", "no answer"]
+    items = [utils.process_results(doc, [r])["r1@0.5"] for r in responses]
+    assert [i["parsed"] for i in items] == [True, True, False]
+    expected = summarize([1.0, 0.5, 0.0], [True, True, False])
+    assert utils.r1_at_05(items) == expected["r1@0.5"] == pytest.approx(200 / 3)
+    assert utils.r1_at_07(items) == pytest.approx(100 / 3) and utils.r1_at_03(items) == pytest.approx(200 / 3)
+    assert utils.miou(items) == pytest.approx(50.0)
+    assert utils.parse_failure_rate(items) == pytest.approx(100 / 3)

@@ -1,0 +1,144 @@
+"""Generation backends for evaluation: a chat-formatted prompt plus one decoded video in, text out.
+
+Both backends receive the same prompt text (the training template rendered by the model's chat
+template) and the same frames with their `video_metadata`, so the true sampling rate reaches the
+model's temporal position ids instead of a default fps.
+- `hf`: `verl_video.backends.hf_engine.HFEngine` (the CPU rollout engine), batched, CPU or GPU.
+- `vllm`: `vllm.LLM`, GPU only, imported lazily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling settings shared by the backends; temperature 0 is greedy (the default)."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class EvalRequest:
+    """One sample to generate for: its id, the chat-formatted prompt, and its decoded video."""
+
+    id: str
+    prompt: str
+    frames: torch.Tensor  # uint8 (T, C, H, W)
+    metadata: dict[str, Any]  # transformers VideoMetadata fields, `fps` being the true sampled rate
+
+
+class EvalBackend(Protocol):
+    """What the evaluation runner needs from a model."""
+
+    processor: Any  # renders chat templates
+
+    def generate(self, requests: list[EvalRequest]) -> list[str]:
+        """One response text per request, in order."""
+        ...
+
+    def describe(self) -> dict:
+        """Settings that affect the responses, stored with the results."""
+        ...
+
+
+class HFBackend:
+    """Batched Hugging Face generation through the rollout engine (left padding, one forward per step)."""
+
+    def __init__(self, model_path: str, options: GenerationOptions, device: str = "cpu", dtype: str = "float32",
+                 attn_implementation: str = "sdpa") -> None:
+        from verl_video.backends.hf_engine import HFEngine
+
+        self.options = options
+        self.device, self.dtype = device, dtype
+        self.engine = HFEngine(model_path, device=device, dtype=dtype, attn_implementation=attn_implementation,
+                               seed=options.seed)
+        if self.engine.processor is None:
+            raise ValueError(f"{model_path}: no multimodal processor found; evaluation needs a video model")
+        self.processor = self.engine.processor
+
+    def _prompt_ids(self, request: EvalRequest) -> list[int]:
+        # Expanding the video pads here with the same processor call the engine uses keeps both in step.
+        from verl.utils.tokenizer import build_multimodal_processor_inputs
+
+        inputs = build_multimodal_processor_inputs(self.processor, text=[request.prompt],
+                                                   videos=[(request.frames, request.metadata)])
+        return inputs["input_ids"][0].tolist()
+
+    def generate(self, requests: list[EvalRequest]) -> list[str]:
+        """Greedy (or sampled) responses for a batch, special tokens removed."""
+        from verl_video.backends.hf_engine import GenerationRequest, SamplingSettings
+
+        settings = SamplingSettings(temperature=self.options.temperature, top_p=self.options.top_p,
+                                    max_new_tokens=self.options.max_new_tokens)
+        batch = [GenerationRequest(prompt_ids=self._prompt_ids(r), videos=[(r.frames, r.metadata)]) for r in requests]
+        results = self.engine.generate(batch, settings)
+        return [self.engine.tokenizer.decode(r.token_ids, skip_special_tokens=True) for r in results]
+
+    def describe(self) -> dict:
+        """Backend name, device, dtype and sampling settings."""
+        return {"backend": "hf", "device": self.device, "dtype": self.dtype, **asdict(self.options)}
+
+
+class VLLMBackend:
+    """vLLM offline generation (GPU); the whole batch goes to `LLM.generate` at once.
+
+    Video input: `multi_modal_data={"video": [(frames THWC uint8, metadata)]}` with
+    `mm_processor_kwargs={"do_sample_frames": False}`. vLLM forwards the metadata to the HF processor
+    for Qwen2.5-VL since vllm-project/vllm#47736 (July 2026; assumed present in the pinned 0.24), so
+    seconds-per-grid comes from the true sampled fps; older versions drop it and fall back to a
+    default rate, which silently shifts every predicted time.
+    """
+
+    def __init__(self, model_path: str, options: GenerationOptions, tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
+                 dtype: str = "bfloat16") -> None:
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:
+            raise RuntimeError("the vllm backend needs vLLM on a GPU machine: pip install 'verl-video[vllm]' "
+                               f"(import failed: {exc}); use --backend hf on CPU") from None
+        from transformers import AutoProcessor
+
+        self.options = options
+        self.settings = {"tensor_parallel_size": tensor_parallel_size, "dtype": dtype,
+                         "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        self.llm = LLM(model=model_path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
+                       gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                       limit_mm_per_prompt={"image": 0, "video": 1}, seed=options.seed)
+        self.sampling = SamplingParams(temperature=options.temperature, top_p=options.top_p,
+                                       max_tokens=options.max_new_tokens, seed=options.seed)
+
+    def generate(self, requests: list[EvalRequest]) -> list[str]:
+        """Responses for a batch, in request order."""
+        prompts = [{
+            "prompt": r.prompt,
+            "multi_modal_data": {"video": [(r.frames.permute(0, 2, 3, 1).contiguous().numpy(), dict(r.metadata))]},
+            "mm_processor_kwargs": {"do_sample_frames": False},
+        } for r in requests]
+        outputs = self.llm.generate(prompts, self.sampling, use_tqdm=False)
+        return [out.outputs[0].text for out in outputs]
+
+    def describe(self) -> dict:
+        """Backend name, engine settings and sampling settings."""
+        return {"backend": "vllm", **self.settings, **asdict(self.options)}
+
+
+BACKENDS = ("hf", "vllm")
+
+
+def make_backend(name: str, model_path: str, options: GenerationOptions, **kwargs: Any) -> EvalBackend:
+    """Build the named backend; `kwargs` go to its constructor (device/dtype, tensor_parallel_size, ...)."""
+    if name == "hf":
+        return HFBackend(model_path, options, **kwargs)
+    if name == "vllm":
+        return VLLMBackend(model_path, options, **kwargs)
+    raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")

@@ -1,0 +1,132 @@
+"""`verl-video score PRED.jsonl`: grounding metrics from anyone's per-sample predictions file.
+
+The line format is documented in `verl_video.evaluation.predictions`. Flags reproduce the other
+published conventions (strict `>`, first match, dropping failures) and are printed with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from verl_video.evaluation.breakdown import UNKNOWN, Buckets, breakdown, make_dimensions
+from verl_video.evaluation.grading import Grade, grade_prediction, grade_response
+from verl_video.evaluation.metrics import DEFAULT_THRESHOLDS, Convention, summarize
+from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
+from verl_video.evaluation.report import ScoreReport
+from verl_video.rewards.parser import ParserConfig
+
+PREFER = ("response", "prediction")
+ERROR = "error"
+
+
+def grade_line(line: PredictionLine, parser: ParserConfig, prefer: str = "response") -> Grade:
+    """Grade one line: its response through our parser, or its given prediction (see `prefer`)."""
+    if line.response is None and line.fields.get("error"):
+        return Grade(None, ERROR, 0.0)  # no response ever existed (e.g. the video did not decode)
+    use_response = line.has_response and (prefer == "response" or not line.has_prediction)
+    if use_response:
+        return grade_response(line.response, line.timestamps, line.duration, parser)
+    return grade_prediction(line.prediction, line.timestamps, parser)
+
+
+def score_lines(lines: Sequence[PredictionLine], source: str, convention: Convention, parser: ParserConfig,
+                fields: Sequence[str] = (), buckets: dict[str, Buckets] | None = None, prefer: str = "response",
+                settings: dict | None = None) -> ScoreReport:
+    """Grade every line and compute the overall metrics and every breakdown."""
+    grades = [grade_line(line, parser, prefer) for line in lines]
+    ious, parsed = [g.iou for g in grades], [g.parsed for g in grades]
+    breakdowns = {}
+    for dim in make_dimensions(fields, buckets):
+        groups = breakdown(lines, grades, dim, convention)
+        # A dimension nobody's lines carry says nothing; a named field is kept so its absence shows.
+        if list(groups) != [UNKNOWN] or dim.name in fields:
+            breakdowns[dim.name] = groups
+    return ScoreReport(source=source, convention=convention, parser=parser,
+                       overall=summarize(ious, parsed, convention), breakdowns=breakdowns,
+                       statuses=Counter(g.status for g in grades), prefer=prefer, settings=settings or {},
+                       ious=ious, parsed=parsed)
+
+
+def score_file(path: str, convention: Convention, parser: ParserConfig, fields: Sequence[str] = (),
+               buckets: dict[str, Buckets] | None = None, prefer: str = "response",
+               settings: dict | None = None) -> ScoreReport:
+    """Read and score a predictions JSONL file."""
+    return score_lines(read_predictions(path), path, convention, parser, fields, buckets, prefer, settings)
+
+
+# ---------------------------------------------------------------- command line (shared with `eval`)
+
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags choosing the scoring convention, the parser settings and the breakdowns."""
+    g = parser.add_argument_group("scoring conventions (printed with the numbers)")
+    g.add_argument("--strict", action="store_true", help="count R1@m with IoU > m (Time-R1's evaluation) instead of >=")
+    g.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS), metavar="M",
+                   help="IoU thresholds of R1@m (default: 0.3 0.5 0.7)")
+    g.add_argument("--drop-unparsed", action="store_true",
+                   help="leave unparseable answers out of the denominator (what dropping failed samples does); "
+                        "default: they count as IoU 0")
+    g.add_argument("--match", choices=("last", "first"), default="last",
+                   help="which interval when an answer holds several (lmms-eval reads the first; default last)")
+    g.add_argument("--fallback", choices=("none", "whole_text"), default="none",
+                   help="parse the whole response when it has no <answer> block (default: no)")
+    g.add_argument("--reversed", choices=("swap", "reject"), default="swap", help="reversed pairs (default swap)")
+    g.add_argument("--no-clip", action="store_true", help="do not clip parsed answers to [0, duration]")
+    g.add_argument("--normalized", action="store_true", help="answers are fractions of the video duration")
+    b = parser.add_argument_group("breakdowns")
+    b.add_argument("--by", action="append", default=[], metavar="FIELD",
+                   help="also break down by this field (repeatable; dotted paths reach nested fields, e.g. "
+                        "qsemtype, bins.qlen). Always: source, duration, moment_length, moment_position")
+    b.add_argument("--buckets", action="append", default=[], metavar="NAME=E0,E1,...",
+                   help="bucket edges of duration (s), moment_length or moment_position (%% of video); "
+                        "'inf' allowed, e.g. duration=0,60,180,inf")
+
+
+def parse_buckets(specs: Sequence[str]) -> dict[str, Buckets]:
+    """`NAME=e0,e1,...` strings to bucket definitions."""
+    out = {}
+    for spec in specs:
+        name, sep, edges = spec.partition("=")
+        try:
+            values = tuple(float(e) for e in edges.split(",")) if sep else ()
+            out[name.strip()] = Buckets(values, "s" if name.strip() == "duration" else "%")
+        except ValueError as exc:
+            raise ValueError(f"--buckets {spec!r}: expected NAME=E0,E1,... with increasing numbers ({exc})") from None
+    return out
+
+
+def scoring_from_args(args: argparse.Namespace) -> tuple[Convention, ParserConfig]:
+    """The convention and parser configuration the flags select."""
+    convention = Convention(thresholds=tuple(args.thresholds), strict=args.strict, drop_unparsed=args.drop_unparsed)
+    parser = ParserConfig(fallback=args.fallback, match=args.match, reversed=args.reversed, clip=not args.no_clip,
+                          normalized=args.normalized)
+    return convention, parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `verl-video score`."""
+    parser.add_argument("predictions", help="per-sample JSONL: timestamps + prediction or response per line "
+                                            "(format: docs/evaluation.md)")
+    parser.add_argument("--output-dir", "-o", help="write metrics.json, metrics.md and PNG plots here")
+    parser.add_argument("--prefer", choices=PREFER, default="response",
+                        help="which field to grade when a line has both (default: re-parse the response)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_scoring_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score a predictions file, print the markdown report, optionally write it with plots."""
+    try:
+        convention, parser = scoring_from_args(args)
+        report = score_file(args.predictions, convention, parser, args.by, parse_buckets(args.buckets), args.prefer)
+    except (PredictionFileError, ValueError, OSError) as exc:
+        print(f"verl-video score: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_markdown())
+    if args.output_dir:
+        for path in report.write(args.output_dir, plots=not args.no_plots):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
