@@ -1,14 +1,20 @@
-"""The trainer verl-video runs: verl's synchronous V1 PPO trainer plus per-data-source reward metrics.
+"""The trainer verl-video runs: verl's synchronous V1 PPO trainer plus grounding-specific step metrics.
 
 Registered in verl's trainer registry as `grounding_sync` and selected by our config
-(`trainer.v1.trainer_mode`). verl logs reward components per data source only at validation; this
-adds `reward/<data_source>/<component>` (IoU, format, parse-failure rates, ...) to every training step.
+(`trainer.v1.trainer_mode`). Each training step additionally logs
+- `reward/<data_source>/<component>`: reward extras per data source (verl logs them only at validation);
+- `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
+  tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
+  unless frames and prompt were built from different decodes).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import numpy as np
+import torch
 from verl.trainer.ppo.v1 import trainer_base
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
@@ -20,14 +26,55 @@ logger = logging.getLogger("verl_video")
 TRAINER_MODE = "grounding_sync"
 
 
+def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video_token_id: int, merge: int) -> dict:
+    """`video/*` metrics for one batch from each sample's prompt ids and multimodal inputs."""
+    with_grid, tokens, mismatched = 0, [], 0
+    for prompt, inputs in zip(prompts, mm_inputs):
+        grid = (inputs or {}).get("video_grid_thw") if isinstance(inputs, dict) else None
+        placeholders = int((torch.as_tensor(prompt) == video_token_id).sum())
+        expected = 0
+        if grid is not None:
+            with_grid += 1
+            expected = int(torch.as_tensor(grid).reshape(-1, 3).prod(dim=-1).sum()) // (merge * merge)
+        tokens.append(placeholders)
+        mismatched += int(placeholders != expected)
+    count = max(1, len(tokens))
+    return {
+        "video/with_grid_fraction": with_grid / count,
+        "video/tokens_per_sample": float(np.mean(tokens)) if tokens else 0.0,
+        "video/placeholder_grid_mismatches": float(mismatched),
+    }
+
+
 @register_trainer(TRAINER_MODE)
 class GroundingSyncTrainer(PPOTrainerSync):
-    """verl's sync trainer; each step's metrics also carry the reward extras per data source."""
+    """verl's sync trainer; each step's metrics also carry reward extras per source and video-input checks."""
 
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         result = super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
-        try:
-            metrics.update(transfer_queue_batch_metrics(trainer_base.tq, batch))
-        except Exception as exc:  # a metric must never stop training
-            logger.warning("verl-video: per-source reward metrics failed: %s: %s", type(exc).__name__, exc)
+        for name, compute in (("reward", self._reward_metrics), ("video", self._video_metrics)):
+            try:
+                metrics.update(compute(batch))
+            except Exception as exc:  # a metric must never stop training
+                logger.warning("verl-video: %s metrics failed: %s: %s", name, type(exc).__name__, exc)
         return result
+
+    def _reward_metrics(self, batch) -> dict:
+        return transfer_queue_batch_metrics(trainer_base.tq, batch)
+
+    def _video_metrics(self, batch) -> dict:
+        processor = getattr(self, "processor", None)
+        video_token_id = getattr(getattr(processor, "tokenizer", None), "convert_tokens_to_ids", lambda _: None)(
+            "<|video_pad|>"
+        )
+        if processor is None or video_token_id is None:
+            return {}
+        data = trainer_base.tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=["prompts", "multi_modal_inputs"]
+        )
+        keep = [i for i, tag in enumerate(batch.tags) if not (tag or {}).get("is_padding", False)]
+        prompts = [data["prompts"][i] for i in keep]
+        mm_inputs = data["multi_modal_inputs"]
+        mm_inputs = [mm_inputs[i] for i in keep]
+        merge = getattr(getattr(processor, "video_processor", None), "merge_size", 2)
+        return video_input_metrics(prompts, mm_inputs, video_token_id, merge)
