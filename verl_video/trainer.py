@@ -6,6 +6,8 @@ Registered in verl's trainer registry as `grounding_sync` and selected by our co
 - `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
   tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes).
+The rollout dump (`trainer.rollout_data_dir`) also gets every reward component per trajectory, which
+verl's V1 dump leaves out.
 """
 
 from __future__ import annotations
@@ -58,6 +60,32 @@ class GroundingSyncTrainer(PPOTrainerSync):
             except Exception as exc:  # a metric must never stop training
                 logger.warning("verl-video: %s metrics failed: %s: %s", name, type(exc).__name__, exc)
         return result
+
+    def _log_rollout_data(self, batch, timing_raw, rollout_data_dir):
+        # verl's dump builds its rows from this batch; remember it so _dump_generations can add reward extras.
+        self._dumping_batch = batch
+        try:
+            return super()._log_rollout_data(batch, timing_raw, rollout_data_dir)
+        finally:
+            self._dumping_batch = None
+
+    def _dump_generations(self, inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path):
+        batch = getattr(self, "_dumping_batch", None)
+        if batch is not None and "uid" in reward_extra_infos_dict:
+            try:
+                reward_extra_infos_dict.update(self._reward_extras(batch, reward_extra_infos_dict["uid"]))
+            except Exception as exc:  # the dump is a convenience; never fail a step on it
+                logger.warning("verl-video: reward extras left out of the rollout dump: %s", exc)
+        return super()._dump_generations(inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path)
+
+    @staticmethod
+    def _reward_extras(batch, keys: list) -> dict[str, list]:
+        """Each reward_extra_info key as a list aligned with `keys` (the dump's row order)."""
+        data = trainer_base.tq.kv_batch_get(keys=list(keys), partition_id=batch.partition_id, select_fields=["extra_fields"])
+        fields = list(data["extra_fields"])
+        infos = [(f.get("reward_extra_info") if isinstance(f, dict) else None) or {} for f in fields]
+        names = dict.fromkeys(name for info in infos for name in info)
+        return {name: [info.get(name) for info in infos] for name in names}
 
     def _reward_metrics(self, batch) -> dict:
         return transfer_queue_batch_metrics(trainer_base.tq, batch)

@@ -8,7 +8,6 @@ reward manager recorded each prompt's video token count.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -93,7 +92,7 @@ def test_video_token_count_follows_the_duration(grpo_run):
     rows = _trajectories(grpo_run)
     assert rows, "no rollout dump written"
     for row in rows:
-        duration = ast.literal_eval(row["gts"])["duration"]
+        duration = row["gts"]["duration"]
         frames = duration * FPS
         # Frames are taken every 0.5 s and paired; an odd count is padded to the next pair.
         expected = {math.floor(frames / 2) * TOKENS_PER_FRAME_PAIR, math.ceil(frames / 2) * TOKENS_PER_FRAME_PAIR}
