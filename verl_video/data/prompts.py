@@ -23,6 +23,11 @@ class PromptTemplate:
     think: bool = True
 
 
+JSON_ANSWER_SYSTEM = (
+    "You first think about the question inside <think></think>, then give the final answer "
+    "inside <answer></answer> as JSON."
+)
+
 TEMPLATES: dict[str, PromptTemplate] = {
     "think": PromptTemplate(
         name="think",
@@ -44,14 +49,18 @@ TEMPLATES: dict[str, PromptTemplate] = {
     ),
     "think_json": PromptTemplate(
         name="think_json",
-        system=(
-            "You first think about the question inside <think></think>, then give the final answer "
-            "inside <answer></answer> as JSON."
-        ),
+        system=JSON_ANSWER_SYSTEM,
         user=(
             "<video>\nWhen does this happen in the video: \"{query}\"? Answer with "
             '{{"start_time": start, "end_time": end}} in seconds.'
         ),
+        answer_style="json",
+    ),
+    # Temporal-R1 records carry the whole question in `problem`; it is the user text as is.
+    "temporal_r1": PromptTemplate(
+        name="temporal_r1",
+        system=JSON_ANSWER_SYSTEM,
+        user="<video>\n{query}",
         answer_style="json",
     ),
 }

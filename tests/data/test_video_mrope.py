@@ -1,0 +1,78 @@
+"""The model's time encoding: temporal M-RoPE positions of video tokens match the seconds of the frames.
+
+Runs our multimodal path the way verl 0.9.1's agent loop does (dataset class -> processor with
+video_metadata and do_sample_frames=False -> AgentLoopWorker._compute_position_ids) on a tiny
+Qwen2.5-VL processor, for a short video at 2 fps, a long one whose rate drops to 2/k fps, and a clip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import pytest
+import torch
+from synthetic_video import time_of
+from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+from verl.utils.tokenizer import build_multimodal_processor_inputs
+
+from verl_video.data.dataset import VideoGroundingDataset
+from verl_video.data.prompts import build_messages
+from verl_video.data.settings import VideoBudget
+from verl_video.data.video_loader import VideoRequest
+
+CASES = {
+    # name: (video, budget overrides, clip start, clip end, expected seconds per grid)
+    "short": ("short", {"fps": 2.0}, None, None, 1),
+    "long": ("vfr", {"fps": 2.0, "max_frames": 32}, None, None, 5),
+    "clipped": ("vfr", {"fps": 1.0}, 20.0, 30.0, 2),
+}
+
+
+def video_messages(request: VideoRequest) -> list[dict]:
+    messages = build_messages("the bars change", "think")
+    text = messages[-1]["content"]
+    before, after = text.split("<video>")
+    messages[-1]["content"] = [
+        {"type": "text", "text": before},
+        {"type": "video", **request.to_item()},
+        {"type": "text", "text": after},
+    ]
+    return messages
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_temporal_positions_are_frame_seconds(case, videos, tiny_processor):
+    name, overrides, start, end, seconds_per_grid = CASES[case]
+    request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
+    messages = video_messages(request)
+    config = {"video": {"decoder": "auto"}}
+    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, config))
+    frames, metadata = videos_in[0]
+
+    text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)
+    assert float(inputs["second_per_grid_ts"][0]) == pytest.approx(seconds_per_grid)
+    multi_modal_inputs = dict(inputs.convert_to_tensors("pt"))
+    input_ids = multi_modal_inputs.pop("input_ids")
+    multi_modal_inputs.pop("attention_mask")
+    worker = types.SimpleNamespace(processor=tiny_processor)
+    positions = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), multi_modal_inputs)
+
+    grid_t, grid_h, grid_w = inputs["video_grid_thw"][0].tolist()
+    assert grid_t == frames.shape[0] // 2
+    video_token = tiny_processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    temporal = positions[0, 1, input_ids[0] == video_token]  # row 0 is text positions, 1..3 are t, h, w
+    per_grid = grid_h * grid_w // 4
+    grid_positions = (temporal[::per_grid] - temporal[0]).tolist()
+    tokens_per_second = tiny_processor.config.vision_config.tokens_per_second
+    model_seconds = [p / tokens_per_second for p in grid_positions]
+
+    # What the frames really show (their barcodes), relative to the clip start.
+    shown = [time_of(f.permute(1, 2, 0).numpy()) - (start or 0.0) for f in frames[::2]]
+    assert len(model_seconds) == len(shown) == grid_t
+    for g, (model_time, frame_time) in enumerate(zip(model_seconds, shown, strict=True)):
+        assert model_time == g * seconds_per_grid
+        # The frame shown is the one on screen at that second (source frames are 0.2 s apart at worst).
+        assert model_time - 0.21 <= frame_time <= model_time + 0.05, (g, model_time, frame_time)
+    assert metadata["fps"] == pytest.approx(2 / seconds_per_grid)

@@ -1,0 +1,204 @@
+"""data_config YAML: the list of datasets a run trains or evaluates on.
+
+    seed: 42                         # optional; seeds random:N strategies and weights
+    datasets:
+      - name: charades_sta           # optional; defaults to the json file's stem
+        json_path: annotations/charades_sta_train.jsonl    # .json / .jsonl / .txt
+        data_folder: videos/charades  # videos are relative to it
+        format: canonical            # optional; detected when absent
+        sampling_strategy: all       # all | first:N | end:N | random:N | random:P%
+        weight: 1.0                  # optional mixing ratio between datasets
+        task: tvg                    # optional; overrides the records' task
+        prompt_template: think       # optional template name or text with {query}
+        fps: 2.0                     # optional video budget overrides (see settings.VideoBudget)
+        max_frames: 768
+        total_pixels: 2809856
+        durations: Charades_v1_train.csv   # charades_sta text only: the CSV with id,length
+        video_ext: .mp4              # ids without extension (Charades-STA, dict of videos)
+
+Relative paths are resolved against the YAML file's folder, then against the working directory.
+A Temporal-R1 `tvg.yaml` (`datasets: [{json_path, data_folder, sampling_strategy}]`) is accepted as is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from verl_video.data.formats import FORMAT_NAMES, ReadOptions
+from verl_video.data.settings import BUDGET_FIELDS
+
+_ENTRY_KEYS = {
+    "name", "json_path", "data_folder", "format", "sampling_strategy", "weight", "task", "prompt_template",
+    "durations", "video_ext", *BUDGET_FIELDS,
+}  # fmt: skip
+_STRATEGY = re.compile(r"^(all|first:(\d+)|end:(\d+)|random:(\d+)|random:(\d+(?:\.\d+)?)%)$")
+
+
+class DataConfigError(ValueError):
+    """An invalid data_config; the message names the file, the line and the key."""
+
+
+@dataclass
+class DatasetEntry:
+    """One dataset of a data_config."""
+
+    name: str
+    json_path: str
+    data_folder: str
+    format: str | None = None
+    sampling_strategy: str = "all"
+    weight: float | None = None
+    task: str | None = None
+    prompt_template: str | None = None
+    budget_overrides: dict[str, Any] = field(default_factory=dict)
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    origin: str = ""
+
+    def resolve_video(self, video: str) -> str:
+        """Absolute path of a record's video."""
+        return os.path.abspath(video if os.path.isabs(video) else os.path.join(self.data_folder, video))
+
+
+@dataclass
+class DataConfig:
+    """A parsed data_config file."""
+
+    path: str
+    datasets: list[DatasetEntry]
+    seed: int | None = None
+
+
+def _resolve_path(value: str, base_dir: str) -> str:
+    value = os.path.expanduser(str(value))
+    if os.path.isabs(value):
+        return value
+    beside = os.path.join(base_dir, value)
+    return os.path.abspath(beside if os.path.exists(beside) or not os.path.exists(value) else value)
+
+
+def _line_of(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 0
+
+
+def _mapping_lines(node: yaml.Node) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {key.value: _line_of(value) for key, value in node.value}
+
+
+def parse_sampling_strategy(text: str) -> tuple[str, float | None]:
+    """Split 'random:10%' into ('random%', 10.0), 'first:5' into ('first', 5.0), 'all' into ('all', None)."""
+    match = _STRATEGY.match(str(text).strip())
+    if not match:
+        raise ValueError(f"sampling_strategy {text!r} is not one of all, first:N, end:N, random:N, random:P%")
+    if match[1] == "all":
+        return "all", None
+    kind = match[1].split(":")[0]
+    if match[5] is not None:
+        return "random%", float(match[5])
+    return kind, float(match[2] or match[3] or match[4])
+
+
+def load_data_config(path: str) -> DataConfig:
+    """Parse and check a data_config YAML; errors name the file, line and key."""
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        raise DataConfigError(f"{path}: data_config not found")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
+        raise DataConfigError(f"{name}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("datasets"), list) or not data["datasets"]:
+        raise DataConfigError(f"{name}:1: key 'datasets' must be a non-empty list of dataset entries")
+    top_lines = _mapping_lines(root)
+    items_node = next(v for k, v in root.value if k.value == "datasets")
+    base_dir = os.path.dirname(os.path.abspath(path))
+    entries = []
+    for i, (raw, node) in enumerate(zip(data["datasets"], items_node.value, strict=True)):
+        entries.append(_parse_entry(raw, node, name, i, base_dir))
+    names = [e.name for e in entries]
+    for i, entry in enumerate(entries):
+        if names.index(entry.name) != i:
+            entry.name = f"{entry.name}_{i}"  # two entries over the same file stay distinguishable
+    seed = data.get("seed")
+    if seed is not None and not isinstance(seed, int):
+        raise DataConfigError(f"{name}:{top_lines.get('seed', 0)}: key 'seed' must be an integer")
+    return DataConfig(path=os.path.abspath(path), datasets=entries, seed=seed)
+
+
+def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir: str) -> DatasetEntry:
+    where = f"{file_name}:{_line_of(node)}: datasets[{index}]"
+    if not isinstance(raw, dict):
+        raise DataConfigError(f"{where}: each dataset entry must be a mapping")
+    lines = _mapping_lines(node)
+
+    def fail(key: str, message: str) -> DataConfigError:
+        return DataConfigError(f"{file_name}:{lines.get(key, _line_of(node))}: datasets[{index}].{key}: {message}")
+
+    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key; choose from {', '.join(sorted(_ENTRY_KEYS))}")
+    for key in ("json_path", "data_folder"):
+        if not raw.get(key):
+            raise fail(key, "missing (required)")
+    json_path = _resolve_path(raw["json_path"], base_dir)
+    if not os.path.exists(json_path):
+        raise fail("json_path", f"file not found: {json_path}")
+    fmt = raw.get("format")
+    if fmt is not None and fmt not in FORMAT_NAMES:
+        raise fail("format", f"{fmt!r} is not one of {', '.join(FORMAT_NAMES)}")
+    strategy = str(raw.get("sampling_strategy") or "all")
+    try:
+        parse_sampling_strategy(strategy)
+    except ValueError as exc:
+        raise fail("sampling_strategy", str(exc)) from None
+    weight = raw.get("weight")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0):
+        raise fail("weight", f"must be a positive number, got {weight!r}")
+    budget = {}
+    for key in BUDGET_FIELDS:
+        if raw.get(key) is None:
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise fail(key, f"must be a positive number, got {value!r}")
+        budget[key] = value
+    options = ReadOptions(video_ext=raw.get("video_ext"))
+    if raw.get("durations"):
+        options["durations"] = _resolve_path(raw["durations"], base_dir)
+        if not os.path.exists(options["durations"]):
+            raise fail("durations", f"file not found: {options['durations']}")
+    return DatasetEntry(
+        name=str(raw.get("name") or os.path.splitext(os.path.basename(json_path))[0]),
+        json_path=json_path,
+        data_folder=_resolve_path(raw["data_folder"], base_dir),
+        format=fmt,
+        sampling_strategy=strategy,
+        weight=float(weight) if weight is not None else None,
+        task=raw.get("task"),
+        prompt_template=raw.get("prompt_template"),
+        budget_overrides=budget,
+        read_options=options,
+        origin=where,
+    )
+
+
+def single_file_config(json_path: str, data_folder: str | None = None) -> DataConfig:
+    """A one-dataset config for a bare annotation file (videos relative to its folder)."""
+    path = os.path.abspath(json_path)
+    entry = DatasetEntry(
+        name=os.path.splitext(os.path.basename(path))[0],
+        json_path=path,
+        data_folder=os.path.abspath(data_folder or os.path.dirname(path)),
+        origin=os.path.basename(path),
+    )
+    return DataConfig(path=path, datasets=[entry])

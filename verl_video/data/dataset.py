@@ -1,0 +1,304 @@
+"""VideoGroundingDataset: verl's RLHFDataset for temporal grounding, fed by data_config YAML files.
+
+Select it with `data.custom_cls.path=pkg://verl_video.data.dataset data.custom_cls.name=VideoGroundingDataset`.
+Its `data_files` (data.train_files / data.val_files) are data_config YAMLs, or bare annotation files.
+
+- Construction reads annotations only; no video is decoded, and the overlong-prompt filter counts video
+  tokens from each file's header (duration, size) and the sampling budget.
+- `__getitem__` builds a verl row (prompt messages, one `videos` item, reward ground truth) without
+  decoding; a record whose video is missing or unreadable is replaced by the next good one.
+- The agent loop calls `process_multi_modal_info`, which decodes through our decoder (by timestamp,
+  2/k fps, resized in the decoder) and caches per process, and hands verl exact `video_metadata`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl_video.data.checks import training_ready
+from verl_video.data.config import DataConfig, DatasetEntry, load_data_config, single_file_config
+from verl_video.data.formats import read_annotations
+from verl_video.data.issues import issue_log
+from verl_video.data.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
+from verl_video.data.probe import VideoError, probe_video
+from verl_video.data.prompts import build_messages, get_template
+from verl_video.data.records import GroundingRecord
+from verl_video.data.rope_time import install_rope_time_hook
+from verl_video.data.sampling_plan import fit_frame_size, plan_sampling
+from verl_video.data.settings import VideoBudget, VideoDataSettings, settings_from_config
+from verl_video.data.video import DecodedVideo, clip_window, plan_for_file, video_metadata
+from verl_video.data.video_loader import VideoRequest, load_video
+
+logger = logging.getLogger("verl_video.data")
+install_rope_time_hook()
+
+# How many following records to try when a record's video is bad, before giving up on the batch slot.
+MAX_REPLACEMENT_TRIES = 64
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One training sample: a record, its dataset and how its video is sampled and prompted."""
+
+    dataset: str
+    record: GroundingRecord
+    video: VideoRequest
+    template: str
+
+
+def load_items(data_files: list[str], settings: VideoDataSettings) -> list[DatasetItem]:
+    """Read every data_config (or bare annotation file), apply strategies and weights, build items."""
+    items: list[DatasetItem] = []
+    for path in data_files:
+        config = load_data_config(path) if path.endswith((".yaml", ".yml")) else single_file_config(path)
+        items.extend(_config_items(config, settings))
+    return items
+
+
+def _config_items(config: DataConfig, settings: VideoDataSettings) -> list[DatasetItem]:
+    seed = config.seed if config.seed is not None else settings.seed
+    selected = []
+    for entry in config.datasets:
+        records = read_annotations(entry.json_path, entry.format, entry.read_options)
+        records = apply_sampling_strategy(records, entry.sampling_strategy, dataset_rng(seed, entry.name, "strategy"))
+        usable = _training_records(records, entry)
+        selected.append((entry, usable))
+    return [_make_item(entry, record, settings) for entry, record in mix_datasets(selected, seed)]
+
+
+def _training_records(records: list[GroundingRecord], entry: DatasetEntry) -> list[GroundingRecord]:
+    usable, dropped, fixed = [], 0, 0
+    for record in records:
+        ready, changes = training_ready(record)
+        if ready is None:
+            dropped += 1
+            continue
+        fixed += bool(changes)
+        usable.append(ready)
+    if dropped or fixed:
+        logger.warning(
+            "verl-video data: %s: %d records dropped and %d clipped or swapped (run `verl-video validate` for details)",
+            entry.name, dropped, fixed,
+        )  # fmt: skip
+    return usable
+
+
+def _make_item(entry: DatasetEntry, record: GroundingRecord, settings: VideoDataSettings) -> DatasetItem:
+    if entry.task:
+        record = replace(record, task=entry.task)
+    budget = settings.budget.with_overrides(entry.budget_overrides)
+    request = VideoRequest(
+        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end
+    )
+    template = entry.prompt_template or record.extra.get("prompt_template") or settings.prompt_template
+    return DatasetItem(dataset=entry.name, record=record, video=request, template=template)
+
+
+def build_row(item: DatasetItem, index: int, duration: float) -> dict[str, Any]:
+    """The verl row for `item`: prompt with `<video>`, the `videos` column, reward ground truth, extra_info."""
+    record = item.record
+    template = get_template(item.template)
+    return {
+        "data_source": item.dataset,
+        "prompt": build_messages(record.query, template, duration=duration),
+        "videos": [item.video.to_item()],
+        "reward_model": {"style": "rule", "ground_truth": {"timestamps": record.timestamps, "duration": duration}},
+        "extra_info": {
+            "index": index,
+            "id": record.id,
+            "task": record.task,
+            "duration": duration,
+            "video": item.video.path,
+            "video_start": record.video_start,
+            "video_end": record.video_end,
+            "query": record.query,
+            "prompt_template": item.template if template.name == "custom" else template.name,
+            "answer_style": template.answer_style,
+            "data_replaced": 0,
+        },
+    }
+
+
+def seen_duration(item: DatasetItem) -> float:
+    """Seconds the model sees: the annotation's duration, else the clip or file length from the header.
+
+    The header is read either way (once per file and process): a missing or unreadable video raises here.
+    """
+    probe = probe_video(item.video.path)
+    window = clip_window(probe.duration, item.video.video_start, item.video.video_end, item.video.path)
+    return float(item.record.duration) if item.record.duration else window[1]
+
+
+def placeholder_video(budget: VideoBudget) -> DecodedVideo:
+    """Black frames standing in for a video that failed to decode, so the rollout can still run."""
+    side = int(budget.min_pixels**0.5)
+    height, width = fit_frame_size(side, side, budget.min_pixels, budget.max_pixels)
+    plan = plan_sampling(budget.min_frames / 2.0, height, width, budget)
+    frames = torch.zeros((plan.num_frames, 3, plan.height, plan.width), dtype=torch.uint8)
+    return DecodedVideo(frames=frames, metadata=video_metadata(plan, "placeholder"), plan=plan, backend="placeholder")
+
+
+def warn_if_processor_resizes(processor: Any, budgets: set[VideoBudget]) -> None:
+    """Warn when a budget's per-frame pixel range leaves the video processor's: it would resize again."""
+    size = getattr(getattr(processor, "video_processor", None), "size", None)
+    if size is None:
+        return
+    lowest, highest = (size.get(k) if isinstance(size, dict) else getattr(size, k, None) for k in ("shortest_edge", "longest_edge"))
+    for budget in budgets:
+        if (lowest and budget.min_pixels < lowest) or (highest and budget.max_pixels > highest):
+            logger.warning(
+                "verl-video data: video budget pixels [%d, %d] per frame exceed the processor's [%s, %s]; "
+                "frames outside it are resized again by the processor (token counts then differ from the "
+                "overlong-prompt filter's); set data.video.min_pixels / max_pixels inside it",
+                budget.min_pixels, budget.max_pixels, lowest, highest,
+            )  # fmt: skip
+            return
+
+
+def video_items(messages: list[dict]) -> list[dict]:
+    """The video content items of chat messages, in order."""
+    return [
+        part
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "video"
+    ]
+
+
+class VideoGroundingDataset(RLHFDataset):
+    """RLHFDataset over data_config YAMLs with our video decoder in the agent loop."""
+
+    def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
+        self.settings = settings_from_config(config)
+        super().__init__(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
+
+    # ---- construction -------------------------------------------------------------------------
+    def _download(self, use_origin_parquet: bool = False) -> None:
+        files = self.original_data_files if use_origin_parquet else self.data_files
+        self.data_files = [os.path.abspath(os.path.expanduser(str(f))) for f in files]
+
+    def _read_files_and_tokenize(self) -> None:
+        items = load_items(self.data_files, self.settings)
+        total = len(items)
+        if 0 < self.max_samples < total:
+            rng = np.random.default_rng(self.seed if self.seed is not None else self.settings.seed)
+            keep = rng.choice(total, size=self.max_samples, replace=False) if self.shuffle else range(self.max_samples)
+            items = [items[i] for i in sorted(keep)]
+        logger.info("verl-video data: %d samples from %s", len(items), ", ".join(self.data_files))
+        warn_if_processor_resizes(self.processor, {item.video.budget for item in items})
+        items = self.maybe_filter_out_long_prompts(items)
+        # RLHFDataset.__getitem__ reads self.dataframe[i]; rows are built there, never stored.
+        self.dataframe = RowSource(items, skip_bad_samples=self.settings.skip_bad_samples)
+
+    def maybe_filter_out_long_prompts(self, dataframe: list[DatasetItem] = None) -> list[DatasetItem]:
+        """Drop items whose prompt (text + video tokens counted from headers) exceeds max_prompt_length."""
+        if not self.filter_overlong_prompts or self.processor is None:
+            return dataframe
+        kept, unreadable = [], 0
+        for item in tqdm(dataframe, desc=f"Counting prompt tokens (limit {self.max_prompt_length})", mininterval=2):
+            try:
+                length = self.estimate_prompt_length(item)
+            except VideoError as exc:
+                unreadable += 1
+                issue_log.report("unreadable_video", item.video.path, str(exc))
+                continue
+            if length <= self.max_prompt_length:
+                kept.append(item)
+        logger.info(
+            "verl-video data: kept %d of %d samples (%d over %d tokens, %d unreadable videos)",
+            len(kept), len(dataframe), len(dataframe) - len(kept) - unreadable, self.max_prompt_length, unreadable,
+        )  # fmt: skip
+        return kept
+
+    def estimate_prompt_length(self, item: DatasetItem) -> int:
+        """Prompt tokens of `item`: the rendered chat text plus the video tokens its sampling plan yields."""
+        row = build_row(item, 0, seen_duration(item))
+        messages = self._build_messages(row, key=self.prompt_key)
+        text = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
+        )
+        text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+        plan = plan_for_file(item.video.path, item.video.budget, item.video.video_start, item.video.video_end)
+        return text_tokens - 1 + plan.num_video_tokens  # the one video placeholder becomes the video tokens
+
+    # ---- rows ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.dataframe)
+
+    def on_batch_end(self, batch) -> None:
+        """Driver-side hook of verl's trainer: log how many rows of the batch replaced a bad sample."""
+        infos = batch.non_tensor_batch.get("extra_info") if batch is not None else None
+        replaced = sum(int(bool(info.get("data_replaced"))) for info in infos) if infos is not None else 0
+        if replaced:
+            logger.warning("verl-video data: %d rows of this batch replaced samples with bad videos", replaced)
+
+    # ---- multimodal (called by verl's agent loop, in its worker processes) --------------------
+    @classmethod
+    def _process_multi_modal_info(cls, messages: list[dict], image_patch_size, config) -> tuple:
+        """(images, videos, audios) for the processor: videos are (uint8 frames, metadata) pairs."""
+        items = video_items(messages)
+        if not items:
+            return None, None, None
+        settings = settings_from_config(config)
+        videos = []
+        for part in items:
+            request = VideoRequest.from_item(part, settings.budget)
+            try:
+                decoded = load_video(request, settings)
+            except VideoError as exc:
+                if not settings.skip_bad_samples:
+                    raise
+                issue_log.report("undecodable_video", request.path, str(exc))
+                decoded = placeholder_video(request.budget)
+            videos.append(decoded.as_processor_input())
+        return None, videos, None
+
+    @classmethod
+    async def process_multi_modal_info(cls, messages: list[dict], image_patch_size, config) -> tuple:
+        """Async wrapper verl's agent loop awaits; decoding runs in the default executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, cls._process_multi_modal_info, messages, image_patch_size, config)
+
+    @classmethod
+    async def process_vision_info(cls, messages: list[dict], image_patch_size, config) -> tuple:
+        """Older agent-loop entry point: (images, videos)."""
+        images, videos, _ = await cls.process_multi_modal_info(messages, image_patch_size, config)
+        return images, videos
+
+
+class RowSource:
+    """The dataset's rows, built on access; a sample whose video is missing or unreadable (by its
+    header) is replaced by the next good one, and the row records how far it moved (`data_replaced`)."""
+
+    def __init__(self, items: list[DatasetItem], skip_bad_samples: bool = True):
+        self.items = items
+        self.skip_bad_samples = skip_bad_samples
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        for offset in range(min(MAX_REPLACEMENT_TRIES, len(self.items))):
+            position = (int(index) + offset) % len(self.items)
+            item = self.items[position]
+            try:
+                duration = seen_duration(item)
+            except VideoError as exc:
+                if not self.skip_bad_samples:
+                    raise
+                issue_log.report("bad_video", item.video.path, str(exc))
+                continue
+            row = build_row(item, position, duration)
+            row["extra_info"]["data_replaced"] = offset
+            return row
+        raise VideoError(f"{MAX_REPLACEMENT_TRIES} consecutive samples from index {index} have unusable videos")

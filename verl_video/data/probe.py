@@ -1,0 +1,90 @@
+"""Cheap facts about a video file (duration, size, rate) read from its container header, never decoded.
+
+A probe is cached per file identity (real path, size, mtime), so each file is probed once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+
+class VideoError(RuntimeError):
+    """A video that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What makes two reads of a path the same video: resolved path, byte size, modification time."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> FileIdentity:
+        """Stat `path` (following links); raise VideoError when it is missing."""
+        real = os.path.realpath(path)
+        try:
+            st = os.stat(real)
+        except OSError as exc:
+            raise VideoError(f"{path}: video not found ({exc.strerror})") from None
+        return cls(real, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """Header facts about a video stream."""
+
+    duration: float  # seconds
+    width: int
+    height: int
+    fps: float  # average frame rate (informative only; sampling is by timestamp)
+    num_frames: int  # 0 when the container does not say
+
+
+_probe_cache: dict[FileIdentity, VideoProbe] = {}
+_probe_lock = threading.Lock()
+
+
+def probe_video(path: str) -> VideoProbe:
+    """Duration, size and rate of `path` from its header (PyAV), cached per file identity."""
+    identity = FileIdentity.of(path)
+    with _probe_lock:
+        cached = _probe_cache.get(identity)
+    if cached is not None:
+        return cached
+    probe = _read_header(path, identity)
+    with _probe_lock:
+        _probe_cache[identity] = probe
+    return probe
+
+
+def _read_header(path: str, identity: FileIdentity) -> VideoProbe:
+    import av
+
+    if identity.size == 0:
+        raise VideoError(f"{path}: empty file")
+    try:
+        with av.open(identity.path) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            if not duration and container.duration is not None:
+                duration = container.duration / 1_000_000  # av.time_base is microseconds
+            rate = float(stream.average_rate) if stream.average_rate else 0.0
+            width, height = stream.codec_context.width, stream.codec_context.height
+            frames = int(stream.frames or 0)
+    except VideoError:
+        raise
+    except Exception as exc:  # PyAV raises many error types for damaged files
+        raise VideoError(f"{path}: cannot read the container header ({type(exc).__name__}: {exc})") from None
+    if not duration or duration <= 0:
+        raise VideoError(f"{path}: the header gives no duration")
+    if not width or not height:
+        raise VideoError(f"{path}: the header gives no frame size")
+    return VideoProbe(duration=duration, width=width, height=height, fps=rate, num_frames=frames)

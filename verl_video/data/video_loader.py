@@ -1,0 +1,78 @@
+"""One entry point for "give me this video under this budget": memory cache, persistent cache, decoder.
+
+A `VideoRequest` travels inside verl's rows as a plain dict (the `videos` column, then the chat
+message's video item), so the agent-loop workers can rebuild it without the dataset object.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from verl_video.data.decode_cache import DecodeCache
+from verl_video.data.persistent_cache import PersistentVideoCache
+from verl_video.data.probe import FileIdentity
+from verl_video.data.settings import BUDGET_FIELDS, VideoBudget, VideoDataSettings
+from verl_video.data.video import DecodedVideo, decode_video
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A video file, the optional clip of it the model sees, and the sampling budget."""
+
+    path: str
+    budget: VideoBudget = VideoBudget()
+    video_start: float | None = None
+    video_end: float | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        """The dict stored in a row's `videos` column (keys mirror qwen-vl-utils' video items)."""
+        return {"video": self.path, "video_start": self.video_start, "video_end": self.video_end, **asdict(self.budget)}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any], default: VideoBudget) -> VideoRequest:
+        """Rebuild a request from a message's video item; budget keys it lacks take `default`."""
+        budget = default.with_overrides({k: item.get(k) for k in BUDGET_FIELDS})
+        return cls(path=str(item["video"]), budget=budget, video_start=item.get("video_start"), video_end=item.get("video_end"))
+
+    @property
+    def clip(self) -> tuple[float | None, float | None]:
+        """(video_start, video_end) as floats, so 20 and 20.0 name the same clip."""
+        return tuple(None if t is None else float(t) for t in (self.video_start, self.video_end))
+
+    def cache_key(self, decoder: str) -> tuple:
+        """Identity of the decoded result: the file as it is now plus every sampling parameter."""
+        return (FileIdentity.of(self.path), self.budget.as_key(), *self.clip, decoder)
+
+
+_memory_cache: DecodeCache[DecodedVideo] | None = None
+_memory_cache_lock = threading.Lock()
+
+
+def memory_cache(max_mb: int) -> DecodeCache[DecodedVideo]:
+    """The process-wide decode cache (created on first use with `max_mb`)."""
+    global _memory_cache
+    with _memory_cache_lock:
+        if _memory_cache is None:
+            _memory_cache = DecodeCache(max_bytes=max_mb * 1024 * 1024, size_of=lambda v: v.nbytes)
+        return _memory_cache
+
+
+def load_video(request: VideoRequest, settings: VideoDataSettings) -> DecodedVideo:
+    """Decoded frames for `request`, decoding at most once per process (and per persistent cache)."""
+    key = request.cache_key(settings.decoder)
+    return memory_cache(settings.memory_cache_mb).get_or_compute(key, lambda: _load_uncached(request, settings))
+
+
+@functools.lru_cache(maxsize=8)
+def persistent_cache(root: str, max_gb: float) -> PersistentVideoCache:
+    """The persistent cache at `root` (one object per folder and bound in a process)."""
+    return PersistentVideoCache(root, int(max_gb * 1024**3))
+
+
+def _load_uncached(request: VideoRequest, settings: VideoDataSettings) -> DecodedVideo:
+    if settings.cache_dir:
+        return persistent_cache(settings.cache_dir, settings.cache_max_gb).get_or_decode(request, settings.decoder)
+    return decode_video(request.path, request.budget, request.video_start, request.video_end, settings.decoder)
