@@ -3,6 +3,8 @@
 Registered in verl's trainer registry as `grounding_sync` and selected by our config
 (`trainer.v1.trainer_mode`). Each training step additionally logs
 - `reward/<data_source>/<component>`: reward extras per data source (verl logs them only at validation);
+- `data/replaced_total`: records skipped so far because their video was missing or unreadable (each was
+  replaced by the next good record, see `verl_video/data/dataset.py`);
 - `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
   tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes).
@@ -54,7 +56,11 @@ class GroundingSyncTrainer(PPOTrainerSync):
 
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         result = super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
-        for name, compute in (("reward", self._reward_metrics), ("video", self._video_metrics)):
+        for name, compute in (
+            ("reward", self._reward_metrics),
+            ("video", self._video_metrics),
+            ("data", self._data_metrics),
+        ):
             try:
                 metrics.update(compute(batch))
             except Exception as exc:  # a metric must never stop training
@@ -86,6 +92,16 @@ class GroundingSyncTrainer(PPOTrainerSync):
         infos = [(f.get("reward_extra_info") if isinstance(f, dict) else None) or {} for f in fields]
         names = dict.fromkeys(name for info in infos for name in info)
         return {name: [info.get(name) for info in infos] for name in names}
+
+    def _data_metrics(self, batch) -> dict:
+        """Count each prompt's replaced records once (its n trajectories share the prompt's extra_info)."""
+        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_info"])
+        replaced_by_prompt = {}
+        for key, info in zip(batch.keys, list(data["extra_info"])):
+            prompt_uid = str(key).rsplit("_", 2)[0]
+            replaced_by_prompt[prompt_uid] = int((info or {}).get("data_replaced", 0) or 0)
+        self._replaced_total = getattr(self, "_replaced_total", 0) + sum(replaced_by_prompt.values())
+        return {"data/replaced_total": float(self._replaced_total)}
 
     def _reward_metrics(self, batch) -> dict:
         return transfer_queue_batch_metrics(trainer_base.tq, batch)

@@ -38,6 +38,9 @@ def grpo_run(tmp_path_factory) -> dict:
     _cli("make-tiny-model", str(root / "tiny"))
     _cli("make-demo-data", str(root / "data"), "--num-train", "16", "--num-val", "4")
     _cli("warm-start", str(root / "tiny"), str(root / "data" / "train.yaml"), str(root / "warm"))
+    # Bad input must not stop training: break a quarter of the training videos after the warm start.
+    for video in sorted((root / "data" / "videos" / "train").glob("*.mp4"))[::4]:
+        video.write_bytes(b"not a video" * 10)
     env = dict(os.environ, HF_HUB_OFFLINE="1", VERL_FILE_LOGGER_PATH=str(root / "metrics.jsonl"))
     command = [
         sys.executable,
@@ -97,6 +100,12 @@ def test_video_token_count_follows_the_duration(grpo_run):
         # Frames are taken every 0.5 s and paired; an odd count is padded to the next pair.
         expected = {math.floor(frames / 2) * TOKENS_PER_FRAME_PAIR, math.ceil(frames / 2) * TOKENS_PER_FRAME_PAIR}
         assert row["probe_video_tokens"] in expected, (duration, row["probe_video_tokens"])
+
+
+def test_broken_videos_are_skipped_and_counted(grpo_run):
+    steps = _metrics(grpo_run)
+    assert len(steps) == STEPS
+    assert steps[-1]["data/replaced_total"] >= 1
 
 
 def test_rewards_vary_inside_a_group(grpo_run):
