@@ -1,0 +1,101 @@
+"""The warm start feeds the training prompt and video path, supervises only the response, and lowers the loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from verl_video.rewards.format import template_ok
+from verl_video.rewards.parser import parse_interval
+from verl_video.tools.warm_start import (
+    IGNORE_INDEX,
+    encode_batch,
+    evaluate,
+    Example,
+    load_examples,
+    response_loss,
+    target_text,
+    train,
+    warm_start,
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir, demo_dir):
+    """(model, processor, training examples) from the session's tiny model and demo data."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    return model, processor, load_examples(processor, demo_dir / "train.yaml")
+
+
+def test_yaml_and_jsonl_give_the_same_examples(setup, demo_dir) -> None:
+    _, processor, from_yaml = setup
+    from_jsonl = load_examples(processor, demo_dir / "train.jsonl", max_samples=2)
+    assert [e.prompt for e in from_jsonl] == [e.prompt for e in from_yaml[:2]]
+    assert all(torch.equal(a.frames, b.frames) for a, b in zip(from_jsonl, from_yaml))
+
+
+def test_examples_use_the_training_prompt_and_2fps_video(setup) -> None:
+    _, processor, examples = setup
+    ex = examples[0]
+    assert "<|vision_start|><|video_pad|><|vision_end|>" in ex.prompt and ex.record.query in ex.prompt
+    assert ex.prompt.endswith("<|im_start|>assistant\n")
+    assert ex.metadata["fps"] == 2.0 and ex.frames.shape[0] == 2 * ex.duration
+
+
+def test_targets_have_the_rewarded_format() -> None:
+    from verl_video.data.records import GroundingRecord
+
+    record = GroundingRecord(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
+    example = Example(record, torch.zeros(0), {}, "", duration=10.0)
+    exact = target_text(example)
+    assert template_ok(exact) and parse_interval(exact, 10.0).interval == (2.0, 5.5)
+    assert exact.startswith("<think>the red square is visible.</think>")
+    noisy = [target_text(example, torch.Generator().manual_seed(s), noise=2.0) for s in range(20)]
+    assert all(template_ok(t) and parse_interval(t, 10.0).status == "ok" for t in noisy)
+    assert len(set(noisy)) > 1
+
+
+def test_labels_cover_the_response_only(setup) -> None:
+    _, processor, examples = setup
+    responses = [target_text(ex) for ex in examples[:2]]
+    batch = encode_batch(processor, examples[:2], responses)
+    for i, response in enumerate(responses):
+        labelled = batch["labels"][i][batch["labels"][i] != IGNORE_INDEX]
+        assert processor.tokenizer.decode(labelled) == response + "<|im_end|>"
+    assert "mm_token_type_ids" in batch and batch["second_per_grid_ts"].tolist() == [1.0, 1.0]
+
+
+def test_a_few_steps_lower_the_loss(setup) -> None:
+    model, processor, examples = setup
+    batch = encode_batch(processor, examples, [target_text(ex) for ex in examples])
+    with torch.no_grad():
+        before = response_loss(model, batch).item()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        losses = train(model, processor, examples, steps=6, batch_size=4, lr=3e-3, seed=0)
+        with torch.no_grad():
+            after = response_loss(model, batch).item()
+    finally:
+        model.load_state_dict(state)
+    assert len(losses) == 6 and after < before - 0.5
+
+
+def test_evaluate_reports_rates(setup) -> None:
+    model, processor, examples = setup
+    report = evaluate(model, processor, examples[:2], temperature=1.0, max_new_tokens=4)
+    assert set(report) >= {"format_rate", "parse_rate", "mean_iou"} and 0 <= report["mean_iou"] <= 1
+
+
+def test_warm_start_saves_a_loadable_model(tmp_path, tiny_model_dir, demo_dir) -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    out = tmp_path / "warm"
+    summary = warm_start(tiny_model_dir, demo_dir / "train.jsonl", out, steps=2, batch_size=2, max_samples=2)
+    assert summary["steps"] == 2 and json.loads((out / "warm_start.json").read_text())["samples"] == 2
+    AutoProcessor.from_pretrained(out)
+    AutoModelForImageTextToText.from_pretrained(out)

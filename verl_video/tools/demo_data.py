@@ -1,0 +1,242 @@
+"""`verl-video make-demo-data OUT`: short generated videos in which a coloured shape is visible during a known window.
+
+Each video is a dark background on which one coloured shape is visible during [start, end) and absent
+otherwise. Windows start and end on half seconds, so a model that sees the video at 2 fps can locate
+them exactly. The output is canonical JSONL (train/val), the mp4 files, and one data_config per split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Frame geometry and rate: small enough that a CPU decodes and the vision tower embeds a video in milliseconds.
+WIDTH = HEIGHT = 112
+FPS = 10
+DURATIONS = tuple(range(8, 17))  # seconds, integers
+MIN_EVENT, MAX_EVENT = 2.0, 6.0  # event length bounds, seconds
+SHAPE_SIZE = 36  # pixels, the side of the shape's bounding box
+# Bumped whenever the generator changes, so an old output directory is not mistaken for a current one.
+GENERATOR_VERSION = 1
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (230, 30, 30),
+    "green": (30, 200, 60),
+    "blue": (40, 90, 240),
+    "yellow": (240, 220, 30),
+    "white": (245, 245, 245),
+}
+SHAPES = ("square", "circle", "triangle")
+# Centre of the shape's bounding box, as fractions of the frame.
+POSITIONS: dict[str, tuple[float, float]] = {
+    "top left": (0.27, 0.27),
+    "top right": (0.73, 0.27),
+    "bottom left": (0.27, 0.73),
+    "bottom right": (0.73, 0.73),
+    "centre": (0.5, 0.5),
+}
+PHRASINGS = (
+    "a {colour} {shape} appears in the {position}",
+    "the {colour} {shape} is visible in the {position}",
+    "a {colour} {shape} shows up in the {position}",
+)
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One demo video: a shape of a colour at a position, visible during [start, end)."""
+
+    colour: str
+    shape: str
+    position: str
+    start: float
+    end: float
+    duration: int
+    background: int  # grey level of the background
+    phrasing: int
+
+    @property
+    def query(self) -> str:
+        """The sentence that describes the event."""
+        return PHRASINGS[self.phrasing].format(colour=self.colour, shape=self.shape, position=self.position)
+
+
+def all_queries() -> list[str]:
+    """Every query the generator can produce (the tiny tokenizer's corpus uses them)."""
+    return [
+        phrasing.format(colour=colour, shape=shape, position=position)
+        for phrasing in PHRASINGS
+        for colour in COLOURS
+        for shape in SHAPES
+        for position in POSITIONS
+    ]
+
+
+def explain(query: str) -> str:
+    """A short reasoning sentence for a demo query, e.g. 'the red square is visible.'."""
+    colour = next((c for c in COLOURS if f" {c} " in f" {query} "), None)
+    shape = next((s for s in SHAPES if f" {s} " in f" {query} "), None)
+    if colour is None or shape is None:
+        return "the event is visible."
+    return f"the {colour} {shape} is visible."
+
+
+def sample_event(rng: np.random.Generator) -> Event:
+    """Draw one event with half-second boundaries that fits inside its video."""
+    duration = int(rng.choice(DURATIONS))
+    length = float(rng.choice(np.arange(MIN_EVENT, MAX_EVENT + 0.25, 0.5)))
+    start = float(rng.choice(np.arange(0.0, duration - length + 0.25, 0.5)))
+    return Event(
+        colour=str(rng.choice(list(COLOURS))),
+        shape=str(rng.choice(SHAPES)),
+        position=str(rng.choice(list(POSITIONS))),
+        start=start,
+        end=start + length,
+        duration=duration,
+        background=int(rng.integers(15, 60)),
+        phrasing=int(rng.integers(len(PHRASINGS))),
+    )
+
+
+def shape_mask(event: Event) -> np.ndarray:
+    """Boolean HxW mask of the event's shape."""
+    cx, cy = POSITIONS[event.position]
+    cx, cy, r = cx * WIDTH, cy * HEIGHT, SHAPE_SIZE / 2
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH] + 0.5
+    dx, dy = xx - cx, yy - cy
+    if event.shape == "square":
+        return (np.abs(dx) <= r) & (np.abs(dy) <= r)
+    if event.shape == "circle":
+        return dx**2 + dy**2 <= r**2
+    # Upright isosceles triangle: apex at the top centre, base on the bottom edge of the box.
+    inside_height = (dy >= -r) & (dy <= r)
+    half_width = (dy + r) / 2
+    return inside_height & (np.abs(dx) <= half_width)
+
+
+def render_frames(event: Event) -> np.ndarray:
+    """All frames of the event's video as uint8 (T, H, W, 3)."""
+    times = np.arange(event.duration * FPS) / FPS
+    frames = np.full((len(times), HEIGHT, WIDTH, 3), event.background, dtype=np.uint8)
+    visible = (times >= event.start) & (times < event.end)
+    frames[visible] = np.where(shape_mask(event)[..., None], np.array(COLOURS[event.colour], np.uint8), frames[visible])
+    return frames
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
+    """Encode uint8 RGB frames as H.264 mp4, bit-for-bit reproducibly."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One encoder thread: x264's output then depends only on the input, so reruns give identical files.
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def record(event: Event, sample_id: str, video: str) -> dict:
+    """The canonical JSONL record of one demo video."""
+    return {
+        "id": sample_id,
+        "video": video,
+        "query": event.query,
+        "timestamps": [[event.start, event.end]],
+        "duration": float(event.duration),
+        "task": "tvg",
+        "source": "demo",
+    }
+
+
+def data_config(json_path: str, data_folder: str) -> dict:
+    """A data_config with one demo dataset; paths are relative to the YAML file."""
+    return {"datasets": [{"name": "demo", "json_path": json_path, "data_folder": data_folder, "task": "tvg"}]}
+
+
+def manifest(num_train: int, num_val: int, seed: int) -> dict:
+    """What determines the output; a directory with the same manifest need not be regenerated."""
+    return {"generator_version": GENERATOR_VERSION, "num_train": num_train, "num_val": num_val, "seed": seed}
+
+
+def is_complete(out: Path, expected: dict) -> bool:
+    """Whether OUT holds a finished dataset made with these parameters."""
+    path = out / "manifest.json"
+    if not path.is_file() or json.loads(path.read_text()) != expected:
+        return False
+    for split in SPLITS:
+        jsonl = out / f"{split}.jsonl"
+        if not jsonl.is_file() or not (out / f"{split}.yaml").is_file():
+            return False
+        if not all((out / json.loads(line)["video"]).is_file() for line in jsonl.read_text().splitlines()):
+            return False
+    return True
+
+
+def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False) -> bool:
+    """Write videos, train/val JSONL and data_configs under OUT; return False when an identical dataset was kept."""
+    import yaml
+    from tqdm import tqdm
+
+    expected = manifest(num_train, num_val, seed)
+    if is_complete(out, expected) and not force:
+        return False
+    if (out / "manifest.json").exists() and not force:
+        raise FileExistsError(f"{out}/manifest.json was made with other parameters; pass --force to replace it")
+    if force and (out / "videos").is_dir():
+        shutil.rmtree(out / "videos")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # written last: its presence marks a finished dataset
+
+    jobs = [(split, i) for split, count in zip(SPLITS, (num_train, num_val)) for i in range(count)]
+    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    for split, i in tqdm(jobs, desc="make-demo-data", unit="video"):
+        # Each split draws from its own stream, so adding val videos never changes the train set.
+        rng = np.random.default_rng([seed, SPLITS.index(split), i])
+        event = sample_event(rng)
+        video = f"videos/{split}/{i:05d}.mp4"
+        write_mp4(out / video, render_frames(event))
+        records[split].append(record(event, f"demo_{split}_{i:05d}", video))
+
+    for split in SPLITS:
+        with open(out / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records[split])
+        with open(out / f"{split}.yaml", "w") as f:
+            yaml.safe_dump(data_config(f"{split}.jsonl", "."), f, sort_keys=False)
+    (out / "manifest.json").write_text(json.dumps(expected, indent=2) + "\n")
+    return True
+
+
+def digest(out: Path) -> str:
+    """A hash of every JSONL line and video byte under OUT (used to check determinism)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in out.rglob("*") if p.suffix in (".jsonl", ".mp4")):
+        h.update(path.relative_to(out).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `verl-video make-demo-data`."""
+    parser.add_argument("out", type=Path, help="output directory")
+    parser.add_argument("--num-train", type=int, default=200, help="number of training videos")
+    parser.add_argument("--num-val", type=int, default=32, help="number of validation videos")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the demo dataset."""
+    if generate(args.out, args.num_train, args.num_val, args.seed, args.force):
+        print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml")
+    else:
+        print(f"make-demo-data: {args.out} already holds this dataset (use --force to rebuild)")
+    return 0

@@ -1,0 +1,257 @@
+"""`verl-video make-tiny-model OUT`: a random-weight Qwen2.5-VL small enough to train on a CPU, built offline.
+
+The tokenizer is a byte-level BPE trained on text the demo produces (prompt templates, demo queries,
+answers), with Qwen's pre-tokenizer, so digits are single tokens and any text still encodes. The
+special tokens and the chat template follow Qwen2.5-VL's, so every code path that handles the real
+model (processor, verl's tokenizer helpers, M-RoPE) handles this one unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from verl_video.data.prompts import TEMPLATES, build_messages
+
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+DEFAULT_SYSTEM = "You are a helpful assistant."
+DEFAULT_VOCAB_SIZE = 1024
+# Bumped when the construction changes, so an old directory is rebuilt rather than reused.
+BUILDER_VERSION = 1
+MARKER = "verl_video_tiny.json"
+
+# Renders string content verbatim and content lists with Qwen's vision placeholders; every literal is a
+# quoted Jinja string so no template whitespace leaks into the prompt.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if loop.first and message['role'] != 'system' -%}"
+    "{{- '<|im_start|>system\\n" + DEFAULT_SYSTEM + "<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['content'] is string -%}"
+    "{{- message['content'] -}}"
+    "{%- else -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'video' or 'video' in item -%}"
+    "{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
+    "{%- elif item['type'] == 'image' or 'image' in item -%}"
+    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{%- elif 'text' in item -%}"
+    "{{- item['text'] -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{%- endif -%}"
+)
+
+
+def tokenizer_corpus() -> list[str]:
+    """Text the tiny model will meet: every template over every demo query, plus answers and numbers."""
+    from verl_video.tools.demo_data import all_queries, explain
+
+    lines = [DEFAULT_SYSTEM, "system", "user", "assistant", "0 1 2 3 4 5 6 7 8 9"]
+    for query in all_queries():
+        for name in TEMPLATES:
+            lines.extend(m["content"] for m in build_messages(query, name, duration=12.0))
+        lines.append(f"<think>{explain(query)}</think>")
+    for start in range(0, 30):
+        for length in (2, 3, 4, 5, 6):
+            s, e = start + 0.5, start + 0.5 + length
+            lines.append(f"<answer>{s:.2f} to {e:.2f}</answer>")
+            lines.append(f'<answer>{{"start_time": {s:.2f}, "end_time": {e:.2f}}}</answer>')
+    return lines
+
+
+def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE):
+    """Train a byte-level BPE on the corpus and wrap it as a Qwen2 tokenizer with Qwen's special tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import AddedToken, Qwen2TokenizerFast
+
+    # Train with exactly the pre-tokenizer Qwen2TokenizerFast rebuilds on load: then merges learnt here apply
+    # identically after a reload, and Qwen's regex isolates each digit.
+    reference = Qwen2TokenizerFast(vocab={"<|endoftext|>": 0}, merges=[])
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = reference.backend_tokenizer.normalizer
+    bpe.pre_tokenizer = reference.backend_tokenizer.pre_tokenizer
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(tokenizer_corpus(), trainer=trainer)
+    model = json.loads(bpe.to_str())["model"]
+    tokenizer = Qwen2TokenizerFast(
+        vocab=model["vocab"],
+        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]],
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=32768,
+    )
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]}
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_processor(tokenizer):
+    """A Qwen2_5_VLProcessor whose image and video processors keep small frames small."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    # The video default floor (128*28*28 pixels) would upscale a 112x112 demo frame about 8x; keep one 28x28
+    # merged patch per 28x28 pixels instead, so token counts follow the decoded size.
+    size = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 768}
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=dict(size)),
+        video_processor=Qwen2VLVideoProcessor(size=dict(size)),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary frequencies over (time, height, width) in Qwen2.5-VL's 2:3:3 ratio."""
+    half = head_dim // 2
+    time = max(1, half // 4)
+    height = (half - time) // 2
+    return [time, height, half - time - height]
+
+
+def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
+    """A Qwen2_5_VLConfig sized for CPU whose special-token ids come from the tokenizer."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    heads = max(1, hidden_size // 32)
+    if hidden_size % heads:
+        raise ValueError(f"--hidden-size {hidden_size} must be a multiple of 32 (or below 32)")
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6,
+        # A lower base than Qwen's 1e6: with a 32-wide head, the slow frequencies would otherwise carry no
+        # position information over the few hundred positions a demo prompt spans.
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": mrope_section(hidden_size // heads),
+        },
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "use_sliding_window": False,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_heads": heads,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        # Sampling at 2 fps makes one temporal patch one second, i.e. 2 position steps per second.
+        "tokens_per_second": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [1],
+        "out_hidden_size": hidden_size,
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        # Untied: the output head can specialise on the few answer tokens without disturbing the input embedding.
+        tie_word_embeddings=False,
+    )
+    config._attn_implementation = "sdpa"
+    config.dtype = "float32"
+    return config
+
+
+def build_model(config, seed: int):
+    """A float32 Qwen2_5_VLForConditionalGeneration with seeded random weights."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    model.generation_config.eos_token_id = [config.text_config.eos_token_id, config.text_config.bos_token_id]
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    model.generation_config.bos_token_id = config.text_config.bos_token_id
+    return model.eval()
+
+
+def is_valid(out: Path, expected: dict) -> bool:
+    """Whether OUT holds a finished tiny model built with these options."""
+    marker = out / MARKER
+    needed = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
+    if not marker.is_file() or not all((out / name).is_file() for name in needed):
+        return False
+    return json.loads(marker.read_text()) == expected
+
+
+def make_tiny_model(out: Path, seed: int = 0, hidden_size: int = 64, layers: int = 2, force: bool = False) -> bool:
+    """Build and save tokenizer, processor and model under OUT; return False when a valid one was kept."""
+    expected = {"builder_version": BUILDER_VERSION, "seed": seed, "hidden_size": hidden_size, "layers": layers}
+    if is_valid(out, expected) and not force:
+        return False
+    if (out / MARKER).exists() and not force:
+        raise FileExistsError(f"{out}/{MARKER} records other options; pass --force to rebuild")
+    if force and out.exists():
+        shutil.rmtree(out)
+    tokenizer = build_tokenizer()
+    processor = build_processor(tokenizer)
+    model = build_model(build_config(tokenizer, hidden_size, layers), seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / MARKER).write_text(json.dumps(expected, indent=2) + "\n")  # last: marks a finished build
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `verl-video make-tiny-model`."""
+    parser.add_argument("out", type=Path, help="output directory (a Hugging Face model folder)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--hidden-size", type=int, default=64, help="text and vision width")
+    parser.add_argument("--layers", type=int, default=2, help="text decoder layers")
+    parser.add_argument("--force", action="store_true", help="rebuild even if OUT holds a valid model")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the tiny model."""
+    built = make_tiny_model(args.out, args.seed, args.hidden_size, args.layers, args.force)
+    print(f"make-tiny-model: {'wrote' if built else 'kept the existing model in'} {args.out}")
+    return 0
