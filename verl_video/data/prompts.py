@@ -7,6 +7,7 @@ A data_config entry may name a template (`prompt_template: think`) or give its o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -91,3 +92,18 @@ def build_messages(query: str, template: str | PromptTemplate | None = None, dur
     messages = [{"role": "system", "content": tpl.system}] if tpl.system else []
     messages.append({"role": "user", "content": user})
     return messages
+
+
+def chat_content(messages: list[dict]) -> list[dict]:
+    """Messages with `<video>` in their text turned into content lists, as verl's RLHFDataset does."""
+    converted = []
+    for message in messages:
+        parts = [part for part in re.split("(<video>)", message["content"]) if part]
+        content = [{"type": "video"} if part == "<video>" else {"type": "text", "text": part} for part in parts]
+        converted.append({**message, "content": content})
+    return converted
+
+
+def render_prompt(processor, messages: list[dict]) -> str:
+    """The prompt text the model sees (chat template, generation prompt added) for `build_messages` output."""
+    return processor.apply_chat_template(chat_content(messages), add_generation_prompt=True, tokenize=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from verl_video.data.prompts import DEFAULT_TEMPLATE, get_template
+from verl_video.data.prompts import DEFAULT_TEMPLATE, build_messages, get_template, render_prompt
 from verl_video.data.settings import BUDGET_FIELDS, VideoBudget
 from verl_video.data.video import decode_video
 from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, GenerationOptions, make_backend
@@ -116,8 +116,6 @@ def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, 
 def _prepare(samples: Sequence[EvalSample], processor: Any, args: argparse.Namespace
              ) -> list[tuple[EvalSample, EvalRequest | None, str | None]]:
     """Decode one batch's videos and render prompts; a sample whose video fails carries the error instead."""
-    from verl_video.tools.warm_start import render_prompt
-
     out = []
     for sample in samples:
         try:
@@ -129,7 +127,8 @@ def _prepare(samples: Sequence[EvalSample], processor: Any, args: argparse.Names
         if sample.record.duration is None:
             # As in training: without an annotated duration the model is told the length it sees.
             sample.record = replace(sample.record, duration=float(video.plan.duration))
-        prompt = render_prompt(processor, sample.record, template_for(sample, args.template, args.think))
+        messages = build_messages(sample.record.query, template_for(sample, args.template, args.think), sample.record.duration)
+        prompt = render_prompt(processor, messages)
         frames, metadata = video.as_processor_input()
         out.append((sample, EvalRequest(sample.id, prompt, frames, metadata), None))
     return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 from verl_video.data.dataset import build_row, load_items
+from verl_video.data.prompts import render_prompt
 from verl_video.data.records import GroundingRecord
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.video_loader import load_video
@@ -44,12 +44,6 @@ class Example:
     duration: float
 
 
-def user_content(text: str, video: dict) -> list[dict]:
-    """Split a `<video>`-marked prompt into the content list the chat template expects (as verl does)."""
-    parts = [part for part in re.split("(<video>)", text) if part]
-    return [video if part == "<video>" else {"type": "text", "text": part} for part in parts]
-
-
 def load_examples(processor, data: Path, max_samples: int | None = None, template: str | None = None) -> list[Example]:
     """Read DATA through the training data path (records, budget, prompt) and decode each video once."""
     from tqdm import tqdm
@@ -62,10 +56,7 @@ def load_examples(processor, data: Path, max_samples: int | None = None, templat
     for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False)):
         frames, metadata = load_video(item.video, settings).as_processor_input()
         duration = item.record.duration or metadata["duration"]
-        messages = build_row(item, index, duration)["prompt"]
-        for message in messages:
-            message["content"] = user_content(message["content"], {"type": "video", "video": item.video.path})
-        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = render_prompt(processor, build_row(item, index, duration)["prompt"])
         examples.append(Example(item.record, frames, metadata, prompt, duration))
     return examples
 
