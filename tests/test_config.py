@@ -14,7 +14,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from verl_video.main import CONFIG_DIR, ConfigError, check_device_settings
+from verl_video.main import CONFIG_DIR, ConfigError, check_device_settings, imply_cpu_profile
 
 SCRIPT = REPO_ROOT / "examples" / "qwen2_5_vl_3b_tvg.sh"
 # The script calls `python`: make it this interpreter, as an activated virtualenv would.
@@ -130,3 +130,20 @@ def test_gpu_script_stops_quickly_without_a_gpu(tmp_path: Path):
     if result.returncode == 0:
         pytest.skip("a GPU is visible here")
     assert "examples/tiny_tvg_cpu.sh" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, implied",
+    [
+        (["trainer.device=cpu", "actor_rollout_ref.rollout.name=hf"], True),
+        (["actor_rollout_ref.rollout.name=hf"], True),
+        (["trainer.device=cpu", "profile=gpu"], False),
+        (["experiment=tiny_tvg_cpu"], False),
+        (["trainer.total_epochs=1"], False),
+    ],
+)
+def test_cpu_switches_select_the_cpu_profile(argv, implied):
+    result = imply_cpu_profile(argv)
+    assert ("profile=cpu" in result) == implied
+    if implied:
+        check_device_settings(_compose(*result))

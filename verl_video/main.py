@@ -88,6 +88,18 @@ def run(config: DictConfig) -> None:
         run_ppo(config, task_runner_class=TaskRunner)
 
 
+# Either documented CPU switch selects the whole CPU profile (precision, Ray slots, ...), not just one key.
+CPU_SWITCHES = ("trainer.device=cpu", "actor_rollout_ref.rollout.name=hf")
+
+
+def imply_cpu_profile(argv: list[str]) -> list[str]:
+    """Add `profile=cpu` when a CPU switch is given on the command line and no profile is chosen."""
+    chooses_profile = any(arg.split("=", 1)[0].lstrip("+~") in ("profile", "experiment") for arg in argv)
+    if not chooses_profile and any(arg in CPU_SWITCHES for arg in argv):
+        return [*argv, "profile=cpu"]
+    return argv
+
+
 @hydra.main(config_path="config", config_name="tvg_grpo", version_base=None)
 def main(config: DictConfig) -> None:
     """Hydra entry point."""
@@ -99,4 +111,5 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = [sys.argv[0], *imply_cpu_profile(sys.argv[1:])]
     main()
