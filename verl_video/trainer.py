@@ -3,8 +3,9 @@
 Registered in verl's trainer registry as `grounding_sync` and selected by our config
 (`trainer.v1.trainer_mode`). Each training step additionally logs
 - `reward/<data_source>/<component>`: reward extras per data source (verl logs them only at validation);
-- `data/replaced_total`: records skipped so far because their video was missing or unreadable (each was
-  replaced by the next good record, see `verl_video/data/dataset.py`);
+- `data/unreadable_at_start`: records dropped at start-up because their video header could not be read
+  (the overlong-prompt filter probes every header); `data/replaced_total`: records skipped so far during
+  training because their video had become missing or unreadable (each replaced by the next good record);
 - `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
   tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes).
@@ -101,7 +102,10 @@ class GroundingSyncTrainer(PPOTrainerSync):
             prompt_uid = str(key).rsplit("_", 2)[0]
             replaced_by_prompt[prompt_uid] = int((info or {}).get("data_replaced", 0) or 0)
         self._replaced_total = getattr(self, "_replaced_total", 0) + sum(replaced_by_prompt.values())
-        return {"data/replaced_total": float(self._replaced_total)}
+        return {
+            "data/replaced_total": float(self._replaced_total),
+            "data/unreadable_at_start": float(getattr(self.train_dataset, "unreadable_videos", 0)),
+        }
 
     def _reward_metrics(self, batch) -> dict:
         return transfer_queue_batch_metrics(trainer_base.tq, batch)

@@ -214,7 +214,9 @@ class VideoGroundingDataset(RLHFDataset):
                 continue
             if length <= self.max_prompt_length:
                 kept.append(item)
-        logger.info(
+        self.unreadable_videos = unreadable
+        log = logger.warning if unreadable else logger.info
+        log(
             "verl-video data: kept %d of %d samples (%d over %d tokens, %d unreadable videos)",
             len(kept), len(dataframe), len(dataframe) - len(kept) - unreadable, self.max_prompt_length, unreadable,
         )  # fmt: skip
