@@ -49,6 +49,8 @@ class GenerationRequest:
     prompt_ids: list[int]
     videos: Optional[list[Any]] = None  # each (frames uint8 tensor (T,C,H,W), metadata dict) or frames
     images: Optional[list[Any]] = None
+    # Processor outputs (pixel values, grids, second_per_grid_ts) when the caller already has them.
+    media: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -123,6 +125,8 @@ class HFEngine:
     # ------------------------------------------------------------------ media
     def _media_inputs(self, request: GenerationRequest) -> dict[str, torch.Tensor]:
         """Pixel values and grids for one request's media, computed by the model's processor."""
+        if request.media is not None:
+            return request.media
         if not request.videos and not request.images:
             return {}
         if self.processor is None:
@@ -130,14 +134,11 @@ class HFEngine:
         from verl.utils.tokenizer import build_multimodal_processor_inputs
 
         # A text made only of placeholders: the processor expands them exactly as for the full prompt.
-        placeholder = ""
-        if request.images:
-            placeholder += "<|vision_start|>" + self.processor.image_token + "<|vision_end|>"
-            placeholder *= len(request.images)
-        if request.videos:
-            placeholder += ("<|vision_start|>" + self.processor.video_token + "<|vision_end|>") * len(request.videos)
+        text = self.processor.image_token * len(request.images or ()) + self.processor.video_token * len(
+            request.videos or ()
+        )
         inputs = build_multimodal_processor_inputs(
-            self.processor, text=[placeholder], images=request.images or None, videos=request.videos or None
+            self.processor, text=[text], images=request.images or None, videos=request.videos or None
         )
         self._check_placeholder_count(request, inputs["input_ids"][0])
         return {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}

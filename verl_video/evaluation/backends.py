@@ -64,22 +64,24 @@ class HFBackend:
             raise ValueError(f"{model_path}: no multimodal processor found; evaluation needs a video model")
         self.processor = self.engine.processor
 
-    def _prompt_ids(self, request: EvalRequest) -> list[int]:
-        # Expanding the video pads here with the same processor call the engine uses keeps both in step.
+    def _request(self, request: EvalRequest):
+        """Prompt ids with the video pads expanded, and the pixel values from the same processor call."""
         from verl.utils.tokenizer import build_multimodal_processor_inputs
+
+        from verl_video.backends.hf_engine import GenerationRequest
 
         inputs = build_multimodal_processor_inputs(self.processor, text=[request.prompt],
                                                    videos=[(request.frames, request.metadata)])
-        return inputs["input_ids"][0].tolist()
+        media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        return GenerationRequest(prompt_ids=inputs["input_ids"][0].tolist(), media=media)
 
     def generate(self, requests: list[EvalRequest]) -> list[str]:
         """Greedy (or sampled) responses for a batch, special tokens removed."""
-        from verl_video.backends.hf_engine import GenerationRequest, SamplingSettings
+        from verl_video.backends.hf_engine import SamplingSettings
 
         settings = SamplingSettings(temperature=self.options.temperature, top_p=self.options.top_p,
                                     max_new_tokens=self.options.max_new_tokens)
-        batch = [GenerationRequest(prompt_ids=self._prompt_ids(r), videos=[(r.frames, r.metadata)]) for r in requests]
-        results = self.engine.generate(batch, settings)
+        results = self.engine.generate([self._request(r) for r in requests], settings)
         return [self.engine.tokenizer.decode(r.token_ids, skip_special_tokens=True) for r in results]
 
     def describe(self) -> dict:
@@ -91,10 +93,10 @@ class VLLMBackend:
     """vLLM offline generation (GPU); the whole batch goes to `LLM.generate` at once.
 
     Video input: `multi_modal_data={"video": [(frames THWC uint8, metadata)]}` with
-    `mm_processor_kwargs={"do_sample_frames": False}`. vLLM forwards the metadata to the HF processor
-    for Qwen2.5-VL since vllm-project/vllm#47736 (July 2026; assumed present in the pinned 0.24), so
-    seconds-per-grid comes from the true sampled fps; older versions drop it and fall back to a
-    default rate, which silently shifts every predicted time.
+    `mm_processor_kwargs={"do_sample_frames": False}`: the (frames, metadata) form verl 0.9.1's own vLLM
+    rollout server sends (`vllm_async_server.generate`), so the processor sees the true sampled fps and
+    seconds-per-grid follows it. Not run here (no GPU); a vLLM that dropped the metadata would fall back to
+    a default rate and shift every predicted time, which `verl-video eval` on a known video would show.
     """
 
     def __init__(self, model_path: str, options: GenerationOptions, tensor_parallel_size: int = 1,
