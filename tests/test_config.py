@@ -48,7 +48,7 @@ def test_cpu_profile_switches_backend_and_precision():
 
 def test_tiny_experiment_sits_on_the_cpu_profile():
     cfg = _compose("experiment=tiny_tvg_cpu")
-    assert cfg.trainer.device == "cpu" and cfg.actor_rollout_ref.rollout.n == 4
+    assert cfg.trainer.device == "cpu" and cfg.actor_rollout_ref.rollout.n == 8
     assert cfg.actor_rollout_ref.actor.ppo_mini_batch_size <= cfg.data.train_batch_size
 
 

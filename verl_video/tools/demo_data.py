@@ -131,7 +131,7 @@ def render_frames(event: Event) -> np.ndarray:
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
-    """Encode uint8 RGB frames as H.264 mp4, bit-for-bit reproducibly."""
+    """Encode uint8 RGB frames as H.264 mp4 (one encoder thread, so reruns normally give the same bytes)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
