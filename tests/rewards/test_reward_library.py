@@ -32,6 +32,11 @@ def reward(name: str, response: str, gt=GT, extra=None, **params) -> float:
         ("<answer>b</answer>", False, True),
         ("<think>a</think><answer>b</answer>", False, False),
         ("<think></answer>", True, False),
+        # Stray closing tags after the answer: the seeds' lazy full-match regex accepts these (correction).
+        ("<think>a</think><answer>1.00 to 6.00</answer>6.0</answer>", True, False),
+        ("<answer>1 to 6</answer>3.0</answer>", False, False),
+        ("<think>a</think>b</think><answer>1 to 6</answer>", True, False),
+        ("<think>a<answer>1 to 2</answer></think><answer>1 to 6</answer>", True, False),
     ],
 )
 def test_template_shape(text, think, ok):

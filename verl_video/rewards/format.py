@@ -18,18 +18,26 @@ STRICTNESS = ("strict", "partial", "lenient")
 
 
 def template_ok(text: str, think: bool = True) -> bool:
-    """True when the response is exactly `[<think>...</think>] <answer>...</answer>` (outer whitespace aside)."""
+    """True when the response is exactly `[<think>...</think>] <answer>...</answer>` (outer whitespace aside).
+
+    Each block must be one block: text such as `<answer>1 to 6</answer>6.0</answer>` also ends with
+    `</answer>`, and the seeds' lazy `<think>.*?</think>\s*<answer>.*?</answer>` full-match accepts it.
+    The CPU demo's policy learned to append exactly that kind of tail once it was rewarded.
+    """
     stripped = text.strip()
     if not stripped.endswith("</answer>"):
         return False
     start = stripped.rfind("<answer>")
-    if start < 0:
+    if start < 0 or "</answer>" in stripped[start + len("<answer>") : -len("</answer>")]:
         return False
     if not think:
         return start == 0
     head = stripped[:start].rstrip()
-    # The last answer block must directly follow the think block, which must open the response.
-    return head.startswith("<think>") and head.endswith("</think>") and len(head) >= len("<think></think>")
+    # The answer block must directly follow the think block, which must open the response.
+    if not (head.startswith("<think>") and head.endswith("</think>") and len(head) >= len("<think></think>")):
+        return False
+    inner = head[len("<think>") : -len("</think>")]
+    return not any(tag in inner for tag in ("<think>", "</think>", "<answer>", "</answer>"))
 
 
 def format_score(text: str, content_ok: bool, think: bool = True, strictness: str = "partial") -> float:
