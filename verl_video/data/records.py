@@ -18,7 +18,6 @@ Canonical JSONL (one JSON object a line; this schema is stable, other tools writ
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -156,8 +155,3 @@ def write_canonical(records: Iterable[GroundingRecord], path: str) -> int:
             count += 1
     os.replace(tmp, path)
     return count
-
-
-def is_finite(value: float | None) -> bool:
-    """True for a real finite number."""
-    return value is not None and math.isfinite(value)
