@@ -13,6 +13,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import verl_video.plugin  # noqa: F401  (registers platform, rollout backend and reward managers, loudly)
+from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
+from verl_video.models.vision_tower import VisionSettings
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "config")
 
@@ -25,6 +27,7 @@ PROPAGATED_ENV = (
     "TRANSFORMERS_OFFLINE",
     "VERL_FILE_LOGGER_PATH",
     "VERL_VIDEO_CACHE_DIR",
+    VISION_ENV_VAR,
 )
 
 
@@ -60,6 +63,8 @@ def prepare_environment(config: DictConfig) -> None:
         # Decoding many frames into per-frame tensors fragments glibc's heap (see docs); keep big blocks mmapped.
         os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The engines in the trainer workers read the vision settings from here (see models/vision_tower.py).
+    os.environ[VISION_ENV_VAR] = VisionSettings.from_config(config).to_env()
     env_vars = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
     OmegaConf.set_struct(config, False)
     runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})

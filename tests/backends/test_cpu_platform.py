@@ -29,11 +29,16 @@ def test_cpu_platform_is_registered_and_usable():
 def test_hf_rollout_and_cpu_engines_resolve():
     assert get_rollout_class("hf").__name__ == "HFServerAdapter"
     assert RolloutReplicaRegistry.get("hf").__name__ == "HFReplica"
-    os.environ["VERL_ENGINE_DEVICE"] = "cpu"
-    try:
-        assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__ == "FSDPEngineWithLMHead"
-    finally:
-        del os.environ["VERL_ENGINE_DEVICE"]
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    # Ours (verl's engine with the vision settings applied) on every device, GPU clusters included.
+    for device in ("cpu", "cuda"):
+        os.environ["VERL_ENGINE_DEVICE"] = device
+        try:
+            engine = EngineRegistry.get_engine_cls("language_model", "fsdp2")
+        finally:
+            del os.environ["VERL_ENGINE_DEVICE"]
+        assert engine.__name__ == "VideoFSDPEngineWithLMHead" and issubclass(engine, FSDPEngineWithLMHead)
 
 
 def test_worker_hook_starts_a_gloo_process_group():

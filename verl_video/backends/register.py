@@ -1,4 +1,4 @@
-"""Register the CPU platform, the `hf` rollout backend and CPU training engines in verl's registries."""
+"""Register the CPU platform, the `hf` rollout backend and our FSDP training engines in verl's registries."""
 
 from __future__ import annotations
 
@@ -22,21 +22,23 @@ def register_hf_rollout() -> None:
     RolloutReplicaRegistry.register(HF_ROLLOUT, _load_hf_replica)
 
 
-def register_cpu_engines() -> None:
-    """verl registers its FSDP engines for cuda/npu only; the same classes train on CPU with FSDP2 + gloo."""
+def register_engines() -> None:
+    """Our FSDP engines (vision settings applied) for every device; verl registers its own for cuda/npu only."""
     import warnings
 
     with warnings.catch_warnings():
         # verl warns once per optional engine (megatron, veomni, ...) that is not installed; none is needed here.
         warnings.filterwarnings("ignore", message=".*engine is not available.*")
         from verl.workers.engine import EngineRegistry
-        from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
 
-    for model_type, engine in (("language_model", FSDPEngineWithLMHead), ("value_model", FSDPEngineWithValueHead)):
+        from verl_video.backends.fsdp_engine import VideoFSDPEngineWithLMHead, VideoFSDPEngineWithValueHead
+
+    for model_type, engine in (("language_model", VideoFSDPEngineWithLMHead), ("value_model", VideoFSDPEngineWithValueHead)):
         for backend in ("fsdp", "fsdp2"):
             registry = EngineRegistry._engines.setdefault(model_type, {}).setdefault(backend, {})
-            registry.setdefault("cpu", engine)
+            for device in ("cpu", "cuda", "npu"):
+                registry[device] = engine
 
 
 register_hf_rollout()
-register_cpu_engines()
+register_engines()

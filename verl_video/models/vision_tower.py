@@ -1,0 +1,97 @@
+"""Find a vision language model's vision tower and projector, and freeze them as a run's settings say.
+
+verl 0.9.1 declares `actor_rollout_ref.actor.freeze_vision_tower` but no code reads it, so the tower trains
+unless something sets `requires_grad=False` before the optimizer is built. Our FSDP engine
+(`verl_video.backends.fsdp_engine`) calls `apply_freeze` on the freshly loaded model for that.
+
+The settings travel from the driver's config to the trainer workers in one environment variable (Ray hands
+the driver's runtime env to every worker), because verl converts the actor config to a strict dataclass
+and passes the engine only its FSDP part.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+
+logger = logging.getLogger("verl_video")
+
+ENV_VAR = "VERL_VIDEO_VISION"
+# Qwen2-VL, Qwen2.5-VL and Qwen3-VL keep the encoder at `<model>.visual`; the projector's modules carry
+# "merger" in their names there (Qwen3-VL's deepstack mergers included).
+TOWER_ATTR = "visual"
+PROJECTOR_MARK = "merger"
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    """What of the vision side trains; resolved once from the run's config."""
+
+    freeze_encoder: bool = False
+    freeze_projector: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> VisionSettings:
+        """From the composed trainer config (`actor_rollout_ref.actor.freeze_vision_tower` and `vision.*`)."""
+        vision = config.get("vision") or {}
+        freeze_encoder = bool(config["actor_rollout_ref"]["actor"].get("freeze_vision_tower", False))
+        freeze_projector = vision.get("freeze_projector")
+        if freeze_projector is None:
+            freeze_projector = False
+        if freeze_projector and not freeze_encoder:
+            raise ValueError(
+                "vision.freeze_projector=true with actor_rollout_ref.actor.freeze_vision_tower=false would train the "
+                "encoder under a frozen projector; freeze the tower too, or leave the projector trainable"
+            )
+        return cls(freeze_encoder=freeze_encoder, freeze_projector=bool(freeze_projector))
+
+    def to_env(self) -> str:
+        """The value of `VERL_VIDEO_VISION` that carries these settings to the workers."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_env(cls) -> VisionSettings | None:
+        """The settings the driver exported, or None when the process was not started by our entry point."""
+        raw = os.environ.get(ENV_VAR)
+        return cls(**json.loads(raw)) if raw else None
+
+
+def find_vision_tower(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The vision encoder module (`visual`) wherever the model nests it, or None for a text-only model."""
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] == TOWER_ATTR:
+            return module
+    return None
+
+
+def is_projector_param(name: str) -> bool:
+    """Whether a parameter name (relative to the tower) belongs to the projector (merger) rather than the encoder."""
+    return PROJECTOR_MARK in name
+
+
+def apply_freeze(model: torch.nn.Module, settings: VisionSettings) -> dict[str, int]:
+    """Set requires_grad=False on the frozen parts; returns parameter counts per part for the log."""
+    tower = find_vision_tower(model)
+    counts = {"encoder": 0, "projector": 0, "frozen": 0}
+    if tower is None:
+        if settings.freeze_encoder:
+            logger.info("verl-video: freeze_vision_tower is set but the model has no vision tower; nothing frozen")
+        return counts
+    for name, param in tower.named_parameters():
+        part = "projector" if is_projector_param(name) else "encoder"
+        counts[part] += param.numel()
+        frozen = settings.freeze_projector if part == "projector" else settings.freeze_encoder
+        if frozen:
+            param.requires_grad_(False)
+            counts["frozen"] += param.numel()
+    return counts
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Parameters the optimizer should hold: frozen ones get neither gradients nor optimizer state."""
+    return [p for p in model.parameters() if p.requires_grad]
