@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 import torch
-from transformers import AutoConfig, AutoProcessor, AutoTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoProcessor, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class GenerationRequest:
     images: Optional[list[Any]] = None
     # Processor outputs (pixel values, grids, second_per_grid_ts) when the caller already has them.
     media: Optional[dict[str, Any]] = None
+    # Sampling seed of this request alone (see `SeededSampler`); None draws from the process's generator.
+    seed: Optional[int] = None
 
 
 @dataclass
@@ -61,6 +63,34 @@ class GenerationResult:
     log_probs: list[float]
     finish_reason: str  # "stop" or "length"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SeededSampler(LogitsProcessor):
+    """Sampling where each row draws from its own generator, so its tokens do not depend on its batch-mates.
+
+    Gumbel-max: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T). Generation runs
+    greedy with this processor last, after temperature, top-k and top-p are applied here, so row r's t-th
+    token uses the t-th draw of generator r whatever else is in the batch.
+    """
+
+    def __init__(self, seeds: list[int], settings: "SamplingSettings") -> None:
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        self.settings = settings
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float() / self.settings.temperature
+        if self.settings.top_k > 0:
+            kth = torch.topk(scores, min(self.settings.top_k, scores.shape[-1]), dim=-1).values[..., -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if self.settings.top_p < 1.0:
+            ordered, order = torch.sort(scores, descending=True, dim=-1)
+            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+            # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+            drop_sorted = (cumulative - torch.softmax(ordered, dim=-1)) >= self.settings.top_p
+            scores = scores.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-20)))
+        return scores + gumbel.to(scores.device)
 
 
 def _load_model(model_path: str, dtype: torch.dtype, attn_implementation: str):
@@ -176,12 +206,13 @@ class HFEngine:
         model_inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in model_inputs.items()}
 
         greedy = settings.temperature <= 0
+        seeded = not greedy and all(r.seed is not None for r in requests)
         generation_config = GenerationConfig(
-            do_sample=not greedy,
-            temperature=None if greedy else settings.temperature,
-            top_p=None if greedy else settings.top_p,
+            do_sample=not greedy and not seeded,
+            temperature=None if greedy or seeded else settings.temperature,
+            top_p=None if greedy or seeded else settings.top_p,
             # 0 disables HF's top-k warper; the model's own generation_config would otherwise apply top_k=50.
-            top_k=None if greedy else (settings.top_k if settings.top_k > 0 else 0),
+            top_k=None if greedy or seeded else (settings.top_k if settings.top_k > 0 else 0),
             repetition_penalty=settings.repetition_penalty,
             max_new_tokens=settings.max_new_tokens,
             eos_token_id=self.eos_token_ids,
@@ -190,7 +221,8 @@ class HFEngine:
             output_logits=True,
             return_dict_in_generate=True,
         )
-        out = self.model.generate(**model_inputs, generation_config=generation_config)
+        processors = LogitsProcessorList([SeededSampler([r.seed for r in requests], settings)] if seeded else [])
+        out = self.model.generate(**model_inputs, generation_config=generation_config, logits_processor=processors)
         new_tokens = out.sequences[:, longest:].cpu()
         # Raw logits / temperature, before the placeholder ban: the quantity the actor recomputes, so the two
         # agree to float precision under synced weights (banned tokens carry ~0 mass in a trained model).

@@ -75,7 +75,13 @@ class HFServer:
         budget = self.config.prompt_length + self.config.response_length - len(prompt_ids)
         default_max = max(1, min(self.config.response_length, budget))
         settings = SamplingSettings.from_verl(dict(sampling_params), default_max)
-        request = GenerationRequest(prompt_ids, videos=_split_videos(video_data), images=image_data or None)
+        seed = sampling_params.get("seed")
+        request = GenerationRequest(
+            prompt_ids,
+            videos=_split_videos(video_data),
+            images=image_data or None,
+            seed=int(seed) if seed is not None else None,
+        )
         future = asyncio.get_running_loop().create_future()
         self._in_flight += 1
         await self._queue.put((settings, request, future))
