@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 import verl_video.plugin  # noqa: F401  (registers platform, rollout backend and reward managers, loudly)
 from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
 from verl_video.models.vision_tower import VisionSettings
+from verl_video.run_record import write_record
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "config")
 
@@ -85,6 +86,8 @@ def run(config: DictConfig) -> None:
     prepare_environment(config)
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    record = write_record(OmegaConf.to_container(config, resolve=True), config.trainer.default_local_dir)
+    print(f"verl-video: run record (seed, config and data fingerprints) in {record}")
     if config.trainer.use_v1:
         run_ppo(config, task_runner_class=TaskRunnerV1)
     else:

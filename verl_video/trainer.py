@@ -23,6 +23,7 @@ import torch
 from verl.trainer.ppo.v1 import trainer_base
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils import tensordict_utils as tu
 
 from verl_video.rewards.metrics import transfer_queue_batch_metrics
 
@@ -51,9 +52,43 @@ def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video
     }
 
 
+def trajectory_order(keys: list[str]) -> list[int]:
+    """Positions of TransferQueue keys (`{uid}_{rollout}_{turn}`) sorted by prompt, then rollout, then turn."""
+
+    def sort_key(position: int) -> tuple:
+        uid, _, rest = str(keys[position]).partition("_")
+        numbers = tuple(int(part) if part.isdigit() else -1 for part in rest.split("_"))
+        return (uid, numbers)
+
+    return sorted(range(len(keys)), key=sort_key)
+
+
 @register_trainer(TRAINER_MODE)
 class GroundingSyncTrainer(PPOTrainerSync):
     """verl's sync trainer; each step's metrics also carry reward extras per source and video-input checks."""
+
+    def _build_replay_buffer(self):
+        # verl branches on the mode NAME in several places (replay buffer class, one-prompt dataloader
+        # fetches, TransferQueue state in checkpoints, re-issuing prompts on resume): "grounding_sync" would
+        # get the async behaviour. We are verl's sync trainer plus metrics, so say so.
+        self.trainer_mode = "sync"
+        return super()._build_replay_buffer()
+
+    def _fetch_one_gen_batch(self):
+        # verl names prompts with random uuids; the batch later arrives in completion order. A uid that
+        # starts with (step, position) lets _balance_batch restore one order whatever finished first.
+        batch = super()._fetch_one_gen_batch()
+        uids = list(batch["uid"])
+        start = getattr(self, "_prompts_fetched", 0)
+        self._prompts_fetched = start + len(uids)
+        tu.assign_non_tensor_stack(batch, "uid", [f"{self.global_steps:09d}-{start + i:09d}-{uid}" for i, uid in enumerate(uids)])
+        return batch
+
+    def _balance_batch(self, batch, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
+        # Same samples in the same order on every run: micro-batches, and so the float sums of the
+        # update, then do not depend on which rollout finished first.
+        batch.reorder(trajectory_order(list(batch.keys)))
+        return super()._balance_batch(batch, metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch)
 
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         result = super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)

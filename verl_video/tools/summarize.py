@@ -13,6 +13,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from verl_video.run_record import find_record
+
 # verl's timing keys, in the order a step runs them.
 STEP_PHASES = (
     ("gen", "generation"),
@@ -61,6 +63,35 @@ def window_mean(values: list[float], head: bool, size: int) -> float | None:
     return statistics.fmean(chosen) if chosen else None
 
 
+# Greedy validation metrics per data source, task metric first; the format reward is reported apart from it.
+TASK_METRICS = (("iou", "mIoU"), ("r1@0.3", "R1@0.3"), ("r1@0.5", "R1@0.5"), ("r1@0.7", "R1@0.7"))
+# A fall smaller than this is within the noise of a few dozen validation videos.
+FALL_TOLERANCE = 0.01
+
+
+def task_metric_lines(run: RunMetrics) -> list[str]:
+    """Validation before/after per data source: the task metric, then format, then a warning if the task got worse."""
+    lines = []
+    for iou_key in run.keys_matching("val-aux/", "/iou/mean@1"):
+        source = iou_key[len("val-aux/") : -len("/iou/mean@1")]
+        lines.append(f"validation on {source} (greedy), the task metric:")
+        for name, label in TASK_METRICS:
+            series = run.series(f"val-aux/{source}/{name}/mean@1")
+            if series:
+                (first_step, first), (last_step, last) = series[0], series[-1]
+                lines.append(f"  {label:<7} {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step})  {last - first:+.3f}")
+        fmt = run.series(f"val-aux/{source}/format/mean@1")
+        if fmt:
+            lines.append(f"  format reward, apart: {fmt[0][1]:.3f} -> {fmt[-1][1]:.3f}")
+        iou = run.series(iou_key)
+        if len(iou) > 1 and iou[-1][1] < iou[0][1] - FALL_TOLERANCE:
+            lines.append(
+                f"  WARNING: validation IoU on {source} FELL during training ({iou[0][1]:.3f} -> {iou[-1][1]:.3f}): "
+                "the model localises worse than before GRPO, whatever the reward says"
+            )
+    return lines
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -74,23 +105,21 @@ def summarize(run_dir: Path, window: int = 5) -> str:
     run = RunMetrics.load(metrics_path)
     lines = [f"run: {run_dir}", f"steps logged: {len(run.steps)}"]
 
+    record = find_record(run_dir)
+    if record:
+        lines.append(
+            f"seed: {record.get('seed')}  config fingerprint: {record.get('config_fingerprint')}  "
+            f"data fingerprint: {record.get('data_fingerprint')}"
+        )
+    lines += task_metric_lines(run)
+
     rewards = [v for _, v in run.series("critic/score/mean")]
     window = max(1, min(window, len(rewards) // 2 or 1))
-    lines.append(
-        f"train reward, mean of first {window} -> last {window} steps: "
-        f"{_fmt(window_mean(rewards, True, window))} -> {_fmt(window_mean(rewards, False, window))}"
-    )
-    for key in run.keys_matching("reward/", "/iou") + run.keys_matching("critic/", "iou/mean"):
+    lines.append(f"training rollouts (sampled at the rollout temperature), mean of first {window} -> last {window} steps:")
+    lines.append(f"  reward: {_fmt(window_mean(rewards, True, window))} -> {_fmt(window_mean(rewards, False, window))}")
+    for key in run.keys_matching("reward/", "/iou") + run.keys_matching("reward/", "/format"):
         values = [v for _, v in run.series(key)]
-        lines.append(
-            f"train {key}: {_fmt(window_mean(values, True, window))} -> {_fmt(window_mean(values, False, window))}"
-        )
-
-    for key in run.keys_matching("val-core/", "/mean@1") + run.keys_matching("val-aux/", "/iou/mean@1"):
-        series = run.series(key)
-        if series:
-            (first_step, first), (last_step, last) = series[0], series[-1]
-            lines.append(f"validation {key}: {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step})")
+        lines.append(f"  {key}: {_fmt(window_mean(values, True, window))} -> {_fmt(window_mean(values, False, window))}")
 
     # The first step carries start-up (compilation, caches); leave it out of the per-step costs.
     timed = [data for step, data in run.steps if "timing_s/step" in data][1:] or [

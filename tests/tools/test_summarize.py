@@ -1,0 +1,53 @@
+"""`verl-video summarize` leads with the task metric, reports format apart, and warns when grounding got worse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from verl_video.run_record import write_record
+from verl_video.tools.summarize import summarize
+
+
+def _write_run(run_dir: Path, val_iou: list[float], val_format: list[float]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for step, (iou, fmt) in enumerate(zip(val_iou, val_format)):
+        data = {
+            "critic/score/mean": 0.5 + 0.1 * step,
+            "val-aux/demo/iou/mean@1": iou,
+            "val-aux/demo/r1@0.5/mean@1": iou / 2,
+            "val-aux/demo/format/mean@1": fmt,
+            "timing_s/step": 10.0,
+        }
+        lines.append(json.dumps({"step": step * 15, "data": data}))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_falling_iou_is_warned_about_even_when_reward_and_format_rise(tmp_path):
+    _write_run(tmp_path / "run", val_iou=[0.395, 0.212, 0.022], val_format=[0.8, 0.95, 1.0])
+    text = summarize(tmp_path / "run")
+    assert "mIoU    0.395 (step 0) -> 0.022 (step 30)  -0.373" in text
+    assert "WARNING: validation IoU on demo FELL" in text
+    # The task metric comes before the format reward and before the training reward.
+    assert text.index("mIoU") < text.index("format reward, apart: 0.800 -> 1.000") < text.index("reward:")
+
+
+def test_rising_iou_gives_no_warning(tmp_path):
+    _write_run(tmp_path / "run", val_iou=[0.4, 0.42, 0.46], val_format=[0.8, 0.9, 1.0])
+    text = summarize(tmp_path / "run")
+    assert "R1@0.5  0.200 (step 0) -> 0.230 (step 30)  +0.030" in text
+    assert "WARNING" not in text
+
+
+def test_seed_and_fingerprints_come_from_the_run_record(tmp_path):
+    _write_run(tmp_path / "run", val_iou=[0.3, 0.4], val_format=[1.0, 1.0])
+    annotations = tmp_path / "train.jsonl"
+    annotations.write_text('{"id": "a"}\n')
+    config = {
+        "data": {"train_files": str(annotations), "val_files": [str(annotations)]},
+        "trainer": {"seed": 7, "default_local_dir": "x"},
+        "actor_rollout_ref": {"model": {"path": "m"}},
+    }
+    write_record(config, str(tmp_path / "run" / "checkpoints"))
+    assert "seed: 7  config fingerprint: " in summarize(tmp_path / "run")
