@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-import verl_video.plugin  # noqa: F401  (registers platform, rollout backend and reward managers, loudly)
+from verl_video.plugin import register_all
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "config")
 
@@ -111,5 +111,7 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # verl imported the plugin already (warning on failure); the driver must not start with a piece missing.
+    register_all(strict=True)
     sys.argv = [sys.argv[0], *imply_cpu_profile(sys.argv[1:])]
     main()
