@@ -10,6 +10,7 @@ import os
 import sys
 
 import hydra
+import psutil
 from omegaconf import DictConfig, OmegaConf
 
 from verl_video.plugin import register_all
@@ -25,7 +26,16 @@ PROPAGATED_ENV = (
     "TRANSFORMERS_OFFLINE",
     "VERL_FILE_LOGGER_PATH",
     "VERL_VIDEO_CACHE_DIR",
+    "TQ_NUM_THREADS",
 )
+# verl's TransferQueue runs every put and get with TQ_NUM_THREADS torch threads (default 8) and, on a machine
+# with fewer physical cores, warns on each call from every process: hundreds of console lines a step.
+TQ_DEFAULT_THREADS = 8
+
+
+def transfer_queue_threads(physical_cores: int | None) -> int:
+    """TransferQueue's thread count: its default, capped at the machine's physical cores."""
+    return max(1, min(TQ_DEFAULT_THREADS, physical_cores or TQ_DEFAULT_THREADS))
 
 
 class ConfigError(ValueError):
@@ -60,6 +70,7 @@ def prepare_environment(config: DictConfig) -> None:
         # Decoding many frames into per-frame tensors fragments glibc's heap (see docs); keep big blocks mmapped.
         os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQ_NUM_THREADS", str(transfer_queue_threads(psutil.cpu_count(logical=False))))
     env_vars = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
     OmegaConf.set_struct(config, False)
     runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})
