@@ -1,7 +1,7 @@
 """verl plugin: imported by verl (entry point `verl.plugins`) in the driver and in every Ray worker.
 
 It registers everything verl-video adds to verl's registries: the CPU platform, the `hf` rollout
-backend, the grounding reward managers and our trainer mode. verl swallows plugin import errors at debug level, so
+backend, the grounding reward managers, our agent loop and our trainer mode. verl swallows plugin import errors at debug level, so
 each registration logs a warning of its own when it fails instead of disappearing silently. The driver
 (`python -m verl_video.main`) calls `register_all(strict=True)`: there a failed registration stops the
 run at start-up with the underlying error, before Ray starts anything.
@@ -17,6 +17,7 @@ logger = logging.getLogger("verl_video")
 _REGISTRATIONS = (
     "verl_video.backends.register",
     "verl_video.rewards.reward_manager",
+    "verl_video.data.agent_loop",
     "verl_video.trainer",
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -58,3 +59,17 @@ def write_video(
             t0 += seconds
         container.mux(stream.encode())
     return path
+
+
+def erase_frames(path: Path) -> None:
+    """Zero an MP4's media data in place: the header (duration, size) still reads, no frame decodes."""
+    data = bytearray(Path(path).read_bytes())
+    position = 0
+    while position + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[position : position + 8])
+        if size < 8:
+            raise ValueError(f"{path}: box at byte {position} has size {size}; not an MP4 this helper can edit")
+        if kind == b"mdat":
+            data[position + 8 : position + size] = bytes(size - 8)
+        position += size
+    Path(path).write_bytes(bytes(data))

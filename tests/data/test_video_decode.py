@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthetic_video import time_of
+from synthetic_video import erase_frames, time_of
 from transformers.video_utils import VideoMetadata
 
 from verl_video.data.decode_cache import DecodeCache
@@ -146,6 +146,23 @@ def test_load_video_decodes_once_and_notices_edits(videos, tmp_path):
     assert load_video(request, settings) is first
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # same bytes, new mtime: a new identity
     assert load_video(request, settings) is not first
+
+
+def test_a_video_that_fails_to_decode_is_tried_once_per_identity(videos, tmp_path, monkeypatch):
+    from verl_video.data import video_loader
+
+    path = tmp_path / "erased.mp4"
+    path.write_bytes(videos["short"].read_bytes())
+    erase_frames(path)
+    assert probe_video(str(path)).duration > 0  # the start-up header check passes
+    attempts = []
+    real = video_loader.decode_video
+    monkeypatch.setattr(video_loader, "decode_video", lambda *a, **k: attempts.append(1) or real(*a, **k))
+    request = VideoRequest(str(path), VideoBudget(fps=1.0))
+    for _ in range(3):  # the n rollouts of one prompt
+        with pytest.raises(VideoError, match="cannot decode"):
+            load_video(request, VideoDataSettings())
+    assert len(attempts) == 1
 
 
 @pytest.mark.parametrize(
