@@ -122,14 +122,16 @@ def test_broken_videos_are_skipped_and_counted(grpo_run):
 
 
 def test_videos_failing_to_decode_later_are_masked_and_counted(grpo_run):
+    # Flags per prompt uid (a trajectory's uid is `<prompt uid>_<rollout>_<turn>`); two samples can share a
+    # prompt text, and a sample drawn again in a later epoch gets a new uid and counts again.
     flags: dict[str, set[int]] = {}
     for row in _trajectories(grpo_run):
-        flags.setdefault(row["input"], set()).add(row["probe_decode_failed"])
-    failed = [prompt for prompt, seen in flags.items() if 1 in seen]
+        flags.setdefault(row["uid"].rsplit("_", 2)[0], set()).add(row["probe_decode_failed"])
+    failed = [key for key, seen in flags.items() if 1 in seen]
     # 3 of the 12 usable videos were erased, 8 prompts a step: a step without one has odds of 9 in 495.
     assert failed, "no erased video was drawn"
     # All n rollouts of a prompt share its video, so all were masked (the agent loop's unit test checks the mask).
-    assert all(flags[prompt] == {1} for prompt in failed)
+    assert all(flags[key] == {1} for key in failed)
     total = _metrics(grpo_run)[-1]["data/decode_failed_total"]
     assert total == len(failed)
     assert f"masked out of training (data/decode_failed_total): {len(failed)}" in summarize(grpo_run["root"])
