@@ -8,7 +8,6 @@ import math
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st

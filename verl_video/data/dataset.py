@@ -263,7 +263,10 @@ class VideoGroundingDataset(RLHFDataset):
             except VideoError as exc:
                 if not settings.skip_bad_samples:
                     raise
-                issue_log.report("undecodable_video", request.path, str(exc))
+                issue_log.report(
+                    "undecodable_video", request.path, str(exc),
+                    "placeholder frames stand in and its trajectories are masked out of training",
+                )  # fmt: skip
                 decoded = placeholder_video(request.budget)
             videos.append(decoded.as_processor_input())
         return None, videos, None
