@@ -14,7 +14,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from verl_video.main import CONFIG_DIR, ConfigError, check_device_settings, imply_cpu_profile
+from verl_video import main
+from verl_video.main import CONFIG_DIR, ConfigError, check_device_settings, imply_cpu_profile, prepare_environment
 
 SCRIPT = REPO_ROOT / "examples" / "qwen2_5_vl_3b_tvg.sh"
 # The script calls `python`: make it this interpreter, as an activated virtualenv would.
@@ -44,6 +45,18 @@ def test_cpu_profile_switches_backend_and_precision():
     assert cfg.actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype == "fp32"
     assert OmegaConf.to_container(cfg.ray_kwargs.ray_init, resolve=True)["num_gpus"] == cfg.trainer.n_gpus_per_node
     check_device_settings(cfg)
+
+
+def test_workers_get_a_transfer_queue_thread_count_the_machine_has(monkeypatch):
+    # TransferQueue warns on every put/get from every process when its thread count exceeds the cores.
+    monkeypatch.delenv("TQ_NUM_THREADS", raising=False)
+    monkeypatch.setattr(main.psutil, "cpu_count", lambda logical=True: 2)
+    for name in ("VERL_PLATFORM", "MALLOC_MMAP_THRESHOLD_", "TOKENIZERS_PARALLELISM"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # restored after the test
+    cfg = _compose("profile=cpu")
+    prepare_environment(cfg)
+    assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.TQ_NUM_THREADS == "2"
+    assert main.transfer_queue_threads(64) == 8 and main.transfer_queue_threads(None) == 8
 
 
 def test_tiny_experiment_sits_on_the_cpu_profile():

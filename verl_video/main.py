@@ -10,11 +10,12 @@ import os
 import sys
 
 import hydra
+import psutil
 from omegaconf import DictConfig, OmegaConf
 
-import verl_video.plugin  # noqa: F401  (registers platform, rollout backend and reward managers, loudly)
 from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
 from verl_video.models.vision_tower import VisionSettings
+from verl_video.plugin import register_all
 from verl_video.run_record import write_record
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "config")
@@ -28,8 +29,17 @@ PROPAGATED_ENV = (
     "TRANSFORMERS_OFFLINE",
     "VERL_FILE_LOGGER_PATH",
     "VERL_VIDEO_CACHE_DIR",
+    "TQ_NUM_THREADS",
     VISION_ENV_VAR,
 )
+# verl's TransferQueue runs every put and get with TQ_NUM_THREADS torch threads (default 8) and, on a machine
+# with fewer physical cores, warns on each call from every process: hundreds of console lines a step.
+TQ_DEFAULT_THREADS = 8
+
+
+def transfer_queue_threads(physical_cores: int | None) -> int:
+    """TransferQueue's thread count: its default, capped at the machine's physical cores."""
+    return max(1, min(TQ_DEFAULT_THREADS, physical_cores or TQ_DEFAULT_THREADS))
 
 
 class ConfigError(ValueError):
@@ -64,6 +74,7 @@ def prepare_environment(config: DictConfig) -> None:
         # Decoding many frames into per-frame tensors fragments glibc's heap (see docs); keep big blocks mmapped.
         os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQ_NUM_THREADS", str(transfer_queue_threads(psutil.cpu_count(logical=False))))
     # The engines in the trainer workers read the vision settings from here (see models/vision_tower.py).
     os.environ[VISION_ENV_VAR] = VisionSettings.from_config(config).to_env()
     env_vars = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
@@ -119,5 +130,7 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # verl imported the plugin already (warning on failure); the driver must not start with a piece missing.
+    register_all(strict=True)
     sys.argv = [sys.argv[0], *imply_cpu_profile(sys.argv[1:])]
     main()

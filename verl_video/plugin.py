@@ -1,8 +1,10 @@
 """verl plugin: imported by verl (entry point `verl.plugins`) in the driver and in every Ray worker.
 
 It registers everything verl-video adds to verl's registries: the CPU platform, the `hf` rollout
-backend, the grounding reward managers and our trainer mode. verl swallows plugin import errors at debug level, so
-each registration logs a warning of its own when it fails instead of disappearing silently.
+backend, the grounding reward managers, our agent loop and our trainer mode. verl swallows plugin import errors at debug level, so
+each registration logs a warning of its own when it fails instead of disappearing silently. The driver
+(`python -m verl_video.main`) calls `register_all(strict=True)`: there a failed registration stops the
+run at start-up with the underlying error, before Ray starts anything.
 """
 
 from __future__ import annotations
@@ -15,16 +17,24 @@ logger = logging.getLogger("verl_video")
 _REGISTRATIONS = (
     "verl_video.backends.register",
     "verl_video.rewards.reward_manager",
+    "verl_video.data.agent_loop",
     "verl_video.trainer",
 )
 
 
-def register_all() -> None:
-    """Import each registering module once; report failures loudly."""
+class RegistrationError(RuntimeError):
+    """A verl-video extension could not be registered with verl; the cause is chained."""
+
+
+def register_all(strict: bool = False) -> None:
+    """Import each registering module once; raise on failure when `strict`, else log a warning."""
     for name in _REGISTRATIONS:
         try:
             importlib.import_module(name)
-        except Exception as exc:  # keep verl importable even if one extension breaks
+        except Exception as exc:
+            if strict:
+                raise RegistrationError(f"verl-video: could not register {name}: {type(exc).__name__}: {exc}") from exc
+            # verl imports plugins in every process; a worker must stay importable even if one extension breaks.
             logger.warning("verl-video: could not register %s: %s: %s", name, type(exc).__name__, exc)
 
 

@@ -6,6 +6,8 @@ Registered in verl's trainer registry as `grounding_sync` and selected by our co
 - `data/unreadable_at_start`: records dropped at start-up because their video header could not be read
   (the overlong-prompt filter probes every header); `data/replaced_total`: records skipped so far during
   training because their video had become missing or unreadable (each replaced by the next good record);
+  `data/decode_failed_total`: samples so far whose video failed to decode in the agent loop (after the
+  header check passed): their trajectories were masked out of the advantage and the loss;
 - `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
   tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes).
@@ -25,6 +27,7 @@ from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
 
+from verl_video.data.agent_loop import DECODE_FAILED_FIELD
 from verl_video.rewards.metrics import transfer_queue_batch_metrics
 
 logger = logging.getLogger("verl_video")
@@ -130,16 +133,22 @@ class GroundingSyncTrainer(PPOTrainerSync):
         return {name: [info.get(name) for info in infos] for name in names}
 
     def _data_metrics(self, batch) -> dict:
-        """Count each prompt's replaced records once (its n trajectories share the prompt's extra_info)."""
-        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_info"])
-        replaced_by_prompt = {}
-        for key, info in zip(batch.keys, list(data["extra_info"])):
+        """Count each prompt's replaced records and failed decodes once (its n trajectories share the prompt)."""
+        data = trainer_base.tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_info", "extra_fields"]
+        )
+        replaced_by_prompt, failed_prompts = {}, set()
+        for key, info, fields in zip(batch.keys, list(data["extra_info"]), list(data["extra_fields"])):
             prompt_uid = str(key).rsplit("_", 2)[0]
             replaced_by_prompt[prompt_uid] = int((info or {}).get("data_replaced", 0) or 0)
+            if isinstance(fields, dict) and fields.get(DECODE_FAILED_FIELD):
+                failed_prompts.add(prompt_uid)
         self._replaced_total = getattr(self, "_replaced_total", 0) + sum(replaced_by_prompt.values())
+        self._decode_failed_total = getattr(self, "_decode_failed_total", 0) + len(failed_prompts)
         return {
             "data/replaced_total": float(self._replaced_total),
             "data/unreadable_at_start": float(getattr(self.train_dataset, "unreadable_videos", 0)),
+            "data/decode_failed_total": float(self._decode_failed_total),
         }
 
     def _reward_metrics(self, batch) -> dict:

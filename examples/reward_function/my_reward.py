@@ -12,8 +12,8 @@ or name it in a presets file (see my_presets.yaml next to this file).
 from verl_video.rewards import Sample, register_reward
 
 
-# `low`/`high` are the bounds your function promises; the composite clamps to them and scores `low`
-# if the function raises, so one bad response can never stop a run. Still: never raise.
+# `low`/`high` (required) are the bounds your function promises; a value outside them is clamped, a call
+# that raises scores `low`, and both are counted in the step metrics (`early_stop/clamped`, `/errors`).
 @register_reward("early_stop", low=0.0, high=1.0)
 def early_stop(sample: Sample, max_chars: int = 600) -> float:
     """1 for a readable answer in at most `max_chars` characters, decaying linearly to 0 at twice that."""

@@ -11,12 +11,14 @@ from synthetic_video import write_video
 
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, Path]:
-    """Short generated videos: 10 s at 30 fps, 70 s variable rate (10 s at 30 fps, then 5 fps), 4 s webm."""
+    """Short generated videos: 10 s at 30 fps, 70 s variable rate (10 s at 30 fps, then 5 fps), 4 s webm,
+    and a 6 s webm streamed as a browser records it (no duration in its header)."""
     folder = tmp_path_factory.mktemp("videos")
     return {
         "short": write_video(folder / "short.mp4", [(10, 30)]),
         "vfr": write_video(folder / "vfr.mp4", [(10, 30), (60, 5)]),
         "webm": write_video(folder / "clip.webm", [(4, 10)], size=(64, 96), codec="libvpx-vp9"),
+        "no_duration": write_video(folder / "recorded.webm", [(6, 10)], size=(64, 96), codec="libvpx", streamed=True),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,16 +33,44 @@ def time_of(frame: np.ndarray) -> float:
     return code / TICKS_PER_SECOND
 
 
-def write_video(
-    path: Path, segments: list[tuple[float, float]], size: tuple[int, int] = (120, 160), codec: str = "libx264"
-) -> Path:
-    """Write a video made of (seconds, fps) segments: a variable frame rate when the fps differ."""
-    import av
+class _StreamingSink:
+    """A write-only file, as a browser's recorder sees its output: the muxer cannot seek back."""
 
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes) -> int:
+        return self.handle.write(data)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def write_video(
+    path: Path,
+    segments: list[tuple[float, float]],
+    size: tuple[int, int] = (120, 160),
+    codec: str = "libx264",
+    streamed: bool = False,
+) -> Path:
+    """Write a video made of (seconds, fps) segments: a variable frame rate when the fps differ.
+
+    `streamed` writes through a sink that cannot seek, so a WebM header gets no duration (as recorded in
+    a browser).
+    """
     height, width = size
     path.parent.mkdir(parents=True, exist_ok=True)
     time_base = Fraction(1, 1000)
-    with av.open(str(path), "w") as container:
+    with open(path, "wb") as handle:
+        target = _StreamingSink(handle) if streamed else handle
+        _encode(target, path.suffix.lstrip("."), segments, height, width, codec, time_base)
+    return path
+
+
+def _encode(target, container_format, segments, height, width, codec, time_base) -> None:
+    import av
+
+    with av.open(target, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=30)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = time_base
@@ -57,4 +86,17 @@ def write_video(
                 container.mux(stream.encode(frame))
             t0 += seconds
         container.mux(stream.encode())
-    return path
+
+
+def erase_frames(path: Path) -> None:
+    """Zero an MP4's media data in place: the header (duration, size) still reads, no frame decodes."""
+    data = bytearray(Path(path).read_bytes())
+    position = 0
+    while position + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[position : position + 8])
+        if size < 8:
+            raise ValueError(f"{path}: box at byte {position} has size {size}; not an MP4 this helper can edit")
+        if kind == b"mdat":
+            data[position + 8 : position + size] = bytes(size - 8)
+        position += size
+    Path(path).write_bytes(bytes(data))

@@ -100,3 +100,17 @@ def test_real_charades_and_videos(shared_data, tmp_path, capsys):
     assert "charades: 3720 records, 1334 videos" in out and "552  timestamps: end # > duration #" in out
     # OHOFG.mp4 is the one Charades video present: its 6 queries have no video problem.
     assert "charades_sta_test.txt:" in out
+
+
+def test_a_video_without_a_header_duration_is_measured_and_reported(tmp_path, videos, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(videos["no_duration"], folder / "recorded.webm")  # 6 s at 10 fps, header without duration
+    row = {"id": "rec", "video": "recorded.webm", "query": "q", "timestamps": [[1, 2]], "duration": 6.0}
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    config = {"datasets": [{"name": "rec", "json_path": "train.jsonl", "data_folder": "videos"}]}
+    (tmp_path / "tvg.yaml").write_text(yaml.safe_dump(config))
+    assert cli_main(["validate", str(tmp_path / "tvg.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "rec: 1 records, 1 videos, 0 problems" in out
+    assert "1 videos have no duration in their header; measured" in out

@@ -6,11 +6,12 @@ import os
 import threading
 import time
 
+import av
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthetic_video import time_of
+from synthetic_video import erase_frames, time_of
 from transformers.video_utils import VideoMetadata
 
 from verl_video.data.decode_cache import DecodeCache
@@ -146,6 +147,36 @@ def test_load_video_decodes_once_and_notices_edits(videos, tmp_path):
     assert load_video(request, settings) is first
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # same bytes, new mtime: a new identity
     assert load_video(request, settings) is not first
+
+
+def test_a_header_without_duration_is_measured_and_the_video_decodes(videos):
+    path = str(videos["no_duration"])  # 60 frames at 10 fps, streamed: no duration in the WebM header
+    with av.open(path) as container:
+        assert container.duration is None and container.streams.video[0].duration is None
+    probe = probe_video(path)
+    assert probe.measured and probe.duration == pytest.approx(6.0, abs=0.11)
+    decoded = decode_video(path, VideoBudget(fps=2.0))
+    # The frames are the ones on screen at the planned instants, which span the measured length.
+    assert decoded.plan.duration == probe.duration and decoded.frames.shape[0] == decoded.plan.num_frames >= 4
+    shown = [time_of(frame.permute(1, 2, 0).numpy()) for frame in decoded.frames]
+    assert shown == pytest.approx(decoded.plan.times, abs=0.11)
+
+
+def test_a_video_that_fails_to_decode_is_tried_once_per_identity(videos, tmp_path, monkeypatch):
+    from verl_video.data import video_loader
+
+    path = tmp_path / "erased.mp4"
+    path.write_bytes(videos["short"].read_bytes())
+    erase_frames(path)
+    assert probe_video(str(path)).duration > 0  # the start-up header check passes
+    attempts = []
+    real = video_loader.decode_video
+    monkeypatch.setattr(video_loader, "decode_video", lambda *a, **k: attempts.append(1) or real(*a, **k))
+    request = VideoRequest(str(path), VideoBudget(fps=1.0))
+    for _ in range(3):  # the n rollouts of one prompt
+        with pytest.raises(VideoError, match="cannot decode"):
+            load_video(request, VideoDataSettings())
+    assert len(attempts) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,15 @@
-"""A `tvg` reward manager that also reports how many video tokens each trajectory's prompt carried.
+"""A `tvg` reward manager that also reports what each trajectory's prompt carried.
 
 Used only by the end-to-end test (selected with reward.reward_manager.source=importlib): the batch a
-reward manager scores is the batch the actor trains on. The extra key lands in verl's rollout dump
-(trainer.rollout_data_dir), one line per trajectory, next to the ground truth and its video duration.
+reward manager scores is the batch the actor trains on. The extra keys land in verl's rollout dump
+(trainer.rollout_data_dir), one line per trajectory, next to the ground truth and its video duration:
+`probe_video_tokens` (the prompt's video tokens) and `probe_decode_failed` (the agent loop's flag for a
+video that failed to decode, whose trajectory it masked out of training).
 """
 
 from __future__ import annotations
 
+from verl_video.data.agent_loop import DECODE_FAILED_FIELD
 from verl_video.rewards.reward_manager import TVGRewardManager
 
 
@@ -23,4 +26,6 @@ class VideoProbeRewardManager(TVGRewardManager):
         prompt_ids = item.batch["prompts"]
         prompt_mask = item.batch["attention_mask"][: prompt_ids.shape[-1]].bool()
         result["reward_extra_info"]["probe_video_tokens"] = int((prompt_ids[prompt_mask] == self.video_token_id).sum())
+        agent_fields = item.non_tensor_batch.get("tool_extra_fields") or {}
+        result["reward_extra_info"]["probe_decode_failed"] = int(bool(agent_fields.get(DECODE_FAILED_FIELD)))
         return result

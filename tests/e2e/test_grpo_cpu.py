@@ -3,7 +3,7 @@
 One run (module fixture) of the tiny Qwen2.5-VL, warm-started so that it emits the answer format, on
 generated videos; the tests then read what the run logged: verl's per-step metrics (file logger, with
 our trainer's `video/*` checks of the actor's batch) and its per-trajectory rollout dump, where a probe
-reward manager recorded each prompt's video token count.
+reward manager recorded each prompt's video token count, and its console log.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from verl_video.tools.summarize import summarize
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "data"))
+from synthetic_video import erase_frames  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,6 +29,9 @@ STEPS = 2
 # Demo videos are 112x112, sampled at 2 fps: each pair of frames becomes 4x4 merged patches = 16 tokens.
 TOKENS_PER_FRAME_PAIR = (112 // 28) * (112 // 28)
 FPS = 2.0
+# Console lines a GRPO step may print (progress, verl's step line, rollout dump, our warnings). Before the
+# TransferQueue thread count was capped, its per-call warning alone gave ~40 lines a step from 2 steps.
+MAX_LINES_PER_STEP = 25
 
 
 def _cli(*args: str) -> None:
@@ -38,9 +45,13 @@ def prepared(tmp_path_factory) -> Path:
     _cli("make-tiny-model", str(root / "tiny"))
     _cli("make-demo-data", str(root / "data"), "--num-train", "16", "--num-val", "4")
     _cli("warm-start", str(root / "tiny"), str(root / "data" / "train.yaml"), str(root / "warm"))
-    # Bad input must not stop training: break a quarter of the training videos after the warm start.
-    for video in sorted((root / "data" / "videos" / "train").glob("*.mp4"))[::4]:
+    # Bad input must not stop training: break a quarter of the training videos after the warm start, and
+    # erase the frames of three more, whose headers still pass the start-up check (they fail in the agent loop).
+    videos = sorted((root / "data" / "videos" / "train").glob("*.mp4"))
+    for video in videos[::4]:
         video.write_bytes(b"not a video" * 10)
+    for video in videos[1::4][:3]:
+        erase_frames(video)
     return root
 
 
@@ -121,7 +132,7 @@ def test_video_reached_the_actor(grpo_run):
 
 
 def test_video_token_count_follows_the_duration(grpo_run):
-    rows = _trajectories(grpo_run)
+    rows = [row for row in _trajectories(grpo_run) if not row["probe_decode_failed"]]
     assert rows, "no rollout dump written"
     for row in rows:
         duration = row["gts"]["duration"]
@@ -137,6 +148,31 @@ def test_broken_videos_are_skipped_and_counted(grpo_run):
     # The start-up header probe finds them all (none is left to be replaced mid-run), and says how many.
     assert steps[-1]["data/unreadable_at_start"] == 4
     assert steps[-1]["data/replaced_total"] == 0
+
+
+def test_videos_failing_to_decode_later_are_masked_and_counted(grpo_run):
+    # Flags per prompt uid (a trajectory's uid is `<prompt uid>_<rollout>_<turn>`); two samples can share a
+    # prompt text, and a sample drawn again in a later epoch gets a new uid and counts again.
+    flags: dict[str, set[int]] = {}
+    for row in _trajectories(grpo_run):
+        flags.setdefault(row["uid"].rsplit("_", 2)[0], set()).add(row["probe_decode_failed"])
+    failed = [key for key, seen in flags.items() if 1 in seen]
+    # 3 of the 12 usable videos were erased, 8 prompts a step: a step without one has odds of 9 in 495.
+    assert failed, "no erased video was drawn"
+    # All n rollouts of a prompt share its video, so all were masked (the agent loop's unit test checks the mask).
+    assert all(flags[key] == {1} for key in failed)
+    total = _metrics(grpo_run)[-1]["data/decode_failed_total"]
+    assert total == len(failed)
+    assert f"masked out of training (data/decode_failed_total): {len(failed)}" in summarize(grpo_run["root"])
+
+
+def test_console_lines_per_step_stay_few(grpo_run):
+    lines = grpo_run["log"].read_text(errors="replace").splitlines()
+    first = next(i for i, line in enumerate(lines) if "Training Progress:" in line)
+    last = max(i for i, line in enumerate(lines) if f"step:{STEPS} -" in line)
+    per_step = (last - first) / STEPS
+    print(f"console lines per GRPO step: {per_step:.1f}")
+    assert per_step <= MAX_LINES_PER_STEP, "\n".join(lines[first : last + 1])
 
 
 def test_rewards_vary_inside_a_group(grpo_run):

@@ -39,7 +39,9 @@ def test_task_yamls_reference_existing_hooks(task, utils):
     assert config["dataset_kwargs"]["data_files"]["test"].endswith(".jsonl")
     base = _load(config["include"])
     assert base["dataset_path"] == "json" and base["test_split"] == "test"
-    hooks = [base[k] for k in ("doc_to_visual", "doc_to_text", "doc_to_target", "process_results")]
+    # Each task names its own video hook (its own video-folder variable): the tag runs all three at once.
+    assert config["doc_to_visual"] != base["doc_to_visual"]
+    hooks = [config["doc_to_visual"]] + [base[k] for k in ("doc_to_text", "doc_to_target", "process_results")]
     hooks += [m["aggregation"] for m in base["metric_list"]]
     for hook in hooks:
         assert hook.startswith("!function utils.") and callable(getattr(utils, hook.split(".", 1)[1]))
@@ -51,6 +53,8 @@ def test_hooks_use_our_prompt_parser_and_metrics(utils, tmp_path, monkeypatch):
     (tmp_path / "v.mp4").write_bytes(b"")
     doc = {"video": "v.mp4", "query": "a person opens a door.", "timestamps": [[2.0, 6.0]], "duration": 30.0}
     monkeypatch.setenv("VERL_VIDEO_VIDEO_ROOT", str(tmp_path))
+    for name in ("VERL_VIDEO_CHARADES_STA_ROOT", "VERL_VIDEO_ACTIVITYNET_ROOT", "VERL_VIDEO_TVGBENCH_ROOT"):
+        monkeypatch.delenv(name, raising=False)
     assert utils.doc_to_visual(doc) == [str(tmp_path / "v.mp4")]
     with pytest.raises(FileNotFoundError, match="VERL_VIDEO_VIDEO_ROOT"):
         utils.doc_to_visual({**doc, "video": "missing.mp4"})
@@ -67,3 +71,37 @@ def test_hooks_use_our_prompt_parser_and_metrics(utils, tmp_path, monkeypatch):
     assert utils.r1_at_07(items) == pytest.approx(100 / 3) and utils.r1_at_03(items) == pytest.approx(200 / 3)
     assert utils.miou(items) == pytest.approx(50.0)
     assert utils.parse_failure_rate(items) == pytest.approx(100 / 3)
+
+
+def test_each_task_reads_its_own_video_folder(utils, tmp_path, monkeypatch):
+    doc = {"video": "v.mp4", "query": "q", "timestamps": [[2.0, 6.0]], "duration": 30.0}
+    hooks = {}
+    for task in ("vv_charades_sta.yaml", "vv_activitynet.yaml", "vv_tvgbench.yaml"):
+        config = _load(task)
+        hooks[config["task"]] = getattr(utils, config["doc_to_visual"].split(".", 1)[1])
+    for task, hook in hooks.items():
+        folder = tmp_path / task
+        folder.mkdir()
+        (folder / "v.mp4").write_bytes(b"")
+        monkeypatch.setenv(utils.VIDEO_ROOTS[task], str(folder))
+    monkeypatch.setenv("VERL_VIDEO_VIDEO_ROOT", str(tmp_path / "elsewhere"))
+    for task, hook in hooks.items():
+        assert hook(doc) == [str(tmp_path / task / "v.mp4")]
+    monkeypatch.delenv(utils.VIDEO_ROOTS["vv_tvgbench"])
+    with pytest.raises(FileNotFoundError, match=utils.VIDEO_ROOTS["vv_tvgbench"]):
+        hooks["vv_tvgbench"](doc)
+
+
+def test_a_clip_record_is_refused_not_shown_whole(utils, tmp_path, monkeypatch):
+    (tmp_path / "long.mp4").write_bytes(b"")
+    monkeypatch.setenv("VERL_VIDEO_CHARADES_STA_ROOT", str(tmp_path))
+    # Ground truth counts from the clip start (40 s into the file): against the whole file it would be wrong.
+    clip = {"id": "c1", "video": "long.mp4", "query": "q", "timestamps": [[2.0, 6.0]], "duration": 20.0,
+            "video_start": 40.0, "video_end": 60.0}
+    with pytest.raises(ValueError, match="c1: a clip record .*verl-video eval"):
+        utils.charades_sta_visual(clip)
+    with pytest.raises(ValueError, match="clip record"):
+        utils.doc_to_visual({**clip, "video_start": None})
+    # The text and scoring hooks still work on the record (lmms-eval builds all of them per document).
+    assert "q" in utils.doc_to_text(clip, {"template": "think"}) and utils.doc_to_target(clip) == "2.00 to 6.00"
+    assert utils.process_results(clip, ["<answer>2 to 6</answer>"])["miou"]["iou"] == 1.0

@@ -158,17 +158,110 @@ def test_composite_from_yaml_forms():
         Composite.from_config("e", ["format", "format"])
 
 
+@register_reward("test_raises", low=-1.0, high=1.0)
+def _raises(sample):
+    raise RuntimeError("bug in a user reward")
+
+
+@register_reward("test_nan", low=0.0, high=1.0)
+def _nan(sample):
+    return float("nan")
+
+
+@register_reward("test_penalty", low=-1.0, high=0.0)
+def _penalty(sample, value=-0.5):
+    return value
+
+
 def test_composite_contains_a_raising_reward():
-    @register_reward("test_raises", low=-1.0, high=1.0)
-    def _raises(sample):
-        raise RuntimeError("bug")
-
-    @register_reward("test_nan")
-    def _nan(sample):
-        return float("nan")
-
     composite = Composite.from_config("bad", ["test_raises", "test_nan"])
     assert composite(Sample("x", GT)) == (-1.0, {"test_raises": -1.0, "test_nan": 0.0})
+    assert composite.evaluate(Sample("x", GT))[2] == {"test_raises": "errors", "test_nan": "nan"}
+
+
+def test_reward_failures_are_counted_per_component_and_logged_once(caplog, monkeypatch):
+    from verl_video.rewards import composite
+
+    monkeypatch.setattr(composite, "_LOGGED", set())  # a fresh process: nothing logged yet
+    scorer = RewardScorer(components=[{"name": "test_raises"}, {"name": "test_nan"}, {"name": "tiou"},
+                                      {"name": "test_penalty", "key": "too_low", "value": -3.0}])
+    with caplog.at_level("WARNING", logger="verl_video.rewards"):
+        results = [scorer("ds", GOOD, GT) for _ in range(3)]
+    for result in results:
+        assert result["test_raises/errors"] == 1.0 and result["test_nan/nan"] == 1.0
+        assert result["too_low/clamped"] == 1.0 and result["too_low"] == -1.0
+        assert result["tiou/errors"] == result["tiou/nan"] == result["tiou/clamped"] == 0.0
+        assert tuple(result) == scorer.keys
+    tracebacks = [r for r in caplog.records if r.exc_info and "test_raises" in r.getMessage()]
+    assert len(tracebacks) == 1 and "bug in a user reward" in caplog.text
+    assert sum("test_nan" in r.getMessage() for r in caplog.records) == 1
+    assert sum("outside its declared bounds" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_declared_bounds_keep_a_negative_penalty():
+    result = RewardScorer(components=[{"name": "test_penalty"}, {"name": "tiou"}])("ds", GOOD, GT)
+    assert result["test_penalty"] == -0.5 and result["test_penalty/clamped"] == 0.0
+    assert result["score"] == pytest.approx(result["tiou"] - 0.5)
+
+
+def test_register_reward_needs_declared_bounds():
+    with pytest.raises(ValueError, match="declare its bounds"):
+        register_reward("test_no_bounds")(lambda sample: 0.0)
+    with pytest.raises(ValueError, match="not an interval"):
+        register_reward("test_bad_bounds", low=1.0, high=0.0)(lambda sample: 0.0)
+    assert "test_no_bounds" not in REWARDS and "test_bad_bounds" not in REWARDS
+
+
+def _reward_file(path, name="iou"):
+    path.write_text(
+        "from verl_video.rewards import register_reward\n"
+        f"@register_reward({name!r}, low=0.0, high=1.0)\n"
+        "def iou(sample):\n"
+        "    return 0.25\n"
+    )
+    return path
+
+
+def _import_as(path, module_name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_registering_a_taken_name_is_an_error_naming_both(tmp_path):
+    builtin = REWARDS["iou"]
+    # Same function name as the built-in: the old check (by __qualname__ alone) let it replace `iou`.
+    clash = _reward_file(tmp_path / "clash.py")
+    with pytest.raises(ValueError) as error:
+        _import_as(clash, "user_clash")
+    assert "components.py" in str(error.value) and "clash.py" in str(error.value)
+    assert REWARDS["iou"] is builtin
+    try:
+        override = tmp_path / "override.py"
+        override.write_text(clash.read_text().replace("high=1.0)", "high=1.0, override=True)"))
+        _import_as(override, "user_override")
+        assert REWARDS["iou"].fn(Sample(GOOD, GT)) == 0.25
+    finally:
+        REWARDS["iou"] = builtin
+
+
+def test_importing_the_same_reward_file_again_is_harmless(tmp_path):
+    mine = _reward_file(tmp_path / "mine.py", name="test_reimported")
+    # A Ray worker imports the user's file again, under another module name.
+    _import_as(mine, "user_mine_driver")
+    _import_as(mine, "user_mine_worker")
+    assert REWARDS["test_reimported"].fn(Sample(GOOD, GT)) == 0.25
+
+
+def test_unknown_reward_kwargs_are_an_error_naming_the_valid_ones():
+    with pytest.raises(ValueError) as error:
+        RewardScorer.from_kwargs({"presets": "time_r1"})
+    assert "'presets'" in str(error.value) and "preset, components" in str(error.value)
+    with pytest.raises(ValueError, match="unknown option"):
+        compute_score("ds", GOOD, GT, None, strictnes="strict")
 
 
 def test_scorer_keys_identical_across_tasks_and_presets():
@@ -225,7 +318,7 @@ def test_scorer_options():
 def test_scorer_from_kwargs_accepts_omegaconf():
     from omegaconf import OmegaConf
 
-    kwargs = OmegaConf.create({"preset": "videochat_r1", "parser": {"clip": False}, "unknown": 1})
+    kwargs = OmegaConf.create({"preset": "videochat_r1", "parser": {"clip": False}})
     scorer = RewardScorer.from_kwargs(kwargs)
     assert scorer.preset == "videochat_r1" and scorer.presets["default"].parser.clip is False
 
@@ -234,7 +327,7 @@ def test_user_presets_file_and_module(tmp_path):
     module = tmp_path / "my_rewards.py"
     module.write_text(
         "from verl_video.rewards import register_reward\n"
-        "@register_reward('test_length')\n"
+        "@register_reward('test_length', low=0.0, high=1.0)\n"
         "def test_length(sample, limit=10):\n"
         "    return float(len(sample.response) <= limit)\n"
     )

@@ -85,6 +85,13 @@ def test_reward_metrics_per_data_source():
     assert out == {"reward/a/iou": 0.5, "reward/b/iou": 0.5, "reward/a/parse_ok": 1.0}
 
 
+def test_reward_failures_are_summed_not_averaged():
+    infos = {"tiou": [1.0, 0.0, 1.0], "tiou/errors": [1.0, 0.0, 1.0], "mine/clamped": [0.0, 1.0, 1.0]}
+    out = metrics.reward_metrics(["a", "a", "a"], infos)
+    assert out["reward/a/tiou"] == pytest.approx(2 / 3)
+    assert out["reward/a/tiou/errors"] == 2.0 and out["reward/a/mine/clamped"] == 2.0
+
+
 def test_training_metrics_from_transfer_queue_rows():
     rows = {"data_source": np.array(["a", "a", "pad"], dtype=object),
             "extra_fields": np.array([{"reward_extra_info": {"iou": 1.0}}, {"reward_extra_info": {"iou": 0.5}}, {}],

@@ -40,11 +40,5 @@ def register_engines() -> None:
                 registry[device] = engine
 
 
-def register_seeded_agent_loop() -> None:
-    """`seeded_single_turn_agent` in verl's agent-loop registry (registered on import)."""
-    from verl_video.backends import seeding  # noqa: F401
-
-
 register_hf_rollout()
-register_seeded_agent_loop()
 register_engines()

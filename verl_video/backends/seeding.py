@@ -6,7 +6,7 @@ per trajectory from (run seed, step, sample index, rollout index) and puts it in
 parameters: vLLM honours `seed` per request, and our `hf` server samples each row from its own generator
 (`hf_engine.SeededSampler`). The same trajectory is then drawn whatever batch it lands in.
 
-Registered in verl's agent-loop registry and selected by `actor_rollout_ref.rollout.agent.default_agent_loop`.
+`SeededSingleTurnAgentLoop` is the base of the agent loop our config selects (`data/agent_loop.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ import hashlib
 import logging
 from typing import Any
 
-from verl.experimental.agent_loop.agent_loop import register
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 
 logger = logging.getLogger("verl_video")
-
-AGENT_LOOP_NAME = "seeded_single_turn_agent"
 
 
 def trajectory_seed(run_seed: int, step: int, sample_index: Any, rollout_index: int) -> int:
@@ -29,7 +26,6 @@ def trajectory_seed(run_seed: int, step: int, sample_index: Any, rollout_index: 
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") >> 1
 
 
-@register(AGENT_LOOP_NAME)
 class SeededSingleTurnAgentLoop(SingleTurnAgentLoop):
     """verl's single-turn agent loop; each request carries the seed of its trajectory."""
 

@@ -22,6 +22,7 @@ A Temporal-R1 `tvg.yaml` (`datasets: [{json_path, data_folder, sampling_strategy
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from verl_video.data.formats import FORMAT_NAMES, ReadOptions
+from verl_video.data.records import RecordError, read_text
 from verl_video.data.settings import BUDGET_FIELDS
 
 _ENTRY_KEYS = {
@@ -88,7 +90,24 @@ def _line_of(node: yaml.Node | None) -> int:
 def _mapping_lines(node: yaml.Node) -> dict[str, int]:
     if not isinstance(node, yaml.MappingNode):
         return {}
-    return {key.value: _line_of(value) for key, value in node.value}
+    return {key.value: _line_of(value) for key, value in node.value if isinstance(key, yaml.ScalarNode)}
+
+
+def _duplicate_key(node: yaml.Node | None) -> tuple[str, int] | None:
+    """The first key a mapping node repeats (YAML keeps the last silently) and the line it repeats on."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    seen = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            if key.value in seen:
+                return key.value, _line_of(key)
+            seen.add(key.value)
+    return None
+
+
+def _positive_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
 def parse_sampling_strategy(text: str) -> tuple[str, float | None]:
@@ -109,28 +128,43 @@ def load_data_config(path: str) -> DataConfig:
     name = os.path.basename(path)
     if not os.path.exists(path):
         raise DataConfigError(f"{path}: data_config not found")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        text = read_text(path)
+    except RecordError as exc:
+        raise DataConfigError(str(exc)) from None
+    try:
+        # One parse gives both the values and the nodes (for line numbers), so the two always agree.
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
         raise DataConfigError(f"{name}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise DataConfigError(f"{name}:1: invalid YAML: nested too deeply") from None
+    repeated = _duplicate_key(root)
+    if repeated:
+        raise DataConfigError(f"{name}:{repeated[1]}: key {repeated[0]!r} is given twice")
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), list) or not data["datasets"]:
         raise DataConfigError(f"{name}:1: key 'datasets' must be a non-empty list of dataset entries")
     top_lines = _mapping_lines(root)
-    items_node = next(v for k, v in root.value if k.value == "datasets")
+    items_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "datasets"), None)
+    nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
+    if len(nodes) != len(data["datasets"]):  # e.g. datasets merged in with `<<:`: no node per entry
+        nodes = [root] * len(data["datasets"])
     base_dir = os.path.dirname(os.path.abspath(path))
     entries = []
-    for i, (raw, node) in enumerate(zip(data["datasets"], items_node.value, strict=True)):
+    for i, (raw, node) in enumerate(zip(data["datasets"], nodes, strict=True)):
         entries.append(_parse_entry(raw, node, name, i, base_dir))
     names = [e.name for e in entries]
     for i, entry in enumerate(entries):
         if names.index(entry.name) != i:
             entry.name = f"{entry.name}_{i}"  # two entries over the same file stay distinguishable
     seed = data.get("seed")
-    if seed is not None and not isinstance(seed, int):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise DataConfigError(f"{name}:{top_lines.get('seed', 0)}: key 'seed' must be an integer")
     return DataConfig(path=os.path.abspath(path), datasets=entries, seed=seed)
 
@@ -141,15 +175,23 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
         raise DataConfigError(f"{where}: each dataset entry must be a mapping")
     lines = _mapping_lines(node)
 
-    def fail(key: str, message: str) -> DataConfigError:
+    def fail(key: Any, message: str) -> DataConfigError:
         return DataConfigError(f"{file_name}:{lines.get(key, _line_of(node))}: datasets[{index}].{key}: {message}")
 
-    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    repeated = _duplicate_key(node)
+    if repeated:
+        raise DataConfigError(f"{file_name}:{repeated[1]}: datasets[{index}].{repeated[0]}: key is given twice")
+    unknown = sorted(set(raw) - _ENTRY_KEYS, key=str)  # YAML keys need not be strings
     if unknown:
         raise fail(unknown[0], f"unknown key; choose from {', '.join(sorted(_ENTRY_KEYS))}")
     for key in ("json_path", "data_folder"):
         if not raw.get(key):
             raise fail(key, "missing (required)")
+        if not isinstance(raw[key], str):
+            raise fail(key, f"must be a path, got {raw[key]!r}")
+    for key in ("name", "format", "task", "prompt_template", "durations", "video_ext", "sampling_strategy"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise fail(key, f"must be a string, got {raw[key]!r}")
     json_path = _resolve_path(raw["json_path"], base_dir)
     if not os.path.exists(json_path):
         raise fail("json_path", f"file not found: {json_path}")
@@ -162,14 +204,14 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
     except ValueError as exc:
         raise fail("sampling_strategy", str(exc)) from None
     weight = raw.get("weight")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0):
+    if weight is not None and not _positive_number(weight):
         raise fail("weight", f"must be a positive number, got {weight!r}")
     budget = {}
     for key in BUDGET_FIELDS:
         if raw.get(key) is None:
             continue
         value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if not _positive_number(value):
             raise fail(key, f"must be a positive number, got {value!r}")
         budget[key] = value
     options = ReadOptions(video_ext=raw.get("video_ext"))

@@ -9,6 +9,8 @@ Its `data_files` (data.train_files / data.val_files) are data_config YAMLs, or b
   decoding; a record whose video is missing or unreadable is replaced by the next good one.
 - The agent loop calls `process_multi_modal_info`, which decodes through our decoder (by timestamp,
   2/k fps, resized in the decoder) and caches per process, and hands verl exact `video_metadata`.
+  A video that fails to decode there becomes placeholder frames so the rollout can run; our agent loop
+  (`verl_video.data.agent_loop`) then masks that trajectory out of training and flags it for counting.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl_video.data.agent_loop import PLACEHOLDER_BACKEND
 from verl_video.data.checks import training_ready
 from verl_video.data.config import DataConfig, DatasetEntry, load_data_config, single_file_config
 from verl_video.data.formats import read_annotations
@@ -139,12 +142,12 @@ def seen_duration(item: DatasetItem) -> float:
 
 
 def placeholder_video(budget: VideoBudget) -> DecodedVideo:
-    """Black frames standing in for a video that failed to decode, so the rollout can still run."""
+    """Black frames standing in for a video that failed to decode, so the rollout can still run (then masked)."""
     side = int(budget.min_pixels**0.5)
     height, width = fit_frame_size(side, side, budget.min_pixels, budget.max_pixels)
     plan = plan_sampling(budget.min_frames / 2.0, height, width, budget)
     frames = torch.zeros((plan.num_frames, 3, plan.height, plan.width), dtype=torch.uint8)
-    return DecodedVideo(frames=frames, metadata=video_metadata(plan, "placeholder"), plan=plan, backend="placeholder")
+    return DecodedVideo(frames=frames, metadata=video_metadata(plan, PLACEHOLDER_BACKEND), plan=plan, backend=PLACEHOLDER_BACKEND)
 
 
 def warn_if_processor_resizes(processor: Any, budgets: set[VideoBudget]) -> None:
@@ -260,7 +263,10 @@ class VideoGroundingDataset(RLHFDataset):
             except VideoError as exc:
                 if not settings.skip_bad_samples:
                     raise
-                issue_log.report("undecodable_video", request.path, str(exc))
+                issue_log.report(
+                    "undecodable_video", request.path, str(exc),
+                    "placeholder frames stand in and its trajectories are masked out of training",
+                )  # fmt: skip
                 decoded = placeholder_video(request.budget)
             videos.append(decoded.as_processor_input())
         return None, videos, None

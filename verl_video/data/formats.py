@@ -12,6 +12,7 @@ Formats (name: what it looks like):
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from verl_video.data.records import (
     parse_number,
     iter_json_objects,
     parse_timestamps,
+    read_text,
     record_from_json,
 )
 
@@ -186,19 +188,17 @@ _CHARADES_LINE = re.compile(r"^(\S+)\s+(\S+)\s+(\S+)##(.*)$")
 def read_duration_csv(path: str) -> dict[str, float]:
     """Durations (seconds) by video id from a Charades CSV with columns `id` and `length`."""
     name = os.path.basename(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"id", "length"} <= set(reader.fieldnames):
-            raise RecordError(f"{name}:1: expected CSV columns 'id' and 'length'")
-        return {row["id"]: parse_number(row["length"], f"{name}:{i + 2}", "length") for i, row in enumerate(reader)}
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if not reader.fieldnames or not {"id", "length"} <= set(reader.fieldnames):
+        raise RecordError(f"{name}:1: expected CSV columns 'id' and 'length'")
+    return {row["id"]: parse_number(row["length"], f"{name}:{i + 2}", "length") for i, row in enumerate(reader)}
 
 
 def _iter_text_lines(path: str) -> Iterator[tuple[str, int, str]]:
     name = os.path.basename(path)
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.strip():
-                yield f"{name}:{line_no}", line_no, line.strip()
+    for line_no, line in enumerate(io.StringIO(read_text(path), newline=None), 1):
+        if line.strip():
+            yield f"{name}:{line_no}", line_no, line.strip()
 
 
 def _parse_charades_sta(where: str, line_no: Any, line: Any, ctx: ReadContext) -> list[GroundingRecord]:

@@ -17,14 +17,14 @@ class IssueLog:
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def report(self, reason: str, subject: str, detail: str) -> None:
-        """Count one occurrence of `reason` for `subject` (a file or record); log it the first time."""
+    def report(self, reason: str, subject: str, detail: str, outcome: str = "the sample is skipped") -> None:
+        """Count one occurrence of `reason` for `subject` (a file or record); log it, and `outcome`, the first time."""
         with self._lock:
             self.counts[reason] += 1
             first = (subject, reason) not in self._seen
             self._seen.add((subject, reason))
         if first:
-            logger.warning("verl-video data: %s: %s (%s); the sample is skipped, the run goes on", reason, subject, detail)
+            logger.warning("verl-video data: %s: %s (%s); %s, the run goes on", reason, subject, detail, outcome)
 
     def metrics(self, prefix: str = "data/") -> dict[str, int]:
         """Counts as flat metric names, e.g. {'data/missing_video': 3}."""

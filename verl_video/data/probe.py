@@ -1,6 +1,8 @@
 """Cheap facts about a video file (duration, size, rate) read from its container header, never decoded.
 
 A probe is cached per file identity (real path, size, mtime), so each file is probed once per process.
+A header without a duration (common for browser-recorded WebM: the recorder cannot seek back to write
+it) is measured instead: the packets are read, not decoded, and the end of the last frame is the length.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class VideoProbe:
     height: int
     fps: float  # average frame rate (informative only; sampling is by timestamp)
     num_frames: int  # 0 when the container does not say
+    measured: bool = False  # the header gave no duration; it was measured from the packets' timestamps
 
 
 _probe_cache: dict[FileIdentity, VideoProbe] = {}
@@ -79,12 +82,30 @@ def _read_header(path: str, identity: FileIdentity) -> VideoProbe:
             rate = float(stream.average_rate) if stream.average_rate else 0.0
             width, height = stream.codec_context.width, stream.codec_context.height
             frames = int(stream.frames or 0)
+            measured = not duration
+            if measured:
+                duration = _measure_duration(container, stream)
     except VideoError:
         raise
     except Exception as exc:  # PyAV raises many error types for damaged files
         raise VideoError(f"{path}: cannot read the container header ({type(exc).__name__}: {exc})") from None
     if not duration or duration <= 0:
-        raise VideoError(f"{path}: the header gives no duration")
+        raise VideoError(f"{path}: the header gives no duration and no frame has a timestamp")
     if not width or not height:
         raise VideoError(f"{path}: the header gives no frame size")
-    return VideoProbe(duration=duration, width=width, height=height, fps=rate, num_frames=frames)
+    return VideoProbe(duration=duration, width=width, height=height, fps=rate, num_frames=frames, measured=measured)
+
+
+def _measure_duration(container, stream) -> float | None:
+    """Seconds from the stream's start to the end of its last frame, from packet timestamps (no decoding)."""
+    if stream.time_base is None:
+        return None
+    origin = stream.start_time or 0
+    end = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue  # the flushing packet at the end of the stream
+        # A packet without a duration still ends no earlier than it starts.
+        packet_end = packet.pts + (packet.duration or 0)
+        end = packet_end if end is None else max(end, packet_end)
+    return None if end is None else float((end - origin) * stream.time_base)

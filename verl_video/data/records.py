@@ -17,6 +17,7 @@ Canonical JSONL (one JSON object a line; this schema is stable, other tools writ
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -112,24 +113,37 @@ def record_from_json(obj: Any, where: str) -> GroundingRecord:
     )
 
 
+def read_text(path: str) -> str:
+    """The file as UTF-8 text; RecordError naming the file and line of the first byte that is not UTF-8."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RecordError(f"{os.path.basename(path)}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
 def iter_json_objects(path: str) -> Iterator[tuple[str, str | int, Any]]:
     """Yield (where, key, object) from a .jsonl (key: line number) or .json (list index or dict key) file."""
     name = os.path.basename(path)
+    text = read_text(path)
     if path.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{name}:{line_no}", line_no, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RecordError(f"{name}:{line_no}: invalid JSON: {exc.msg}") from None
+        for line_no, line in enumerate(io.StringIO(text, newline=None), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise RecordError(f"{name}:{line_no}: invalid JSON: {getattr(exc, 'msg', 'nested too deeply')}") from None
+            yield f"{name}:{line_no}", line_no, obj
         return
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"{name}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{name}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise RecordError(f"{name}:1: invalid JSON: nested too deeply") from None
     if isinstance(data, list):
         for i, obj in enumerate(data):
             yield f"{name}[{i}]", i, obj

@@ -2,7 +2,8 @@
 
 Records: missing fields, numbers that are not numbers, NaN, start > end, zero length, end > duration.
 Videos (each probed once): exists, header readable, decodes (a few frames across the file), duration
-agrees with the annotation, a clip lies inside the file. Every problem is printed with its file and line
+agrees with the annotation, a clip lies inside the file. A header without a duration is not a problem:
+the video is measured (as training does) and the report lists how many had to be. Every problem is printed with its file and line
 (or JSON key) and field. `--fix clip,swap,drop` writes repaired canonical JSONL files plus a data_config
 pointing at them, and a report of every change; the original files are never modified.
 """
@@ -66,6 +67,7 @@ class DatasetReport:
     problems: list[Problem] = field(default_factory=list)
     changes: list[dict] = field(default_factory=list)
     kept: list[GroundingRecord] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)  # videos whose header had no duration
 
 
 def check_video(path: str, decode: bool) -> VideoCheck:
@@ -109,6 +111,8 @@ def validate(config: DataConfig, fixes: set[str], check_videos: bool = True, dec
     checks = _check_all_videos(reports, decode) if check_videos else {}
     for report in reports:
         _check_records(report, checks, fixes)
+        paths = {report.entry.resolve_video(record.video) for record in report.records}
+        report.measured = sorted(p for p in paths if checks.get(p) and checks[p].probe and checks[p].probe.measured)
     return reports
 
 
@@ -168,6 +172,11 @@ def print_report(reports: list[DatasetReport], fixes: set[str], show: int | None
         print(f"{report.entry.name}: {len(report.records)} records, {videos} videos, {len(report.problems)} problems")
         for kind, count in kinds.most_common(10):
             print(f"    {count:6d}  {kind}")
+        if report.measured:
+            print(
+                f"    {len(report.measured)} videos have no duration in their header; measured from their last "
+                f"frame (training does the same), e.g. {report.measured[0]}"
+            )
         if fixes:
             print(f"    fixed ({','.join(sorted(fixes))}): kept {len(report.kept)} records, {len(report.changes)} changes")
         unresolved += sum(p.fix not in fixes for p in report.problems)

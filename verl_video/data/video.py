@@ -126,6 +126,10 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
 def _decode_with_decord(path: str, plan: SamplingPlan) -> torch.Tensor:
     import decord
 
+    # FFmpeg prints a line per damaged packet (hundreds per file, from every worker) to stderr; what went
+    # wrong reaches the user once per file through the VideoError this decode raises instead.
+    decord.logging.set_level(decord.logging.QUIET)
+
     reader = decord.VideoReader(path, width=plan.width, height=plan.height, num_threads=0)
     stamps = reader.get_frame_timestamp(range(len(reader)))[:, 0]
     frame_times = (stamps - stamps[0]).tolist()

@@ -13,7 +13,7 @@ from typing import Any
 
 from verl_video.data.decode_cache import DecodeCache
 from verl_video.data.persistent_cache import PersistentVideoCache
-from verl_video.data.probe import FileIdentity
+from verl_video.data.probe import FileIdentity, VideoError
 from verl_video.data.settings import BUDGET_FIELDS, VideoBudget, VideoDataSettings
 from verl_video.data.video import DecodedVideo, decode_video
 
@@ -60,10 +60,21 @@ def memory_cache(max_mb: int) -> DecodeCache[DecodedVideo]:
         return _memory_cache
 
 
+# Requests whose decode failed, by cache key: the n rollouts of a prompt ask for the same video, and a file
+# that failed is not decoded n times again (the key holds size and mtime, so a replaced file is retried).
+_failed: dict[tuple, VideoError] = {}
+
+
 def load_video(request: VideoRequest, settings: VideoDataSettings) -> DecodedVideo:
     """Decoded frames for `request`, decoding at most once per process (and per persistent cache)."""
     key = request.cache_key(settings.decoder)
-    return memory_cache(settings.memory_cache_mb).get_or_compute(key, lambda: _load_uncached(request, settings))
+    if key in _failed:
+        raise VideoError(str(_failed[key]))
+    try:
+        return memory_cache(settings.memory_cache_mb).get_or_compute(key, lambda: _load_uncached(request, settings))
+    except VideoError as exc:
+        _failed[key] = exc
+        raise
 
 
 @functools.lru_cache(maxsize=8)

@@ -25,31 +25,31 @@ def _best(sample: Sample, overlap: Callable[..., float]) -> float:
     return max((overlap(pred, gt, sample.duration) for gt in sample.windows), default=0.0)
 
 
-@register_reward("iou")
+@register_reward("iou", low=0.0, high=1.0)
 def iou(sample: Sample) -> float:
     """IoU in seconds (VideoChat-R1; Time-R1 fine-tuning)."""
     return best_iou(sample.parse.interval, sample.windows) if sample.parse.interval else 0.0
 
 
-@register_reward("tiou")
+@register_reward("tiou", low=0.0, high=1.0)
 def tiou(sample: Sample) -> float:
     """Time-R1's timestamp-aware IoU, on the clipped prediction so it stays in [0, 1]."""
     return _best(sample, timestamp_iou)
 
 
-@register_reward("iou_normalized")
+@register_reward("iou_normalized", low=0.0, high=1.0)
 def iou_normalized(sample: Sample) -> float:
     """IoU on normalised time (Temporal-R1): prediction / duration, clipped to [0, 1]."""
     return _best(sample, normalized_iou)
 
 
-@register_reward("multi_iou")
+@register_reward("multi_iou", low=0.0, high=1.0)
 def multi_segment_iou(sample: Sample) -> float:
     """IoU of the merged predicted intervals with the merged ground-truth intervals."""
     return multi_iou(sample.intervals, sample.windows)
 
 
-@register_reward("parse_ok")
+@register_reward("parse_ok", low=0.0, high=1.0)
 def parse_ok(sample: Sample) -> float:
     """1 when the task's answer can be scored (an interval, even swapped or clipped; a letter; boxes)."""
     if sample.task in _CONTENT_OK:
@@ -57,7 +57,7 @@ def parse_ok(sample: Sample) -> float:
     return float(sample.parse.interval is not None)
 
 
-@register_reward("format")
+@register_reward("format", low=0.0, high=1.0)
 def format_reward(
     sample: Sample, strictness: str = "partial", style: str | None = None, think: bool | None = None,
     evidence_tag: str = "glue",
@@ -75,19 +75,19 @@ def format_reward(
     return format_score(text, content_ok, think, strictness)
 
 
-@register_reward("accuracy")
+@register_reward("accuracy", low=0.0, high=1.0)
 def accuracy(sample: Sample, num_options: int = 26) -> float:
     """Multiple-choice accuracy: the answer's option letter equals the ground truth's."""
     return choice_accuracy(sample.response, sample.truth.get("answer"), num_options)
 
 
-@register_reward("evidence_iou")
+@register_reward("evidence_iou", low=0.0, high=1.0)
 def evidence_iou(sample: Sample, tag: str = "glue") -> float:
     """Grounded QA (VideoChat-R1): IoU of the merged evidence intervals in `<tag>` with the merged ground truth."""
     return multi_iou(_evidence(sample, tag), sample.windows)
 
 
-@register_reward("box_iou")
+@register_reward("box_iou", low=0.0, high=1.0)
 def box_iou_reward(sample: Sample, exact: bool = False) -> float:
     """Tracking: mean box IoU over frames (`exact=True`: VideoChat-R1's all-or-nothing box count)."""
     return mean_box_iou(parse_boxes(sample.response), _boxes(sample), exact)

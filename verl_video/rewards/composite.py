@@ -19,7 +19,10 @@ from .sample import Sample
 logger = logging.getLogger("verl_video.rewards")
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
-_RAISED: set[str] = set()
+# How a component's value can fail; each is logged as `<component key>/<kind>` (0/1 per response).
+FAILURE_KINDS = ("errors", "nan", "clamped")
+# (reward name, kind) already logged in this process: the first of each kind is logged, not every one.
+_LOGGED: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ class Composite:
     @property
     def bounds(self) -> tuple[float, float]:
         """The lowest and highest total this composite can return."""
-        terms = [(p.weight * p.spec.low, p.weight * p.spec.high) for p in self.components]
+        # A zero weight removes its term even when a bound is infinite (0 * inf would be nan).
+        terms = [(p.weight * p.spec.low, p.weight * p.spec.high) if p.weight else (0.0, 0.0) for p in self.components]
         return sum(min(t) for t in terms), sum(max(t) for t in terms)
 
     def override(self, strictness: str | None = None, parser: Mapping | None = None) -> Composite:
@@ -93,24 +97,54 @@ class Composite:
 
     def __call__(self, sample: Sample) -> tuple[float, dict[str, float]]:
         """Total reward and each component's (unweighted) value."""
-        values = {p.metric: _safe_call(p, sample) for p in self.components}
-        total = sum(p.weight * values[p.metric] for p in self.components)
+        total, values, _ = self.evaluate(sample)
         return total, values
 
+    def evaluate(self, sample: Sample) -> tuple[float, dict[str, float], dict[str, str]]:
+        """Total, each component's value, and `{component key: failure kind}` for the components that failed."""
+        values, failures = {}, {}
+        for part in self.components:
+            values[part.metric], failure = _safe_call(part, sample)
+            if failure:
+                failures[part.metric] = failure
+        total = sum(p.weight * values[p.metric] for p in self.components)
+        return total, values, failures
 
-def _safe_call(part: Component, sample: Sample) -> float:
-    # A bug in one (user) reward must not kill a training run: log it, score the lower bound.
+
+def _safe_call(part: Component, sample: Sample) -> tuple[float, str | None]:
+    # A bug in one (user) reward must not kill a training run: it scores within its declared bounds,
+    # and the caller counts the failure so that it shows in the step metrics.
     spec = part.spec
     try:
         value = float(spec.fn(sample, **part.params))
     except Exception:
-        if part.name not in _RAISED:  # once per reward, not once per response
-            _RAISED.add(part.name)
-            logger.exception("reward %r raised; it scores its lower bound %s whenever it does (logged once)", part.name, spec.low)
-        return spec.low
+        if _first(spec.name, "errors"):
+            logger.exception(
+                "reward %r raised; it scores %s whenever it does, counted as %s/errors (first traceback only)",
+                spec.name, spec.fallback, part.metric,
+            )  # fmt: skip
+        return spec.fallback, "errors"
     if not math.isfinite(value):
-        return spec.low
-    return min(max(value, spec.low), spec.high)
+        if _first(spec.name, "nan"):
+            logger.warning("reward %r returned %s; it scores %s instead, counted as %s/nan (logged once)",
+                           spec.name, value, spec.fallback, part.metric)  # fmt: skip
+        return spec.fallback, "nan"
+    if value < spec.low or value > spec.high:
+        if _first(spec.name, "clamped"):
+            logger.warning(
+                "reward %r returned %s outside its declared bounds [%s, %s]; clamped, counted as %s/clamped "
+                "(logged once): fix the function or its register_reward bounds", spec.name, value, spec.low,
+                spec.high, part.metric,
+            )  # fmt: skip
+        return min(max(value, spec.low), spec.high), "clamped"
+    return value, None
+
+
+def _first(name: str, kind: str) -> bool:
+    if (name, kind) in _LOGGED:
+        return False
+    _LOGGED.add((name, kind))
+    return True
 
 
 def to_plain(value: Any) -> Any:

@@ -13,10 +13,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .composite import FAILURE_KINDS
 
 
 def reward_metrics(data_sources: Sequence[Any], infos: Mapping[str, Sequence[Any]], prefix: str = "reward") -> dict[str, float]:
-    """`{prefix}/<data_source>/<key>`: the mean of each numeric key over the rows of each data source."""
+    """`{prefix}/<data_source>/<key>`: the mean of each numeric key per data source; failure flags are summed."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for key, values in infos.items():
@@ -29,7 +30,9 @@ def reward_metrics(data_sources: Sequence[Any], infos: Mapping[str, Sequence[Any
                 name = f"{prefix}/{source}/{key}"
                 sums[name] += value
                 counts[name] += 1
-    return {name: sums[name] / counts[name] for name in sums}
+    # `<component>/errors|nan|clamped` are counts of failed calls (a mean would read 0.0 for a rare bug).
+    counted = tuple(f"/{kind}" for kind in FAILURE_KINDS)
+    return {name: sums[name] if name.endswith(counted) else sums[name] / counts[name] for name in sums}
 
 
 def rows_reward_metrics(data_sources: Sequence[Any], extra_fields: Sequence[Any]) -> dict[str, float]:

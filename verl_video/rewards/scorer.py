@@ -7,7 +7,9 @@ Which composite scores a row, first match wins:
 
 Every row returns the same keys (verl concatenates them across the batch): `score`, `parse_ok`, `iou`
 (the task's localisation quality), `parse_<status>` for each failure status, and every component key of
-every known preset; a key the row's composite does not use reads 0.
+every known preset; a key the row's composite does not use reads 0. Each component key also has
+`<key>/errors`, `<key>/nan` and `<key>/clamped` (1 when that component raised, returned nan or inf, or
+returned a value outside its declared bounds for this response); the trainer sums them per step.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from verl_video.evaluation.metrics import per_sample_metrics
 
 from .components import answer_status, main_overlap, parse_ok
-from .composite import Composite, load_presets, to_plain
+from .composite import FAILURE_KINDS, Composite, load_presets, to_plain
 from .parser import OK, STATUSES
 from .registry import load_modules
 from .sample import Sample, row_task
@@ -30,6 +32,8 @@ DEFAULT_PRESET = "default"
 _FAILURES = tuple(status for status in STATUSES if status != OK)
 # iou, parse_ok and r1@m come from evaluation's per-sample metrics, so validation during training reports
 # mIoU, parse rate and R1@m exactly as `verl-video score` computes them.
+# The options `reward.reward_kwargs` (and the custom reward function's reward_kwargs) accept.
+OPTIONS = ("preset", "components", "task_presets", "presets_file", "strictness", "parser", "modules")
 DIAGNOSTIC_KEYS = ("score", *per_sample_metrics(0.0, False), *(f"parse_{status}" for status in _FAILURES))
 
 
@@ -62,18 +66,22 @@ class RewardScorer:
         for task, name in self.task_presets.items():
             if name not in self.presets:
                 raise ValueError(f"task_presets[{task!r}] = {name!r} is not a known preset")
-        component_keys = [key for c in self.presets.values() for key in c.keys]
-        self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + tuple(component_keys)))
+        component_keys = tuple(dict.fromkeys(key for c in self.presets.values() for key in c.keys))
+        failure_keys = tuple(f"{key}/{kind}" for key in component_keys for kind in FAILURE_KINDS)
+        self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + component_keys + failure_keys))
         self._warned: set[str] = set()
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any] | None) -> RewardScorer:
-        """Build from a config mapping such as `reward.reward_kwargs` (unknown keys are ignored with a warning)."""
+        """Build from a config mapping such as `reward.reward_kwargs`; an unknown key is an error naming the valid ones."""
         kwargs = dict(to_plain(kwargs) or {})
-        known = ("preset", "components", "task_presets", "presets_file", "strictness", "parser", "modules")
-        for key in set(kwargs) - set(known):
-            logger.warning("verl-video reward: ignoring unknown option %r", key)
-        return cls(**{key: kwargs[key] for key in known if kwargs.get(key) is not None})
+        unknown = sorted(set(kwargs) - set(OPTIONS), key=str)
+        if unknown:
+            # A misspelt option (say `presets` for `preset`) would otherwise train with the default reward.
+            raise ValueError(
+                f"reward.reward_kwargs: unknown option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(OPTIONS)}"
+            )
+        return cls(**{key: kwargs[key] for key in OPTIONS if kwargs.get(key) is not None})
 
     def composite_for(self, ground_truth: Any, extra_info: Mapping) -> Composite:
         """The composite that scores this row (see the module docstring)."""
@@ -97,12 +105,13 @@ class RewardScorer:
         extra_info = extra_info if isinstance(extra_info, Mapping) else {}
         composite = self.composite_for(ground_truth, extra_info)
         sample = Sample(response, ground_truth, extra_info, str(data_source), composite.parser)
-        total, values = composite(sample)
+        total, values, failures = composite.evaluate(sample)
         status = answer_status(sample)
         result = dict.fromkeys(self.keys, 0.0)
         result.update(per_sample_metrics(main_overlap(sample), bool(parse_ok(sample))))
         result.update((f"parse_{s}", float(status == s)) for s in _FAILURES)
         result.update(values)
+        result.update((f"{key}/{kind}", 1.0) for key, kind in failures.items())
         result["score"] = total
         return result
 

@@ -2,7 +2,8 @@
 
 Reads `metrics.jsonl` (verl's `file` logger, one JSON object per step) and, when present, `memory.json`
 (from `verl-video monitor-memory`). Prints reward and IoU at the start and end of training and of
-validation, the time per step and its split, peak memory, and where the outputs are.
+validation, what went wrong with inputs and rewards (bad videos, reward functions that failed), the time
+per step and its split, peak memory, and where the outputs are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from verl_video.rewards.composite import FAILURE_KINDS
 from verl_video.run_record import find_record
 
 # verl's timing keys, in the order a step runs them.
@@ -24,6 +26,14 @@ STEP_PHASES = (
     ("adv", "advantages"),
     ("update_actor", "update"),
     ("update_weights", "weight sync"),
+)
+
+
+# Running totals our trainer logs each step (verl_video/trainer.py); the last value is the run's count.
+DATA_TOTALS = (
+    ("data/unreadable_at_start", "videos unreadable at start-up, dropped"),
+    ("data/replaced_total", "samples replaced in training, video missing or unreadable"),
+    ("data/decode_failed_total", "samples whose video failed to decode after start-up, masked out of training"),
 )
 
 
@@ -121,6 +131,8 @@ def summarize(run_dir: Path, window: int = 5) -> str:
         values = [v for _, v in run.series(key)]
         lines.append(f"  {key}: {_fmt(window_mean(values, True, window))} -> {_fmt(window_mean(values, False, window))}")
 
+    lines.extend(problem_lines(run))
+
     # The first step carries start-up (compilation, caches); leave it out of the per-step costs.
     timed = [data for step, data in run.steps if "timing_s/step" in data][1:] or [
         data for _, data in run.steps if "timing_s/step" in data
@@ -151,6 +163,21 @@ def summarize(run_dir: Path, window: int = 5) -> str:
         if (run_dir / name).exists():
             lines.append(f"  {run_dir / name}  ({what})")
     return "\n".join(lines)
+
+
+def problem_lines(run: RunMetrics) -> list[str]:
+    """Bad-input totals (always, so a clean run says 0) and reward failures summed over the steps (when any)."""
+    lines = []
+    for key, label in DATA_TOTALS:
+        series = run.series(key)
+        if series:
+            lines.append(f"{label} ({key}): {int(series[-1][1])}")
+    for kind in FAILURE_KINDS:
+        for key in run.keys_matching("reward/", f"/{kind}"):
+            total = sum(value for _, value in run.series(key))
+            if total:
+                lines.append(f"reward failures {key}: {int(total)} responses over the run")
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

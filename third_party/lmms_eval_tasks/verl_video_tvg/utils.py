@@ -5,13 +5,20 @@ function delegates to the installed `verl_video` package, so lmms-eval, `verl-vi
 training reward read answers and count R1@m identically.
 
 Documents are canonical verl-video records (`verl-video convert` output): `video`, `query`,
-`timestamps`, `duration`. Relative video paths are resolved against $VERL_VIDEO_VIDEO_ROOT
-(default: the working directory).
+`timestamps`, `duration`. Relative video paths are resolved against the task's own video folder
+(VIDEO_ROOTS below: one variable per task, so that the `verl_video_tvg` tag runs all three in one
+command), else $VERL_VIDEO_VIDEO_ROOT, else the working directory.
+
+Clip records (`video_start` / `video_end`: the model must see only that part of the file, and their
+ground truth counts from the clip start) are refused with an error: lmms-eval hands the model class a
+video path, which it decodes whole, and scoring a whole video against clip-relative times would be
+silently wrong. Evaluate such data with `verl-video eval`, which decodes the clip.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from verl_video.data.prompts import build_messages
@@ -20,6 +27,12 @@ from verl_video.evaluation.metrics import DEFAULT_CONVENTION, Convention, summar
 from verl_video.rewards.parser import ParserConfig
 
 VIDEO_ROOT_ENV = "VERL_VIDEO_VIDEO_ROOT"
+# The video folder of each task; the tasks' YAMLs pick their doc_to_visual below.
+VIDEO_ROOTS = {
+    "vv_charades_sta": "VERL_VIDEO_CHARADES_STA_ROOT",
+    "vv_activitynet": "VERL_VIDEO_ACTIVITYNET_ROOT",
+    "vv_tvgbench": "VERL_VIDEO_TVGBENCH_ROOT",
+}
 VIDEO_MARKER = "<video>"
 METRICS = ("r1@0.3", "r1@0.5", "r1@0.7", "miou", "parse_failure_rate")
 
@@ -36,14 +49,42 @@ def _duration(doc: dict) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list[str]:
-    """The video path of a document, made absolute with $VERL_VIDEO_VIDEO_ROOT."""
+def video_path(doc: dict, task: str | None = None) -> str:
+    """The document's video path, made absolute with the task's video folder; refuses clip records."""
+    clip = [doc.get(key) for key in ("video_start", "video_end")]
+    if any(value not in (None, "") for value in clip):
+        raise ValueError(
+            f"{doc.get('id', doc['video'])}: a clip record (video_start={clip[0]}, video_end={clip[1]}); lmms-eval "
+            "would show the model the whole file while the ground truth counts from the clip start. "
+            "Evaluate clip records with `verl-video eval`, or convert them without clips."
+        )
     path = str(doc["video"])
+    variables = [VIDEO_ROOTS[task]] if task in VIDEO_ROOTS else []
+    variables.append(VIDEO_ROOT_ENV)
     if not os.path.isabs(path):
-        path = os.path.join(os.environ.get(VIDEO_ROOT_ENV, os.getcwd()), path)
+        root = next((os.environ[name] for name in variables if os.environ.get(name)), os.getcwd())
+        path = os.path.join(root, path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: video not found (set ${VIDEO_ROOT_ENV} to the dataset's video folder)")
-    return [path]
+        raise FileNotFoundError(f"{path}: video not found (set ${variables[0]} to the dataset's video folder)")
+    return path
+
+
+def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list[str]:
+    """The video of a document of no particular task ($VERL_VIDEO_VIDEO_ROOT)."""
+    return [video_path(doc)]
+
+
+def _visual_for(task: str) -> Callable[..., list[str]]:
+    def visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list[str]:
+        return [video_path(doc, task)]
+
+    visual.__doc__ = f"The video of a {task} document (${VIDEO_ROOTS[task]}, else ${VIDEO_ROOT_ENV})."
+    return visual
+
+
+charades_sta_visual = _visual_for("vv_charades_sta")
+activitynet_visual = _visual_for("vv_activitynet")
+tvgbench_visual = _visual_for("vv_tvgbench")
 
 
 def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:

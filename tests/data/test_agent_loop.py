@@ -1,0 +1,62 @@
+"""A video that fails to decode after start-up: its trajectories leave training and are counted."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, _agent_loop_registry
+
+from verl_video.data.agent_loop import AGENT_LOOP_NAME, DECODE_FAILED_FIELD, mask_placeholder_videos
+from verl_video.data.dataset import placeholder_video
+from verl_video.data.settings import VideoBudget
+from verl_video.data.video import video_metadata
+from verl_video.main import CONFIG_DIR
+from verl_video.trainer import GroundingSyncTrainer
+
+
+def _output(video) -> AgentLoopOutput:
+    return AgentLoopOutput(
+        prompt_ids=[1, 2, 3], response_ids=[4, 5, 6], response_mask=[1, 1, 1],
+        multi_modal_data={"videos": [video]}, num_turns=2, metrics={},
+    )  # fmt: skip
+
+
+def test_a_placeholder_video_masks_the_response_out_of_training():
+    failed = _output(placeholder_video(VideoBudget()).as_processor_input())
+    assert mask_placeholder_videos(failed)
+    # verl's GRPO multiplies the advantage by this mask, and its loss_mask is this mask.
+    assert failed.response_mask == [0, 0, 0] and failed.extra_fields[DECODE_FAILED_FIELD] == 1
+
+
+def test_a_decoded_video_trains_normally():
+    decoded = placeholder_video(VideoBudget())
+    frames = torch.full_like(decoded.frames, 7)
+    good = _output((frames, video_metadata(decoded.plan, "decord")))
+    assert not mask_placeholder_videos(good)
+    assert good.response_mask == [1, 1, 1] and DECODE_FAILED_FIELD not in good.extra_fields
+
+
+def test_our_agent_loop_is_registered_and_selected():
+    assert AGENT_LOOP_NAME in _agent_loop_registry
+    with initialize_config_dir(config_dir=os.path.abspath(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="tvg_grpo")
+    assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_LOOP_NAME
+
+
+def test_step_metrics_count_each_failed_prompt_once(monkeypatch):
+    from verl_video import trainer
+
+    # Two prompts of n=2 trajectories; prompt "b" failed to decode (both its trajectories are flagged).
+    keys = ["a_0_0", "a_1_0", "b_0_0", "b_1_0"]
+    flags = [{}, {}, {DECODE_FAILED_FIELD: 1}, {DECODE_FAILED_FIELD: 1}]
+    rows = {"extra_info": np.array([{"data_replaced": 0}] * 4, dtype=object), "extra_fields": np.array(flags, dtype=object)}
+    monkeypatch.setattr(trainer.trainer_base, "tq", SimpleNamespace(kv_batch_get=lambda **kwargs: rows))
+    fake = SimpleNamespace(train_dataset=SimpleNamespace(unreadable_videos=0))
+    batch = SimpleNamespace(keys=keys, partition_id="train")
+    first = GroundingSyncTrainer._data_metrics(fake, batch)
+    second = GroundingSyncTrainer._data_metrics(fake, batch)
+    assert first["data/decode_failed_total"] == 1.0 and second["data/decode_failed_total"] == 2.0

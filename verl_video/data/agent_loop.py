@@ -1,0 +1,54 @@
+"""The agent loop our config selects (`video_single_turn`): verl's single-turn loop, seeded, honest about videos.
+
+Each request carries its trajectory's sampling seed (`backends/seeding.py`).
+
+A video can pass the start-up header check and still fail to decode when the agent loop asks for its
+frames (a damaged stream, a file changed after start-up). The dataset then hands black placeholder frames
+so that the rollout can run, but the ground truth still belongs to the real video, so scoring the response
+and training on it would teach noise. verl's agent loop decodes the frames; the dataset row was built
+earlier, in another process, so swapping the sample there is no longer possible. What this loop does
+instead: such a trajectory keeps its shape (verl batches it like any other) but its response mask is all
+zeros, which removes it from the advantage (GRPO multiplies by the mask) and from every loss term (verl's
+loss_mask is this mask), and its `extra_fields` carry `video_decode_failed: 1`, which the trainer counts
+as `data/decode_failed_total`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
+
+from verl_video.backends.seeding import SeededSingleTurnAgentLoop
+
+AGENT_LOOP_NAME = "video_single_turn"
+DECODE_FAILED_FIELD = "video_decode_failed"
+PLACEHOLDER_BACKEND = "placeholder"
+
+
+def is_placeholder(video: Any) -> bool:
+    """Whether a (frames, metadata) processor input stands in for a video that could not be decoded."""
+    metadata = video[1] if isinstance(video, Sequence) and len(video) == 2 else None
+    return isinstance(metadata, dict) and metadata.get("video_backend") == PLACEHOLDER_BACKEND
+
+
+def mask_placeholder_videos(output: AgentLoopOutput) -> bool:
+    """Zero the response mask and flag the output when one of its videos is a placeholder; True if so."""
+    videos = (output.multi_modal_data or {}).get("videos") or []
+    if not any(is_placeholder(video) for video in videos):
+        return False
+    output.response_mask = [0] * len(output.response_mask)
+    output.extra_fields[DECODE_FAILED_FIELD] = 1
+    return True
+
+
+@register(AGENT_LOOP_NAME)
+class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
+    """verl's single-turn agent loop, seeded; a trajectory whose video failed to decode is masked out of training."""
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
+        """Generate as verl does, then mask the response when its video was a placeholder."""
+        output = await super().run(sampling_params, **kwargs)
+        mask_placeholder_videos(output)
+        return output
