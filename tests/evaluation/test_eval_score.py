@@ -7,7 +7,7 @@ import pytest
 
 from verl_video.cli import main
 from verl_video.evaluation.breakdown import Buckets, field_value
-from verl_video.evaluation.metrics import Convention
+from verl_video.grounding_metrics import Convention
 from verl_video.evaluation.score import score_file
 from verl_video.rewards.parser import ParserConfig
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from verl_video.evaluation.grading import Grade
-from verl_video.evaluation.metrics import Convention, summarize
+from verl_video.grounding_metrics import Convention, summarize
 from verl_video.evaluation.predictions import PredictionLine
 
 UNKNOWN = "unknown"

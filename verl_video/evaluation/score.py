@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from verl_video.evaluation.breakdown import UNKNOWN, Buckets, breakdown, make_dimensions
 from verl_video.evaluation.grading import Grade, grade_prediction, grade_response
-from verl_video.evaluation.metrics import DEFAULT_THRESHOLDS, Convention, summarize
+from verl_video.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
 from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
 from verl_video.evaluation.report import ScoreReport
 from verl_video.rewards.parser import ParserConfig

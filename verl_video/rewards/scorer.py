@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from verl_video.evaluation.metrics import per_sample_metrics
+from verl_video.grounding_metrics import per_sample_metrics
 
 from .components import answer_status, main_overlap, parse_ok
 from .composite import FAILURE_KINDS, Composite, load_presets, to_plain

@@ -1,4 +1,4 @@
-"""Grounding metrics from per-sample IoUs: R1@m, mIoU, parse-failure rate.
+"""Grounding metrics from per-sample IoUs: R1@m, mIoU, parse-failure rate (the lowest layer: imports nothing of ours).
 
 The one place these numbers are computed: `verl-video score`, `verl-video eval`, the lmms-eval
 tasks and verl's validation during training (through `per_sample_metrics`) all call it.
