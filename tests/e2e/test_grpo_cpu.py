@@ -25,6 +25,9 @@ STEPS = 2
 # Demo videos are 112x112, sampled at 2 fps: each pair of frames becomes 4x4 merged patches = 16 tokens.
 TOKENS_PER_FRAME_PAIR = (112 // 28) * (112 // 28)
 FPS = 2.0
+# experiment=tiny_tvg_cpu: 8 prompts (each its own video) x 8 rollouts a step, no reference model.
+PROMPTS_PER_STEP = 8
+ROLLOUTS = 8
 
 
 def _cli(*args: str) -> None:
@@ -127,3 +130,15 @@ def test_rollout_log_probs_match_the_actor(grpo_run):
         assert step["training/rollout_probs_diff_mean"] < 1e-3
         assert step["training/rollout_probs_diff_max"] < 1e-3
         assert step["rollout_corr/log_ppl_abs_diff"] < 1e-3
+
+
+def test_each_video_is_encoded_once_per_step(grpo_run):
+    for step in _metrics(grpo_run):
+        # The encoder is frozen (default), so vision.reuse_features is on: the old-log-prob pass encodes each
+        # video once and the other rollouts, and both update mini-batches, reuse it.
+        assert step["actor/vision/unique_videos"] == PROMPTS_PER_STEP
+        assert step["actor/vision/encoder_passes"] == PROMPTS_PER_STEP
+        assert step["actor/vision/encoder_passes_per_video"] == 1.0
+        rows_through_the_tower = PROMPTS_PER_STEP * ROLLOUTS * 2  # old-log-prob pass + one update epoch
+        assert step["actor/vision/feature_reuses"] == rows_through_the_tower - PROMPTS_PER_STEP
+        assert step["actor/vision/encoder_sync_passes"] == 0

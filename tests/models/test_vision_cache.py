@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -167,3 +169,61 @@ def test_reuse_is_ignored_when_the_encoder_trains(caplog):
     assert "reuse_features=true ignored" in caplog.text
     frozen = {"actor_rollout_ref": {"actor": {"freeze_vision_tower": True}}, "vision": {"reuse_features": None}}
     assert VisionSettings.from_config(frozen).reuse_features is True
+
+
+def _two_rank_worker(rank: int, init_file: str, model_dir: str, out_dir: str) -> None:
+    """One of two gloo ranks: vision blocks sharded with FSDP2, so an encoder run is a collective."""
+    import json
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    model = _model(model_dir, reuse=True)
+    mesh = init_device_mesh("cpu", (2,))
+    for block in find_vision_tower(model).blocks:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    rows = _rows(model)
+    video_a, video_b = 0, ROLLOUTS  # first rows of the two videos
+    # Both ranks miss; then rank 0 hits while rank 1 misses; then both hit.
+    schedule = [(video_a, video_a), (video_a, video_b), (video_a, video_b)]
+    counts = []
+    with torch.no_grad():
+        for pair in schedule:
+            batch = next(_micro_batches(rows, [pair[rank]]))
+            model(**batch, use_cache=False)
+            counters = vision_cache.process_store().counters
+            counts.append([counters.encoded, counters.sync_passes])
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(counts))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ranks_run_the_sharded_encoder_together(tiny_model_dir, tmp_path):
+    import json
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.start_processes(
+        _two_rank_worker,
+        args=(str(tmp_path / "init"), str(tiny_model_dir), str(tmp_path)),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + 300
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("ranks hung: one ran the sharded encoder while the other skipped it")
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "rank1.json").read_text())
+    # [videos encoded, dummy runs] after each call. Rank 0's hit in call 2 still runs the encoder on the dummy
+    # input because rank 1 missed; in call 3 both hit and neither runs it.
+    assert rank0 == [[1, 0], [1, 1], [1, 1]]
+    assert rank1 == [[1, 0], [2, 0], [2, 0]]
