@@ -9,6 +9,7 @@ import torch
 
 from verl_video.models import vision_cache
 from verl_video.models.vision_tower import VisionSettings, apply_freeze, find_vision_tower
+from verl_video.tools.vl_batches import micro_batches, token_log_probs, video_rows
 
 # Two videos of different sizes (t, h, w in patches); each row of the batch is one rollout of one of them.
 GRIDS = [(2, 4, 4), (2, 4, 8)]
@@ -39,58 +40,21 @@ def _model(tiny_model_dir, *, reuse: bool, freeze_projector: bool = False):
 
 
 def _rows(model) -> list[dict]:
-    """ROLLOUTS rows per video: same pixels, different (random) responses after the video tokens."""
-    config = model.config
-    patch_dim = 3 * config.vision_config.temporal_patch_size * config.vision_config.patch_size**2
-    generator = torch.Generator().manual_seed(1)
-    rows = []
-    for grid in GRIDS:
-        pixels = torch.randn(grid[0] * grid[1] * grid[2], patch_dim, generator=generator)
-        tokens = grid[0] * grid[1] * grid[2] // 4
-        for _ in range(ROLLOUTS):
-            response = torch.randint(100, 400, (6,), generator=generator)  # clear of the special tokens
-            ids = torch.cat([
-                torch.tensor([config.vision_start_token_id]),
-                torch.full((tokens,), config.video_token_id),
-                torch.tensor([config.vision_end_token_id]),
-                response,
-            ])
-            rows.append({"ids": ids, "pixels": pixels.clone(), "grid": grid})
-    return rows
+    return video_rows(model.config, GRIDS, ROLLOUTS)
 
 
 def _micro_batches(rows: list[dict], order: list[int]):
-    """Left-padded micro-batches, videos concatenated in row order, as a trainer forward gets them."""
-    for start in range(0, len(order), MICRO_BATCH):
-        chunk = [rows[i] for i in order[start : start + MICRO_BATCH]]
-        width = max(len(r["ids"]) for r in chunk)
-        ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        mask = torch.zeros(len(chunk), width, dtype=torch.long)
-        for b, r in enumerate(chunk):
-            ids[b, width - len(r["ids"]) :] = r["ids"]
-            mask[b, width - len(r["ids"]) :] = 1
-        yield {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "pixel_values_videos": torch.cat([r["pixels"] for r in chunk]),
-            "video_grid_thw": torch.tensor([r["grid"] for r in chunk]),
-        }
-
-
-def _log_probs(model, batch) -> torch.Tensor:
-    logits = model(**batch, use_cache=False).logits[:, :-1].float()
-    labels = batch["input_ids"][:, 1:]
-    return torch.log_softmax(logits, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1) * batch["attention_mask"][:, 1:]
+    return micro_batches(rows, order, MICRO_BATCH)
 
 
 def _one_step(model, rows) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
     """An old-log-prob pass, then an update pass (backward) over the rows in another order, as GRPO does."""
     with torch.no_grad():
-        old = [_log_probs(model, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
+        old = [token_log_probs(model, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
     shuffled = [3, 0, 5, 1, 4, 2]
     new = []
     for mb in _micro_batches(rows, shuffled):
-        lp = _log_probs(model, mb)
+        lp = token_log_probs(model, mb)
         lp.sum().backward()
         new.append(lp.detach())
     return old, new, vision_cache.step_metrics()
@@ -132,13 +96,13 @@ def test_frozen_projector_caches_the_projected_output(tiny_model_dir):
     plain = _model(tiny_model_dir, reuse=False, freeze_projector=True)
     rows = _rows(plain)
     with torch.no_grad():
-        expected = [_log_probs(plain, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
+        expected = [token_log_probs(plain, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
     vision_cache.end_step()
     cached = _model(tiny_model_dir, reuse=True, freeze_projector=True)
     merger_calls = []
     find_vision_tower(cached).merger.register_forward_hook(lambda *args: merger_calls.append(1))
     with torch.no_grad():
-        got = [_log_probs(cached, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
+        got = [token_log_probs(cached, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
     for a, b in zip(expected, got):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
     # The merger ran only inside the two encoder runs (one per micro-batch holding a new video).
