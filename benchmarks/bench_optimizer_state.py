@@ -22,7 +22,8 @@ FROZEN = VisionSettings(freeze_encoder=True)
 TRAINED = VisionSettings(freeze_encoder=False)
 
 VISION_COMMON = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
-                     spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31])
+                     spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                     fullatt_block_indexes=[7, 15, 23, 31])
 CONFIGS = {
     "Qwen2.5-VL-3B": dict(
         text=dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,

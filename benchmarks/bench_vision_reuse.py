@@ -52,7 +52,8 @@ def realistic_model_dir(out: str) -> str:
     config = Qwen2_5_VLConfig(**{k: v for k, v in base.items() if k not in ("text_config", "vision_config")},
                               text_config=text, vision_config=VISION_3B)
     torch.manual_seed(0)
-    Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa", dtype=torch.float32).save_pretrained(out)
+    model = Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    model.save_pretrained(out)
     return out
 
 
@@ -171,7 +172,8 @@ def main() -> None:
     for name, r in (("no reuse", off), ("reuse", on)):
         print(f"{name:<10} {r['seconds']:>8.2f} {r['vision/encoder_passes']:>15.0f} "
               f"{r['vision/encoder_passes_per_video']:>10.2f} {r['peak_mb']:>9.0f}")
-    print(f"speed-up  {off['seconds'] / on['seconds']:.2f}x  (feature store peak {on['vision/feature_cache_peak_mb']:.1f} MiB)")
+    print(f"speed-up  {off['seconds'] / on['seconds']:.2f}x  "
+          f"(feature store peak {on['vision/feature_cache_peak_mb']:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Vision feature reuse on the tiny Qwen2.5-VL: same log-probs and projector gradients as recomputing, fewer encoder runs."""
+"""Vision feature reuse, tiny Qwen2.5-VL: log-probs and projector gradients as without it, fewer encoder runs."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ class VisionSettingsMixin:
             cap_mb=settings.feature_cache_mb,
         )
         if hook is not None and hook.reuse and not self.engine_config.forward_only:
-            logger.info("verl-video: vision features computed once per video per step and reused (vision.reuse_features)")
+            logger.info("verl-video: vision features computed once per video per step (vision.reuse_features)")
         return module
 
     def forward_backward_batch(self, data, loss_function, forward_only=False):

@@ -147,7 +147,7 @@ def end_step() -> None:
 
 
 class FeatureReuse:
-    """The tower's replacement `forward`: counts every request and, when `reuse` is on, serves repeats from the store."""
+    """The tower's replacement `forward`: counts every request; with `reuse`, serves repeats from the store."""
 
     def __init__(self, tower: torch.nn.Module, *, reuse: bool, projector_frozen: bool, model_key: str, cap_mb: float):
         self.tower = tower
@@ -158,7 +158,7 @@ class FeatureReuse:
         self.store = process_store(cap_mb)
         self.unit = tower.spatial_merge_size**2
 
-    def __call__(self, hidden_states: torch.Tensor, grid_thw: torch.Tensor, **kwargs):
+    def __call__(self, hidden_states: torch.Tensor, grid_thw: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         counters = self.store.counters
         extra = set(kwargs) - {"return_dict"}
         pixels = hidden_states.to(self.tower.patch_embed.proj.weight.dtype)

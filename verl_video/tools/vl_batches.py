@@ -14,7 +14,9 @@ import torch
 RESPONSE_TOKENS = (100, 400)
 
 
-def video_rows(config, grids: list[tuple[int, int, int]], rollouts: int, response_len: int = 6, seed: int = 1) -> list[dict]:
+def video_rows(
+    config, grids: list[tuple[int, int, int]], rollouts: int, response_len: int = 6, seed: int = 1
+) -> list[dict]:
     """`rollouts` rows per video grid (t, h, w in patches), grouped by video."""
     vision = config.vision_config
     patch_dim = vision.in_channels * vision.temporal_patch_size * vision.patch_size**2
