@@ -32,6 +32,9 @@ FPS = 2.0
 # Console lines a GRPO step may print (progress, verl's step line, rollout dump, our warnings). Before the
 # TransferQueue thread count was capped, its per-call warning alone gave ~40 lines a step from 2 steps.
 MAX_LINES_PER_STEP = 25
+# experiment=tiny_tvg_cpu: 8 prompts x 8 rollouts a step, no reference model.
+PROMPTS_PER_STEP = 8
+ROLLOUTS = 8
 
 
 def _cli(*args: str) -> None:
@@ -254,3 +257,20 @@ def test_same_command_same_seed_same_run(grpo_run, grpo_rerun):
     record_b = json.loads((grpo_rerun["root"] / "checkpoints" / "run.json").read_text())
     assert record_a["config_fingerprint"] == record_b["config_fingerprint"]
     assert record_a["data_fingerprint"] == record_b["data_fingerprint"]
+
+
+def test_each_video_is_encoded_once_per_step(grpo_run):
+    videos_per_step: dict[int, set] = {}
+    for row in _trajectories(grpo_run):
+        # One video per demo record; a record can be drawn twice in a step across an epoch boundary.
+        videos_per_step.setdefault(int(row["step"]), set()).add((row["input"], json.dumps(row["gts"], sort_keys=True)))
+    for number, step in enumerate(_metrics(grpo_run), start=1):
+        videos = len(videos_per_step[number])
+        # The encoder is frozen (default), so vision.reuse_features is on: the old-log-prob pass encodes each
+        # video once; the other rollouts and both update mini-batches reuse it.
+        assert step["actor/vision/unique_videos"] == videos
+        assert step["actor/vision/encoder_passes"] == videos
+        assert step["actor/vision/encoder_passes_per_video"] == 1.0
+        rows_through_the_tower = step["actor/vision/encoder_passes"] + step["actor/vision/feature_reuses"]
+        assert rows_through_the_tower == PROMPTS_PER_STEP * ROLLOUTS * 2  # old-log-prob pass + one update epoch
+        assert step["actor/vision/encoder_sync_passes"] == 0

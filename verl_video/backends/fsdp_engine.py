@@ -3,15 +3,22 @@
 Registered in verl's engine registry for every device (see `register.py`) in place of verl's own classes,
 which they subclass: the model is loaded by verl as usual, then the frozen parts get `requires_grad=False`
 before FSDP wraps the model and before the optimizer is built from the trainable parameters only.
+
+The vision tower also gets the feature-reuse forward (`models/vision_cache.py`). A step's passes run in one
+order in each trainer process: old log-probs, reference log-probs, then the update's mini-batches; the last
+mini-batch of the update (the one after which verl steps the lr scheduler) closes the step: its metrics
+carry the step's `vision/*` counters, and the stored features are dropped.
 """
 
 from __future__ import annotations
 
 import logging
 
+from verl.utils import tensordict_utils as tu
 from verl.workers.config.optimizer import build_optimizer
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
 
+from verl_video.models import vision_cache
 from verl_video.models.vision_tower import VisionSettings, apply_freeze, trainable_parameters
 
 logger = logging.getLogger("verl_video")
@@ -19,6 +26,10 @@ logger = logging.getLogger("verl_video")
 
 class VisionSettingsMixin:
     """Applies `VisionSettings` (exported by the driver) to the model verl loads, and builds the optimizer to match."""
+
+    # The actor's update ends a step; a critic colocated in the same process must not end it early.
+    closes_vision_step = True
+    vision_hook = None
 
     def _build_module(self):
         module = super()._build_module()
@@ -37,7 +48,27 @@ class VisionSettingsMixin:
                 "frozen" if settings.freeze_encoder else "trained", counts["encoder"],
                 "frozen" if settings.freeze_projector else "trained", counts["projector"],
             )
+        self.vision_hook = hook = vision_cache.install_feature_reuse(
+            module,
+            reuse=settings.reuse_features,
+            projector_frozen=settings.freeze_projector,
+            model_key=str(self.model_config.local_path),
+            cap_mb=settings.feature_cache_mb,
+        )
+        if hook is not None and hook.reuse and not self.engine_config.forward_only:
+            logger.info("verl-video: vision features computed once per video per step (vision.reuse_features)")
         return module
+
+    def forward_backward_batch(self, data, loss_function, forward_only=False):
+        output = super().forward_backward_batch(data, loss_function, forward_only=forward_only)
+        last_of_update = tu.get_non_tensor_data(data=data, key="update_lr_scheduler", default=False)
+        if self.vision_hook is not None and self.closes_vision_step and not forward_only and last_of_update:
+            # Every rank reaches the update's last mini-batch together, so the collectives in step_metrics line up.
+            # One-element lists: verl gathers metrics as per-micro-batch lists and flattens them.
+            for key, value in vision_cache.step_metrics().items():
+                output["metrics"][key] = [value]
+            vision_cache.end_step()
+        return output
 
     def _build_optimizer(self, module):
         return build_optimizer(trainable_parameters(module), self.optimizer_config)
@@ -49,3 +80,5 @@ class VideoFSDPEngineWithLMHead(VisionSettingsMixin, FSDPEngineWithLMHead):
 
 class VideoFSDPEngineWithValueHead(VisionSettingsMixin, FSDPEngineWithValueHead):
     """verl's critic engine with vision settings applied."""
+
+    closes_vision_step = False

@@ -34,6 +34,10 @@ class VisionSettings:
 
     freeze_encoder: bool = False
     freeze_projector: bool = False
+    # Reuse the frozen encoder's features within a step (models/vision_cache.py); only ever true with
+    # freeze_encoder, since a trained encoder's features change with every update.
+    reuse_features: bool = False
+    feature_cache_mb: float = 4096.0
 
     @classmethod
     def from_config(cls, config: Mapping) -> VisionSettings:
@@ -48,7 +52,21 @@ class VisionSettings:
                 "vision.freeze_projector=true with actor_rollout_ref.actor.freeze_vision_tower=false would train the "
                 "encoder under a frozen projector; freeze the tower too, or leave the projector trainable"
             )
-        return cls(freeze_encoder=freeze_encoder, freeze_projector=bool(freeze_projector))
+        reuse = vision.get("reuse_features")
+        if reuse is None:
+            reuse = freeze_encoder
+        elif reuse and not freeze_encoder:
+            logger.warning(
+                "verl-video: vision.reuse_features=true ignored: the vision encoder trains "
+                "(actor_rollout_ref.actor.freeze_vision_tower=false), so its features change with every update"
+            )
+            reuse = False
+        return cls(
+            freeze_encoder=freeze_encoder,
+            freeze_projector=bool(freeze_projector),
+            reuse_features=bool(reuse),
+            feature_cache_mb=float(vision.get("feature_cache_mb", 4096.0)),
+        )
 
     def to_env(self) -> str:
         """The value of `VERL_VIDEO_VISION` that carries these settings to the workers."""
