@@ -12,9 +12,14 @@ carry the step's `vision/*` counters, and the stored features are dropped.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from verl.utils import tensordict_utils as tu
+from verl.utils.device import get_device_name
+from verl.workers.engine.fsdp import transformer_impl
 from verl.workers.config.optimizer import build_optimizer
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
 
@@ -22,6 +27,22 @@ from verl_video.models import vision_cache
 from verl_video.models.vision_tower import VisionSettings, apply_freeze, trainable_parameters
 
 logger = logging.getLogger("verl_video")
+
+
+@contextmanager
+def unpinned_cpu_offload() -> Iterator[None]:
+    """While verl wraps a model on a CPU machine, its FSDP2 CPU-offload policy does not pin memory.
+
+    verl offloads every forward-only model (the reference policy) with `CPUOffloadPolicy(pin_memory=True)`;
+    pinning host memory needs a CUDA driver, so the reference model (use_kl_loss, the GPU recipe's KL term)
+    could not start on CPU. The parameters live in host memory there anyway.
+    """
+    pinned = transformer_impl.CPUOffloadPolicy
+    transformer_impl.CPUOffloadPolicy = functools.partial(pinned, pin_memory=False)
+    try:
+        yield
+    finally:
+        transformer_impl.CPUOffloadPolicy = pinned
 
 
 class VisionSettingsMixin:
@@ -69,6 +90,12 @@ class VisionSettingsMixin:
                 output["metrics"][key] = [value]
             vision_cache.end_step()
         return output
+
+    def _build_fsdp_module(self, module):
+        if get_device_name() != "cpu":
+            return super()._build_fsdp_module(module)
+        with unpinned_cpu_offload():
+            return super()._build_fsdp_module(module)
 
     def _build_optimizer(self, module):
         return build_optimizer(trainable_parameters(module), self.optimizer_config)
