@@ -12,7 +12,6 @@ carry the step's `vision/*` counters, and the stored features are dropped.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +37,12 @@ def unpinned_cpu_offload() -> Iterator[None]:
     could not start on CPU. The parameters live in host memory there anyway.
     """
     pinned = transformer_impl.CPUOffloadPolicy
-    transformer_impl.CPUOffloadPolicy = functools.partial(pinned, pin_memory=False)
+
+    def unpinned(*args, **kwargs):
+        # verl passes pin_memory=True explicitly, so this must override it, not merely default it.
+        return pinned(*args, **{**kwargs, "pin_memory": False})
+
+    transformer_impl.CPUOffloadPolicy = unpinned
     try:
         yield
     finally:
