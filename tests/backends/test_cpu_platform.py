@@ -61,3 +61,14 @@ def test_worker_hook_does_nothing_outside_a_trainer_worker():
         "assert not dist.is_initialized()\n"
     )
     subprocess.run([sys.executable, "-c", code], env=dict(env, VERL_PLATFORM="cpu"), check=True, timeout=120)
+
+
+def test_offload_policy_is_unpinned_while_wrapping_on_cpu():
+    # verl builds CPUOffloadPolicy(pin_memory=True) for the reference model; pinning needs a CUDA driver.
+    from verl.workers.engine.fsdp import transformer_impl
+
+    from verl_video.backends.fsdp_engine import unpinned_cpu_offload
+
+    with unpinned_cpu_offload():
+        assert transformer_impl.CPUOffloadPolicy(pin_memory=True).pin_memory is False
+    assert transformer_impl.CPUOffloadPolicy(pin_memory=True).pin_memory is True

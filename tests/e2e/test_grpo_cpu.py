@@ -101,8 +101,15 @@ def grpo_rerun(prepared, grpo_run) -> dict:
 
 @pytest.fixture(scope="module")
 def grpo_unfrozen(prepared) -> dict:
-    """One step with the vision tower trained."""
-    return _train(prepared, "unfrozen", "actor_rollout_ref.actor.freeze_vision_tower=false", steps=1)
+    """One step with the vision tower trained, and the GPU recipe's KL term (a reference model) on."""
+    return _train(
+        prepared,
+        "unfrozen",
+        "actor_rollout_ref.actor.freeze_vision_tower=false",
+        "actor_rollout_ref.actor.use_kl_loss=true",
+        "actor_rollout_ref.actor.kl_loss_coef=0.04",
+        steps=1,
+    )
 
 
 def _metrics(run: dict) -> list[dict]:
@@ -224,6 +231,13 @@ def test_unfrozen_vision_encoder_trains(grpo_unfrozen):
     _assert_ran(grpo_unfrozen)
     changes = _changes(grpo_unfrozen)
     assert changes["vision_encoder"].changed > 0 and changes["language_model"].changed > 0
+
+
+def test_reference_model_runs_on_cpu(grpo_unfrozen):
+    # use_kl_loss needs the reference policy's log-probs: verl's forward-only engine must start on CPU.
+    _assert_ran(grpo_unfrozen)
+    step = _metrics(grpo_unfrozen)[0]
+    assert "timing_s/ref" in step and math.isfinite(step["actor/kl_loss"])
 
 
 # Wall-clock and memory readings differ between any two runs.
