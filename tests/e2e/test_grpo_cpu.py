@@ -244,8 +244,9 @@ def test_reference_model_runs_on_cpu(grpo_unfrozen):
 NOT_REPRODUCIBLE = ("timing_s/", "timing_per_token_ms/", "perf/", "actor/perf/")
 # The hf rollout's log-probs come from batched forward passes whose float sums depend on which requests
 # shared a batch (arrival timing): the sampled tokens are the same (per-request seeds) and the loss uses the
-# actor's recomputed log-probs, but these rollout-vs-actor diagnostics move in the 8th decimal.
-ROLLOUT_DIAGNOSTICS = ("training/rollout_probs_diff", "rollout_corr/")
+# actor's recomputed log-probs, but these rollout-vs-actor diagnostics (probability differences, their
+# Pearson correlation, perplexity ratios) move around the 7th decimal.
+ROLLOUT_DIAGNOSTICS = ("training/rollout_", "rollout_corr/")
 
 
 def test_same_command_same_seed_same_run(grpo_run, grpo_rerun):
