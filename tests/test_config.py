@@ -193,3 +193,39 @@ def test_cpu_switches_select_the_cpu_profile(argv, implied, monkeypatch):
     assert added == ([implied] if implied else [])
     if implied:
         check_device_settings(_compose(*result))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):  # an empty section has no keys to compare
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# Every actor_rollout_ref.rollout key in which the CPU vLLM run (profile=cpu_vllm, what CI exercises) may
+# differ from the GPU example: device and machine-size settings only. Any other difference is a setting the
+# GPU users run with that the CPU test does not, and fails the test below until it is listed with a reason.
+CPU_VLLM_DIFFERS_FROM_GPU = {
+    "dtype": "fp32 on CPU, like the CPU actor (bf16 on GPUs)",
+    "enable_sleep_mode": "vLLM-CPU has no sleep mode (verl's dataclass turns it on; the GPU yaml does not say)",
+    "free_cache_engine": "nothing to free between phases without sleep mode",
+    "enforce_eager": "no CUDA graphs on CPU",
+    "gpu_memory_utilization": "the GPU share the example sets; unused on CPU, where the KV cache size is explicit",
+    "engine_kwargs.vllm.kv_cache_memory_bytes": "on CPU, a fixed KV cache (256 MiB) instead of a share of host memory",
+    "agent.num_workers": "agent-loop workers follow the machine (8 GPUs vs one CPU slot)",
+    "n_gpus_per_node": "placement slots follow the machine",
+    "trace.experiment_name": "the example names its experiment; tests use the default",
+}
+
+
+def test_cpu_vllm_rollout_differs_from_the_gpu_example_only_in_device_keys():
+    gpu = _flatten(_dry_run()["actor_rollout_ref"]["rollout"])
+    cpu = _flatten(OmegaConf.to_container(_compose("profile=cpu_vllm").actor_rollout_ref.rollout, resolve=True))
+    missing = "<not set>"
+    differ = {key: (gpu.get(key, missing), cpu.get(key, missing)) for key in gpu.keys() | cpu.keys()
+              if gpu.get(key, missing) != cpu.get(key, missing)}  # fmt: skip
+    assert set(differ) == set(CPU_VLLM_DIFFERS_FROM_GPU), {k: v for k, v in differ.items() if k not in CPU_VLLM_DIFFERS_FROM_GPU}
+    assert gpu["name"] == cpu["name"] == "vllm" and gpu["mode"] == cpu["mode"]
