@@ -117,12 +117,16 @@ def test_run_exits_cleanly(grpo_run):
     _assert_ran(grpo_run)
 
 
-def test_video_reached_the_actor(grpo_run):
-    for step in _metrics(grpo_run):
+def _assert_video_reached_the_actor(run: dict) -> None:
+    for step in _metrics(run):
         # Every sample of the actor's batch carried a video_grid_thw, matching its prompt's placeholders.
         assert step["video/with_grid_fraction"] == 1.0
         assert step["video/placeholder_grid_mismatches"] == 0.0
         assert step["video/tokens_per_sample"] > 0
+
+
+def test_video_reached_the_actor(grpo_run):
+    _assert_video_reached_the_actor(grpo_run)
 
 
 def test_video_token_count_follows_the_duration(grpo_run):
@@ -169,11 +173,15 @@ def test_console_lines_per_step_stay_few(grpo_run):
     assert per_step <= MAX_LINES_PER_STEP, "\n".join(lines[first : last + 1])
 
 
-def test_rewards_vary_inside_a_group(grpo_run):
+def _assert_rewards_vary_inside_a_group(run: dict) -> None:
     groups: dict[str, list[float]] = {}
-    for row in _trajectories(grpo_run):
+    for row in _trajectories(run):
         groups.setdefault(row["input"], []).append(float(row["score"]))
     assert any(len(set(scores)) > 1 for scores in groups.values()), groups
+
+
+def test_rewards_vary_inside_a_group(grpo_run):
+    _assert_rewards_vary_inside_a_group(grpo_run)
 
 
 def test_policy_is_updated(grpo_run):
