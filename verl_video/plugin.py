@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import logging
 
+from verl_video.backends.vllm_cpu import alias_vllm_distribution
+
 logger = logging.getLogger("verl_video")
 
 _REGISTRATIONS = (
@@ -38,4 +40,6 @@ def register_all(strict: bool = False) -> None:
             logger.warning("verl-video: could not register %s: %s: %s", name, type(exc).__name__, exc)
 
 
+# Before verl imports its vLLM module, whose version check looks for a `vllm` distribution (see vllm_cpu.py).
+alias_vllm_distribution()
 register_all()

