@@ -227,5 +227,6 @@ def test_cpu_vllm_rollout_differs_from_the_gpu_example_only_in_device_keys():
     missing = "<not set>"
     differ = {key: (gpu.get(key, missing), cpu.get(key, missing)) for key in gpu.keys() | cpu.keys()
               if gpu.get(key, missing) != cpu.get(key, missing)}  # fmt: skip
-    assert set(differ) == set(CPU_VLLM_DIFFERS_FROM_GPU), {k: v for k, v in differ.items() if k not in CPU_VLLM_DIFFERS_FROM_GPU}
+    unexplained = {key: values for key, values in differ.items() if key not in CPU_VLLM_DIFFERS_FROM_GPU}
+    assert set(differ) == set(CPU_VLLM_DIFFERS_FROM_GPU), unexplained
     assert gpu["name"] == cpu["name"] == "vllm" and gpu["mode"] == cpu["mode"]

@@ -85,7 +85,9 @@ def check_vllm_cpu_settings(config: DictConfig) -> None:
     wrong = {key: rollout.get(key, True) for key, value in VLLM_CPU_SETTINGS.items() if rollout.get(key, True) != value}
     if wrong:
         settings = ", ".join(f"actor_rollout_ref.rollout.{key}={value}" for key, value in wrong.items())
-        raise ConfigError(f"vLLM's CPU build has no sleep mode ({settings}); use `profile=cpu_vllm`, which turns it off")
+        raise ConfigError(
+            f"vLLM's CPU build has no sleep mode ({settings}); use `profile=cpu_vllm`, which turns it off"
+        )
 
 
 def prepare_environment(config: DictConfig) -> None:

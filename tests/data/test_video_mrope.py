@@ -87,7 +87,11 @@ def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) ->
 
     config = EngineArgs(model=str(model_dir), dtype="float32", enforce_eager=True).create_engine_config()
     # vllm_async_server.generate: token ids (placeholders already expanded), (frames, metadata), processor kwargs.
-    prompt = {"prompt_token_ids": input_ids, "multi_modal_data": {"video": videos}, "mm_processor_kwargs": mm_processor_kwargs}
+    prompt = {
+        "prompt_token_ids": input_ids,
+        "multi_modal_data": {"video": videos},
+        "mm_processor_kwargs": mm_processor_kwargs,
+    }
     request = InputProcessor(config).process_inputs("r", prompt, SamplingParams(max_tokens=1), ("generate",))
     (feature,) = request.mm_features
     # The engine's position rule (GPUModelRunner/CPUModelRunner call it), without loading weights.
@@ -98,7 +102,8 @@ def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) ->
     start, per_grid = feature.mm_position.offset, grid_h * grid_w // 4
     temporal = positions[0, start : start + grid_t * per_grid : per_grid]
     tokens_per_second = config.model_config.hf_config.vision_config.tokens_per_second
-    return [float(p - temporal[0]) / tokens_per_second for p in temporal], float(feature.data["second_per_grid_ts"].data)
+    seconds = [float(p - temporal[0]) / tokens_per_second for p in temporal]
+    return seconds, float(feature.data["second_per_grid_ts"].data)
 
 
 @pytest.mark.parametrize("case", ["long", "clipped"])
@@ -110,9 +115,11 @@ def test_vllm_temporal_positions_are_frame_seconds(case, videos, tiny_processor,
     name, overrides, start, end, seconds_per_grid = CASES[case]
     request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
     messages = video_messages(request)
-    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, {"video": {"decoder": "auto"}}))
+    config = {"video": {"decoder": "auto"}}
+    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, config))
     text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    input_ids = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)["input_ids"][0].tolist()
+    inputs = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)
+    input_ids = inputs["input_ids"][0].tolist()
 
     # What our agent loop sends: the metadata in the processor kwargs as well.
     kwargs = with_video_metadata({}, videos_in)

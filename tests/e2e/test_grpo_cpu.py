@@ -67,7 +67,9 @@ def _train(root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: 
     log = out / "train.log"
     with log.open("w") as stream:
         # Own process group: on timeout the driver and the Ray processes it started go together.
-        process = subprocess.Popen(command, cwd=out, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=out, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

