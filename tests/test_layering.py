@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "verl_video"
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
     "verl_video.grounding_metrics": ("verl_video",),
-    "verl_video.rewards": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
+    # Rewards read what they need from the row (extra_info), never the data or evaluation code that made it.
+    "verl_video.rewards": (
+        "verl_video.data", "verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"
+    ),
     "verl_video.data": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
     "verl_video.models": ("verl_video.data", "verl_video.rewards", "verl_video.evaluation", "verl_video.tools"),
 }
@@ -48,3 +54,20 @@ def test_layer_imports_nothing_above_it(layer):
         if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[layer])
     ]
     assert not bad, bad
+
+
+# The one record-to-item pipeline every command uses (training, eval, warm start, cache) and what it stands on.
+VERL_FREE = ("verl_video.data.pipeline", "verl_video.data.run_settings", "verl_video.evaluation.eval_set")
+
+
+@pytest.mark.parametrize("module", VERL_FREE)
+def test_shared_pipeline_runs_without_importing_verl(module):
+    # Imported in a fresh interpreter: whatever it pulls in, directly or not, must leave verl unimported.
+    code = (
+        f"import sys, {module}; "
+        "loaded = sorted(m for m in sys.modules if m == 'verl' or m.startswith('verl.')); "
+        "print(loaded[:5]); sys.exit(1 if loaded else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=PACKAGE.parent, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert result.returncode == 0, f"{module} imports verl: {result.stdout} {result.stderr[-2000:]}"

@@ -63,9 +63,10 @@ def test_cache_command_prefills_what_training_reads(tmp_path, videos, capsys):
         f'{{"video": "{videos["vfr"]}", "query": "q", "timestamps": [[1, 2]], "duration": 10, "video_start": 20, "video_end": 30}}\n'
     )
     (tmp_path / "d.yaml").write_text(yaml.safe_dump({"datasets": [{"json_path": "a.jsonl", "data_folder": ".", "fps": 0.5}]}))
-    (tmp_path / "trainer.yaml").write_text(yaml.safe_dump({"data": {"video": {"max_frames": 16, "total_pixels": 50000}}}))
     cache_dir = tmp_path / "cache"
-    code = cli_main(["cache", str(tmp_path / "d.yaml"), "--cache-dir", str(cache_dir), "--trainer-yaml", str(tmp_path / "trainer.yaml")])
+    # The overrides the training command would get (a data.video key may drop its prefix).
+    code = cli_main(["cache", str(tmp_path / "d.yaml"), "--cache-dir", str(cache_dir), "--set", "max_frames=16",
+                     "--set", "data.video.total_pixels=50000"])
     assert code == 0 and "2 videos (2 records)" in capsys.readouterr().out
     settings = VideoDataSettings(budget=VideoBudget(max_frames=16, total_pixels=50000), cache_dir=str(cache_dir))
     before = sum(video_module.decode_counts.values())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from verl_video.data.pipeline import DatasetItem, build_row
+from verl_video.data.records import GroundingRecord
+from verl_video.data.video_loader import VideoRequest
 from verl_video.rewards import REWARDS, Composite, RewardScorer, Sample, load_presets, register_reward
 from verl_video.rewards.choice import choice_accuracy, choice_letter, extract_choice
 from verl_video.rewards.compute_score import compute_score
@@ -53,19 +56,29 @@ def test_strictness_levels():
     assert [reward("format", "nothing", strictness=s) for s in ("strict", "partial", "lenient")] == [0.0, 0.0, 0.0]
 
 
+def _pipeline_row(template: str) -> dict:
+    """extra_info of the row the data pipeline builds for a record prompted with `template`."""
+    item = DatasetItem("d", GroundingRecord("1", "v.mp4", "q", [[12.0, 18.0]]), VideoRequest("/v.mp4"), template)
+    return build_row(item, 0, 30.0)["extra_info"]
+
+
 def test_format_follows_the_row_template():
     json_answer = '<think>x</think><answer>{"start_time": 12, "end_time": 18}</answer>'
     quoted = '<think>x</think><answer>{"start_time": "12", "end_time": "18"}</answer>'
-    json_row = {"prompt_template": "think_json"}
+    json_row = _pipeline_row("think_json")
     # Numeric and quoted JSON both count (Temporal-R1's format reward only accepts quoted).
     assert reward("format", json_answer, extra=json_row, strictness="strict") == 1.0
     assert reward("format", quoted, extra=json_row, strictness="strict") == 1.0
     assert reward("format", GOOD, extra=json_row, strictness="strict") == 0.0
     assert reward("format", json_answer, strictness="strict") == 0.0  # "think" template wants "a to b"
-    only = {"prompt_template": "answer_only"}
+    assert reward("format", GOOD, extra=_pipeline_row("think"), strictness="strict") == 1.0
+    only = _pipeline_row("answer_only")
     assert reward("format", "<answer>12 to 18</answer>", extra=only, strictness="strict") == 1.0
     assert reward("format", GOOD, extra=only, strictness="strict") == 0.0
     assert reward("format", json_answer, extra={"answer_style": "json"}, strictness="strict") == 1.0
+    # The row says it, not a template lookup: a custom template without thinking is scored as such.
+    assert reward("format", "<answer>12 to 18</answer>", extra={"prompt_template": "mine", "think": False},
+                  strictness="strict") == 1.0
 
 
 # ---- choices ----

@@ -40,6 +40,7 @@ EXTRAS = st.one_of(st.none(), st.text(max_size=5), st.fixed_dictionaries({}, opt
     "task": st.sampled_from(["tvg", "mcq", "grounded_qa", "tracking", "other", ""]),
     "prompt_template": st.sampled_from(["think", "answer_only", "think_json", "custom {query}"]),
     "answer_style": st.sampled_from(["interval", "json", "bogus"]),
+    "think": st.one_of(st.none(), st.booleans(), st.text(max_size=3)),
     "duration": DURATIONS, "answer_normalized": st.booleans(),
     "reward_preset": st.sampled_from(["time_r1", "temporal_r1", "videochat_r1", "mcq", "nope"]),
 }))

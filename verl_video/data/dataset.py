@@ -6,7 +6,8 @@ Its `data_files` (data.train_files / data.val_files) are data_config YAMLs, or b
 - Construction reads annotations only; no video is decoded, and the overlong-prompt filter counts video
   tokens from each file's header (duration, size) and the sampling budget.
 - `__getitem__` builds a verl row (prompt messages, one `videos` item, reward ground truth) without
-  decoding; a record whose video is missing or unreadable is replaced by the next good one.
+  decoding, through the pipeline every command shares (`verl_video.data.pipeline`); a record whose video
+  is missing or unreadable is replaced by the next good one.
 - The agent loop calls `process_multi_modal_info`, which decodes through our decoder (by timestamp,
   2/k fps, resized in the decoder) and caches per process, and hands verl exact `video_metadata`.
   A video that fails to decode there becomes placeholder frames so the rollout can run; our agent loop
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,18 +27,13 @@ from tqdm import tqdm
 
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl_video.data.agent_loop import PLACEHOLDER_BACKEND
-from verl_video.data.checks import training_ready
-from verl_video.data.config import DataConfig, DatasetEntry, load_data_config, single_file_config
-from verl_video.data.formats import read_annotations
 from verl_video.data.issues import issue_log
-from verl_video.data.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
-from verl_video.data.probe import VideoError, probe_video
-from verl_video.data.prompts import build_messages, get_template
-from verl_video.data.records import GroundingRecord
+from verl_video.data.pipeline import DatasetItem, build_row, load_items, seen_duration
+from verl_video.data.probe import VideoError
 from verl_video.data.rope_time import install_rope_time_hook
 from verl_video.data.sampling_plan import fit_frame_size, plan_sampling
-from verl_video.data.settings import VideoBudget, VideoDataSettings, settings_from_config
-from verl_video.data.video import DecodedVideo, clip_window, plan_for_file, video_metadata
+from verl_video.data.settings import VideoBudget, settings_from_config
+from verl_video.data.video import DecodedVideo, plan_for_file, video_metadata
 from verl_video.data.video_loader import VideoRequest, load_video
 
 logger = logging.getLogger("verl_video.data")
@@ -46,99 +41,6 @@ install_rope_time_hook()
 
 # How many following records to try when a record's video is bad, before giving up on the batch slot.
 MAX_REPLACEMENT_TRIES = 64
-
-
-@dataclass(frozen=True)
-class DatasetItem:
-    """One training sample: a record, its dataset and how its video is sampled and prompted."""
-
-    dataset: str
-    record: GroundingRecord
-    video: VideoRequest
-    template: str
-
-
-def load_items(data_files: list[str], settings: VideoDataSettings) -> list[DatasetItem]:
-    """Read every data_config (or bare annotation file), apply strategies and weights, build items."""
-    items: list[DatasetItem] = []
-    for path in data_files:
-        config = load_data_config(path) if path.endswith((".yaml", ".yml")) else single_file_config(path)
-        items.extend(_config_items(config, settings))
-    return items
-
-
-def _config_items(config: DataConfig, settings: VideoDataSettings) -> list[DatasetItem]:
-    seed = config.seed if config.seed is not None else settings.seed
-    selected = []
-    for entry in config.datasets:
-        records = read_annotations(entry.json_path, entry.format, entry.read_options)
-        records = apply_sampling_strategy(records, entry.sampling_strategy, dataset_rng(seed, entry.name, "strategy"))
-        usable = _training_records(records, entry)
-        selected.append((entry, usable))
-    return [_make_item(entry, record, settings) for entry, record in mix_datasets(selected, seed)]
-
-
-def _training_records(records: list[GroundingRecord], entry: DatasetEntry) -> list[GroundingRecord]:
-    usable, dropped, fixed = [], 0, 0
-    for record in records:
-        ready, changes = training_ready(record)
-        if ready is None:
-            dropped += 1
-            continue
-        fixed += bool(changes)
-        usable.append(ready)
-    if dropped or fixed:
-        logger.warning(
-            "verl-video data: %s: %d records dropped and %d clipped or swapped (run `verl-video validate` for details)",
-            entry.name, dropped, fixed,
-        )  # fmt: skip
-    return usable
-
-
-def _make_item(entry: DatasetEntry, record: GroundingRecord, settings: VideoDataSettings) -> DatasetItem:
-    if entry.task:
-        record = replace(record, task=entry.task)
-    budget = settings.budget.with_overrides(entry.budget_overrides)
-    request = VideoRequest(
-        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end
-    )
-    template = entry.prompt_template or record.extra.get("prompt_template") or settings.prompt_template
-    return DatasetItem(dataset=entry.name, record=record, video=request, template=template)
-
-
-def build_row(item: DatasetItem, index: int, duration: float) -> dict[str, Any]:
-    """The verl row for `item`: prompt with `<video>`, the `videos` column, reward ground truth, extra_info."""
-    record = item.record
-    template = get_template(item.template)
-    return {
-        "data_source": item.dataset,
-        "prompt": build_messages(record.query, template, duration=duration),
-        "videos": [item.video.to_item()],
-        "reward_model": {"style": "rule", "ground_truth": {"timestamps": record.timestamps, "duration": duration}},
-        "extra_info": {
-            "index": index,
-            "id": record.id,
-            "task": record.task,
-            "duration": duration,
-            "video": item.video.path,
-            "video_start": record.video_start,
-            "video_end": record.video_end,
-            "query": record.query,
-            "prompt_template": item.template if template.name == "custom" else template.name,
-            "answer_style": template.answer_style,
-            "data_replaced": 0,
-        },
-    }
-
-
-def seen_duration(item: DatasetItem) -> float:
-    """Seconds the model sees: the annotation's duration, else the clip or file length from the header.
-
-    The header is read either way (once per file and process): a missing or unreadable video raises here.
-    """
-    probe = probe_video(item.video.path)
-    window = clip_window(probe.duration, item.video.video_start, item.video.video_end, item.video.path)
-    return float(item.record.duration) if item.record.duration else window[1]
 
 
 def placeholder_video(budget: VideoBudget) -> DecodedVideo:

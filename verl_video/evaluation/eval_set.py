@@ -1,61 +1,47 @@
-"""An evaluation set: the records of a data_config YAML or of one annotation file, with videos resolved.
+"""An evaluation set: the items of a data_config YAML or of one annotation file, through the training pipeline.
 
 Each dataset entry's `sampling_strategy` (e.g. `first:500`), `task`, `prompt_template` and video
-budget overrides apply as in training; mixing `weight`s do not (evaluation scores every record once).
+budget overrides apply as in training (`verl_video.data.pipeline`); mixing `weight`s and the training
+record checks do not (evaluation scores every record once).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from verl_video.data.config import DataConfig, load_data_config, single_file_config
-from verl_video.data.formats import read_annotations
-from verl_video.data.mixture import apply_sampling_strategy, dataset_rng
+from verl_video.data.pipeline import DatasetItem, load_items, read_data_config
 from verl_video.data.records import GroundingRecord
 from verl_video.data.settings import VideoDataSettings
 
 
 @dataclass
 class EvalSample:
-    """One record to evaluate, its unique id in the run, and its dataset's settings."""
+    """One item to evaluate and its unique id in the run."""
 
     id: str
-    record: GroundingRecord
-    video_path: str  # absolute
-    dataset: str
-    prompt_template: str | None = None
-    budget_overrides: dict = field(default_factory=dict)
+    item: DatasetItem
+
+    @property
+    def record(self) -> GroundingRecord:
+        """The annotation record."""
+        return self.item.record
+
+    @property
+    def video_path(self) -> str:
+        """Absolute path of the video file."""
+        return self.item.video.path
+
+    @property
+    def dataset(self) -> str:
+        """Name of the data_config entry the sample comes from."""
+        return self.item.dataset
 
 
-def load_config(path: str, video_root: str | None = None) -> DataConfig:
-    """A data_config YAML as is, or a one-dataset config around an annotation file."""
-    if path.endswith((".yaml", ".yml")):
-        if video_root:
-            raise ValueError("--video-root applies to an annotation file; a data_config names data_folder per dataset")
-        return load_data_config(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: evaluation set not found")
-    return single_file_config(path, video_root)
-
-
-def load_eval_set(path: str, video_root: str | None = None) -> list[EvalSample]:
-    """Every sample of the set, in file order; ids are made unique across datasets."""
-    config = load_config(path, video_root)
-    seed = config.seed if config.seed is not None else VideoDataSettings().seed
-    samples: list[EvalSample] = []
-    for entry in config.datasets:
-        records = read_annotations(entry.json_path, entry.format, entry.read_options)
-        # Same generator as training: `random:N` picks the same records in both.
-        records = apply_sampling_strategy(records, entry.sampling_strategy, dataset_rng(seed, entry.name, "strategy"))
-        for record in records:
-            if entry.task:
-                record.task = entry.task
-            record.source = record.source or entry.name
-            sample_id = record.id if len(config.datasets) == 1 else f"{entry.name}/{record.id}"
-            samples.append(EvalSample(id=sample_id, record=record, video_path=entry.resolve_video(record.video),
-                                      dataset=entry.name, prompt_template=entry.prompt_template,
-                                      budget_overrides=dict(entry.budget_overrides)))
+def load_eval_set(path: str, video_root: str | None = None, settings: VideoDataSettings | None = None) -> list[EvalSample]:
+    """Every sample of the set, in file order, under `settings` (default: the YAML's); ids unique across datasets."""
+    items = load_items([path], settings or VideoDataSettings(), training=False, video_root=video_root)
+    several = len(read_data_config(path, video_root).datasets) > 1
+    samples = [EvalSample(f"{item.dataset}/{item.record.id}" if several else item.record.id, item) for item in items]
     _check_unique(samples)
     return samples
 

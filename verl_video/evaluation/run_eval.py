@@ -5,6 +5,12 @@ Output folder:
     predictions.jsonl   one line per sample, appended and flushed as each batch finishes
     metrics.json / metrics.md / *.png   the `verl-video score` report of predictions.jsonl
 
+Settings: a checkpoint of a training run (`.../global_step_N`, merged) is evaluated with the settings the
+run trained with (its run.json: prompt template, video budget, decoder, reward preset's parser, seed,
+response length, validation files); any other model with tvg_grpo.yaml composed with `--set` overrides
+(`verl_video.data.run_settings`). A flag given explicitly changes one setting, and every difference it
+makes is printed ("max_frames: run 32 -> flag 64").
+
 Rerunning the same command resumes: samples already in predictions.jsonl are not generated again,
 a line torn by a crash is dropped, and samples whose video failed to decode are retried.
 """
@@ -23,58 +29,89 @@ from typing import Any
 
 from tqdm import tqdm
 
-from verl_video.data.prompts import DEFAULT_TEMPLATE, build_messages, get_template, render_prompt
-from verl_video.data.settings import BUDGET_FIELDS, VideoBudget
-from verl_video.data.video import decode_video
+from verl_video.data.pipeline import DatasetItem, prepare_item
+from verl_video.data.prompts import get_template
+from verl_video.data.run_settings import RunSettings, add_settings_arguments, settings_from_args
+from verl_video.data.settings import BUDGET_FIELDS
 from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, GenerationOptions, make_backend
 from verl_video.evaluation.checkpoint import resolve_model
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
 from verl_video.evaluation.predictions import PredictionWriter, recover
-from verl_video.evaluation.score import add_scoring_arguments, parse_buckets, score_file, scoring_from_args
+from verl_video.grounding_metrics import Convention
+from verl_video.evaluation.score import add_scoring_arguments, parse_buckets, reward_parser, score_file, scoring_from_args
 from verl_video.rewards.parser import ParserConfig
 
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 VIDEO_ERROR = "video_error"
 # Settings that may change between an interrupted run and its resumption without changing responses.
-RESUMABLE_CHANGES = ("batch_size", "limit", "device", "dtype", "vllm")
+RESUMABLE_CHANGES = ("batch_size", "limit", "device", "dtype", "vllm", "settings_source")
+# --think / --no-think name these templates.
+THINK_TEMPLATES = {True: "think", False: "answer_only"}
 _LINE_KEYS = ("id", "video", "query", "duration", "timestamps", "source", "task", "response", "prediction",
               "parse_status", "iou")
 
 
-def template_for(sample: EvalSample, template: str | None, think: bool | None) -> str:
-    """--template, else --think/--no-think, else the dataset's or record's template as in training, else think."""
-    if template:
-        return template
-    if think is not None:
-        return "think" if think else "answer_only"
-    return sample.prompt_template or sample.record.extra.get("prompt_template") or DEFAULT_TEMPLATE
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings the command line gives explicitly, named as in `RunSettings.values()`."""
+    values = {name: getattr(args, name) for name in BUDGET_FIELDS if getattr(args, name, None) is not None}
+    template = args.template or THINK_TEMPLATES.get(args.think)
+    named = {"prompt_template": template, "decoder": args.decoder, "seed": args.seed,
+             "max_response_length": args.max_new_tokens}
+    values.update((name, value) for name, value in named.items() if value is not None)
+    return values
 
 
-def budget_for(sample: EvalSample, overrides: dict) -> VideoBudget:
-    """Video budget: defaults, then the dataset entry's overrides, then the command line's."""
-    return VideoBudget().with_overrides(sample.budget_overrides).with_overrides(overrides)
+def differences(settings: RunSettings, flags: dict[str, Any], parser: ParserConfig, flagged: ParserConfig) -> list[str]:
+    """One line per setting a flag changes: `max_frames: run 32 -> flag 64`."""
+    origin = "run" if settings.source.startswith("run ") else "defaults"
+    current = settings.values()
+    lines = [f"{name}: {origin} {current.get(name)} -> flag {value}" for name, value in flags.items()
+             if current.get(name) != value]
+    lines += [f"parser.{name}: {origin} {getattr(parser, name)} -> flag {getattr(flagged, name)}"
+              for name in asdict(parser) if getattr(parser, name) != getattr(flagged, name)]
+    return lines
 
 
-def run_settings(args: argparse.Namespace, model: str, samples: Sequence[EvalSample], parser: ParserConfig) -> dict:
+def apply_flags(settings: RunSettings, flags: dict[str, Any]) -> RunSettings:
+    """The settings with the flagged values in place."""
+    video = settings.video
+    budget = video.budget.with_overrides({k: v for k, v in flags.items() if k in BUDGET_FIELDS})
+    video = replace(video, budget=budget, decoder=flags.get("decoder", video.decoder),
+                    prompt_template=flags.get("prompt_template", video.prompt_template))
+    return replace(settings, video=video, seed=flags.get("seed", settings.seed),
+                   max_response_length=flags.get("max_response_length", settings.max_response_length))
+
+
+def force_flags(item: DatasetItem, flags: dict[str, Any]) -> DatasetItem:
+    """A flag beats a dataset entry's own template or budget override too (the entry beats the run's)."""
+    budget = item.video.budget.with_overrides({k: v for k, v in flags.items() if k in BUDGET_FIELDS})
+    return replace(item, video=replace(item.video, budget=budget),
+                   template=flags.get("prompt_template", item.template))
+
+
+def run_settings(args: argparse.Namespace, model: str, samples: Sequence[EvalSample], parser: ParserConfig,
+                 settings: RunSettings) -> dict:
     """Everything that determines the responses and their grading, stored in run.json."""
     names: dict[str, set[str]] = {}
     for s in samples:
-        names.setdefault(s.dataset, set()).add(template_for(s, args.template, args.think))
+        names.setdefault(s.dataset, set()).add(s.item.template)
     templates = {name: get_template(name) for name in sorted(set().union(*names.values()))}
-    budgets = {s.dataset: asdict(budget_for(s, _budget_overrides(args))) for s in samples}
+    budgets = {s.dataset: asdict(s.item.video.budget) for s in samples}
     return {
         "model": model,
         "data": os.path.abspath(args.data),
         "video_root": os.path.abspath(args.video_root) if args.video_root else None,
+        "settings_source": settings.source,
         "backend": args.backend,
-        "generation": asdict(_generation_options(args)),
+        "generation": asdict(_generation_options(args, settings)),
         "dataset_templates": {dataset: sorted(used) for dataset, used in names.items()},
         "prompt_templates": {name: {"name": t.name, "user": t.user, "system": t.system, "think": t.think}
                              for name, t in templates.items()},
         "video_budgets": budgets,
-        "decoder": args.decoder,
+        "decoder": settings.video.decoder,
+        "reward": settings.reward,
         "parser": asdict(parser),
         "batch_size": args.batch_size,
         "limit": args.limit,
@@ -113,24 +150,22 @@ def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, 
     return line
 
 
-def _prepare(samples: Sequence[EvalSample], processor: Any, args: argparse.Namespace
+def _prepare(samples: Sequence[EvalSample], processor: Any, settings: RunSettings
              ) -> list[tuple[EvalSample, EvalRequest | None, str | None]]:
     """Decode one batch's videos and render prompts; a sample whose video fails carries the error instead."""
+    # Each video is decoded once here: keeping decoded frames in memory would only hold RAM.
+    video_settings = replace(settings.video, memory_cache_mb=0)
     out = []
     for sample in samples:
         try:
-            video = decode_video(sample.video_path, budget_for(sample, _budget_overrides(args)),
-                                 sample.record.video_start, sample.record.video_end, decoder=args.decoder)
+            prepared = prepare_item(sample.item, 0, video_settings, processor)
         except Exception as exc:  # any decoder failure must not end a long run; it is recorded and retried
             out.append((sample, None, f"{type(exc).__name__}: {exc}"))
             continue
         if sample.record.duration is None:
             # As in training: without an annotated duration the model is told the length it sees.
-            sample.record = replace(sample.record, duration=float(video.plan.duration))
-        messages = build_messages(sample.record.query, template_for(sample, args.template, args.think), sample.record.duration)
-        prompt = render_prompt(processor, messages)
-        frames, metadata = video.as_processor_input()
-        out.append((sample, EvalRequest(sample.id, prompt, frames, metadata), None))
+            sample.item = replace(sample.item, record=replace(sample.record, duration=prepared.duration))
+        out.append((sample, EvalRequest(sample.id, prepared.prompt, prepared.frames, prepared.metadata), None))
     return out
 
 
@@ -140,16 +175,16 @@ def _batches(items: Sequence[EvalSample], size: int) -> Iterator[Sequence[EvalSa
 
 
 def generate_all(pending: Sequence[EvalSample], backend: EvalBackend, writer: PredictionWriter, parser: ParserConfig,
-                 args: argparse.Namespace, progress: tqdm) -> int:
+                 args: argparse.Namespace, progress: tqdm, settings: RunSettings) -> int:
     """Generate, grade and append every pending sample; the next batch decodes while this one generates."""
     done = 0
     batches = list(_batches(pending, args.batch_size))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        futures: list[Future] = [pool.submit(_prepare, batches[0], backend.processor, args)]
+        futures: list[Future] = [pool.submit(_prepare, batches[0], backend.processor, settings)]
         for index in range(len(batches)):
             prepared = futures.pop().result()
             if index + 1 < len(batches):
-                futures.append(pool.submit(_prepare, batches[index + 1], backend.processor, args))
+                futures.append(pool.submit(_prepare, batches[index + 1], backend.processor, settings))
             ready = [request for _, request, _ in prepared if request is not None]
             responses = iter(backend.generate(ready) if ready else [])
             for sample, request, error in prepared:
@@ -160,44 +195,63 @@ def generate_all(pending: Sequence[EvalSample], backend: EvalBackend, writer: Pr
     return done
 
 
+def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, dict[str, Any], ParserConfig, Convention]:
+    """The run's (or the YAML's) settings with the explicit flags applied (each difference printed), the flags,
+    and the scoring parser and convention."""
+    settings = settings_from_args(args, model=args.model)
+    print(f"verl-video eval: settings from {settings.source}", file=sys.stderr)
+    base_parser = reward_parser(settings.reward)
+    convention, parser = scoring_from_args(args, base_parser)
+    flags = flag_values(args)
+    for line in differences(settings, flags, base_parser, parser):
+        print(f"verl-video eval: {line}", file=sys.stderr)
+    return apply_flags(settings, flags), flags, parser, convention
+
+
 def evaluate(args: argparse.Namespace, backend_factory: Callable[[str], EvalBackend] | None = None) -> dict:
     """Run (or resume) an evaluation and write its report; returns the report as JSON."""
-    convention, parser = scoring_from_args(args)
     model = resolve_model(args.model)
-    samples = load_eval_set(args.data, args.video_root)
+    settings, flags, parser, convention = resolve_settings(args)
+    if not args.data:
+        if not settings.val_files:
+            raise ValueError("no --data, and the settings name no validation files (data.val_files)")
+        args.data = settings.val_files[0]
+        print(f"verl-video eval: data {args.data} (data.val_files of the settings)", file=sys.stderr)
+    samples = load_eval_set(args.data, args.video_root, settings.video)
+    samples = [replace(s, item=force_flags(s.item, flags)) for s in samples]
     if args.limit:
         samples = samples[:args.limit]
     os.makedirs(args.output_dir, exist_ok=True)
     run_file = os.path.join(args.output_dir, RUN_FILE)
     pred_file = os.path.join(args.output_dir, PREDICTIONS_FILE)
-    settings = run_settings(args, model, samples, parser)
+    record = run_settings(args, model, samples, parser, settings)
     if args.overwrite:
         for path in (pred_file, run_file):
             if os.path.exists(path):
                 os.remove(path)
     elif os.path.exists(run_file) and os.path.exists(pred_file):
         with open(run_file, encoding="utf-8") as f:
-            check_resumable(json.load(f), settings, run_file)
-    _write_json(run_file, settings)
+            check_resumable(json.load(f), record, run_file)
+    _write_json(run_file, record)
 
     finished = _drop_failed(pred_file, recover(pred_file))
     pending = [s for s in samples if s.id not in finished]
     generated, elapsed = 0, 0.0
     if pending:
-        backend = (backend_factory or _default_backend(args))(model)
+        backend = (backend_factory or _default_backend(args, settings))(model)
         started = time.perf_counter()  # after loading the model: throughput, not start-up
         progress = tqdm(total=len(samples), initial=len(samples) - len(pending), unit="sample",
                         desc="verl-video eval", dynamic_ncols=True)
         try:
             with PredictionWriter(pred_file) as writer:
-                generated = generate_all(pending, backend, writer, parser, args, progress)
+                generated = generate_all(pending, backend, writer, parser, args, progress, settings)
         except KeyboardInterrupt:
             progress.close()
             print(f"\ninterrupted; rerun the same command to resume ({pred_file})", file=sys.stderr)
             raise
         progress.close()
         elapsed = time.perf_counter() - started
-    report = score_file(pred_file, convention, parser, args.by, parse_buckets(args.buckets), "response", settings)
+    report = score_file(pred_file, convention, parser, args.by, parse_buckets(args.buckets), "response", record)
     report.write(args.output_dir, plots=not args.no_plots)
     print(report.to_markdown())
     if generated:
@@ -220,8 +274,8 @@ def _drop_failed(pred_file: str, finished: dict[str, dict]) -> dict[str, dict]:
     return kept
 
 
-def _default_backend(args: argparse.Namespace) -> Callable[[str], EvalBackend]:
-    options = _generation_options(args)
+def _default_backend(args: argparse.Namespace, settings: RunSettings) -> Callable[[str], EvalBackend]:
+    options = _generation_options(args, settings)
     if args.backend == "vllm":
         return lambda model: make_backend("vllm", model, options, tensor_parallel_size=args.tensor_parallel_size,
                                           gpu_memory_utilization=args.gpu_memory_utilization,
@@ -237,13 +291,9 @@ def _auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _generation_options(args: argparse.Namespace) -> GenerationOptions:
-    return GenerationOptions(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                             seed=args.seed)
-
-
-def _budget_overrides(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name) for name in BUDGET_FIELDS if getattr(args, name, None) is not None}
+def _generation_options(args: argparse.Namespace, settings: RunSettings) -> GenerationOptions:
+    return GenerationOptions(max_new_tokens=settings.max_response_length, temperature=args.temperature,
+                             top_p=args.top_p, seed=settings.seed)
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -258,8 +308,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `verl-video eval`."""
     parser.add_argument("--model", required=True,
                         help="Hugging Face model folder or hub id, or a verl checkpoint (merged: see docs)")
-    parser.add_argument("--data", required=True,
-                        help="data_config YAML, or one annotation file (canonical JSONL, Time-R1, TVGBench, ...)")
+    parser.add_argument("--data", help="data_config YAML, or one annotation file (canonical JSONL, Time-R1, TVGBench, "
+                                       "...); default: the settings' data.val_files")
     parser.add_argument("--video-root", help="folder the annotation file's video paths are relative to "
                                              "(default: the file's folder)")
     parser.add_argument("--output-dir", "-o", required=True, help="results folder; rerun to resume")
@@ -275,23 +325,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="prompt for <think> reasoning before the answer (template 'think')")
     think.add_argument("--no-think", dest="think", action="store_false",
                        help="prompt for the answer only (template 'answer_only')")
-    g.add_argument("--template", help="prompt template name or text with {query}; default: the dataset's, else think")
-    g.add_argument("--max-new-tokens", type=int, default=512)
+    g.add_argument("--template", help="prompt template name or text with {query}, for every dataset; default: the "
+                                      "dataset's, else the run's data.video.prompt_template")
+    g.add_argument("--max-new-tokens", type=int, help="default: the run's data.max_response_length")
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     g.add_argument("--top-p", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, help="generation seed; default: the run's trainer.seed")
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm backend")
     g.add_argument("--max-model-len", type=int, help="vllm backend")
-    v = parser.add_argument_group("video sampling (default: the training defaults, then the dataset's overrides)")
+    v = parser.add_argument_group("video sampling, for every dataset (default: the run's data.video, then the dataset's "
+                                  "overrides)")
     v.add_argument("--fps", type=float)
     v.add_argument("--max-frames", type=int)
     v.add_argument("--min-frames", type=int)
     v.add_argument("--total-pixels", type=int)
     v.add_argument("--min-pixels", type=int)
     v.add_argument("--max-pixels", type=int)
-    v.add_argument("--decoder", choices=("auto", "decord", "pyav"), default="auto")
+    v.add_argument("--decoder", choices=("auto", "decord", "pyav"))
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_settings_arguments(parser, finds_run=True)
     add_scoring_arguments(parser)
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from verl_video.evaluation.breakdown import UNKNOWN, Buckets, breakdown, make_dimensions
 from verl_video.evaluation.grading import Grade, grade_prediction, grade_response
 from verl_video.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
 from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
 from verl_video.evaluation.report import ScoreReport
-from verl_video.rewards.parser import ParserConfig
+from verl_video.rewards.parser import DEFAULT_CONFIG, ParserConfig
+from verl_video.rewards.scorer import RewardScorer
 
 PREFER = ("response", "prediction")
 ERROR = "error"
@@ -68,11 +71,11 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--drop-unparsed", action="store_true",
                    help="leave unparseable answers out of the denominator (what dropping failed samples does); "
                         "default: they count as IoU 0")
-    g.add_argument("--match", choices=("last", "first"), default="last",
+    g.add_argument("--match", choices=("last", "first"),
                    help="which interval when an answer holds several (lmms-eval reads the first; default last)")
-    g.add_argument("--fallback", choices=("none", "whole_text"), default="none",
+    g.add_argument("--fallback", choices=("none", "whole_text"),
                    help="parse the whole response when it has no <answer> block (default: no)")
-    g.add_argument("--reversed", choices=("swap", "reject"), default="swap", help="reversed pairs (default swap)")
+    g.add_argument("--reversed", choices=("swap", "reject"), help="reversed pairs (default swap)")
     g.add_argument("--no-clip", action="store_true", help="do not clip parsed answers to [0, duration]")
     g.add_argument("--normalized", action="store_true", help="answers are fractions of the video duration")
     b = parser.add_argument_group("breakdowns")
@@ -97,12 +100,18 @@ def parse_buckets(specs: Sequence[str]) -> dict[str, Buckets]:
     return out
 
 
-def scoring_from_args(args: argparse.Namespace) -> tuple[Convention, ParserConfig]:
-    """The convention and parser configuration the flags select."""
+def scoring_from_args(args: argparse.Namespace, base: ParserConfig = DEFAULT_CONFIG) -> tuple[Convention, ParserConfig]:
+    """The convention, and the parser configuration: `base` (e.g. the run's reward preset's) with the flags given."""
     convention = Convention(thresholds=tuple(args.thresholds), strict=args.strict, drop_unparsed=args.drop_unparsed)
-    parser = ParserConfig(fallback=args.fallback, match=args.match, reversed=args.reversed, clip=not args.no_clip,
-                          normalized=args.normalized)
-    return convention, parser
+    given = {"fallback": args.fallback, "match": args.match, "reversed": args.reversed,
+             "clip": False if args.no_clip else None, "normalized": True if args.normalized else None}
+    return convention, replace(base, **{name: value for name, value in given.items() if value is not None})
+
+
+def reward_parser(reward_kwargs: Mapping[str, Any] | None) -> ParserConfig:
+    """The parser settings with which the reward (`reward.reward_kwargs`: preset, parser) read TVG answers."""
+    scorer = RewardScorer.from_kwargs(reward_kwargs)
+    return scorer.presets[scorer.preset].parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

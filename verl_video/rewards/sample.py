@@ -3,7 +3,9 @@
 Reading is tolerant because rows come from several converters and from parquet (lists become numpy
 arrays): the ground truth may be `{"timestamps": [[s, e], ...], "duration": T}`, a bare `[s, e]` or
 `[[s, e], ...]`, a string such as "12.5-17.8", or for other tasks `{"answer": "B"}` / `{"boxes": [...]}`.
-The duration comes from the ground truth, else from `extra_info["duration"]`.
+The duration comes from the ground truth, else from `extra_info["duration"]`. What the prompt asked for
+(`extra_info["think"]`, `extra_info["answer_style"]`) comes with the row: the data pipeline writes it,
+so rewards never look up prompt templates (they sit below the data layer).
 Parsed values are cached, so several reward components share one parse.
 """
 
@@ -12,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-from verl_video.data.prompts import TEMPLATES
 
 from .iou import Interval, as_interval
 from .parser import DEFAULT_CONFIG, ParseResult, ParserConfig, as_duration, find_pairs, parse_interval, parse_intervals
@@ -98,18 +98,14 @@ class Sample:
 
     @lazy
     def think(self) -> bool:
-        """Whether the row's prompt template asks for a <think> block first."""
-        template = TEMPLATES.get(str(self.extra_info.get("prompt_template") or "think"))
-        return template.think if template else True
+        """Whether the row's prompt asks for a <think> block first (`extra_info["think"]`; default yes)."""
+        value = self.extra_info.get("think")
+        return True if value is None else _truthy(value)
 
     @lazy
     def answer_style(self) -> str:
-        """"interval" or "json": the answer form the row's prompt asks for."""
-        style = self.extra_info.get("answer_style")
-        if not style:
-            template = TEMPLATES.get(str(self.extra_info.get("prompt_template") or "think"))
-            style = template.answer_style if template else "interval"
-        return str(style)
+        """"interval" (default) or "json": the answer form the row's prompt asks for (`extra_info["answer_style"]`)."""
+        return str(self.extra_info.get("answer_style") or "interval")
 
 
 def row_task(ground_truth: Any, extra_info: Any) -> str:

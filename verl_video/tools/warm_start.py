@@ -8,9 +8,11 @@ both the format and the localisation left to improve; measured on the demo's val
 60 steps format 0 at T=1, 150 steps 0.53, 300 steps 0.91 (greedy IoU 0.43), 2000 steps 0.94 (IoU 0.62).
 `--noise` jitters the target intervals for an even rougher start.
 
-The prompt is `build_messages` rendered by the model's chat template, the video goes through the
-data pipeline's decoder (2 fps, true rate in `video_metadata`, `do_sample_frames=False`), and the
-loss covers the response tokens only: the same inputs the RL rollout sees.
+Records, prompt and video go through the pipeline training uses (`verl_video.data.pipeline`), under
+the settings training will use: tvg_grpo.yaml composed with `--set` overrides (e.g.
+`--set experiment=tiny_tvg_cpu`), or a run's (`--run`). The prompt is rendered by the model's chat
+template, the frames carry their true rate in `video_metadata` (`do_sample_frames=False`), and the loss
+covers the response tokens only: the same inputs the RL rollout sees.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ from pathlib import Path
 
 import torch
 
-from verl_video.data.dataset import build_row, load_items
-from verl_video.data.prompts import render_prompt
+from verl_video.data.pipeline import load_items, prepare_item
 from verl_video.data.records import GroundingRecord
+from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
-from verl_video.data.video_loader import load_video
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
@@ -45,20 +46,26 @@ class Example:
     duration: float
 
 
-def load_examples(processor, data: Path, max_samples: int | None = None, template: str | None = None) -> list[Example]:
-    """Read DATA through the training data path (records, budget, prompt) and decode each video once."""
+def load_examples(
+    processor,
+    data: Path,
+    max_samples: int | None = None,
+    template: str | None = None,
+    settings: VideoDataSettings | None = None,
+) -> list[Example]:
+    """Read DATA through the training pipeline under `settings` (default: the YAML's) and decode each video once."""
     from tqdm import tqdm
 
-    settings = VideoDataSettings() if template is None else replace(VideoDataSettings(), prompt_template=template)
+    settings = settings or VideoDataSettings()
+    if template is not None:
+        settings = replace(settings, prompt_template=template)
     items = load_items([str(data)], settings)[:max_samples]
     if not items:
         raise ValueError(f"{data}: no usable records")
     examples = []
     for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False)):
-        frames, metadata = load_video(item.video, settings).as_processor_input()
-        duration = item.record.duration or metadata["duration"]
-        prompt = render_prompt(processor, build_row(item, index, duration)["prompt"])
-        examples.append(Example(item.record, frames, metadata, prompt, duration))
+        prepared = prepare_item(item, index, settings, processor)
+        examples.append(Example(item.record, prepared.frames, prepared.metadata, prepared.prompt, prepared.duration))
     return examples
 
 
@@ -196,14 +203,15 @@ def warm_start(
     seed: int = 0,
     template: str | None = None,
     max_samples: int | None = None,
+    settings: VideoDataSettings | None = None,
 ) -> dict:
-    """Fine-tune MODEL_DIR on DATA, save model, processor and tokenizer to OUT; return a summary."""
+    """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
-    examples = load_examples(processor, data, max_samples, template)
+    examples = load_examples(processor, data, max_samples, template, settings)
     began = time.perf_counter()
     losses = train(model, processor, examples, steps, batch_size, lr, noise, seed)
     seconds = time.perf_counter() - began
@@ -239,21 +247,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--noise", type=float, default=0.0, help="std (seconds) of jitter added to target intervals")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--template", default=None, help="prompt template name (default: the project default)")
+    parser.add_argument("--template", default=None, help="prompt template name (default: data.video.prompt_template)")
     parser.add_argument("--max-samples", type=int, default=None, help="use only the first N training records")
     parser.add_argument("--eval", type=Path, default=None, help="data_config or JSONL to evaluate on afterwards")
     parser.add_argument("--eval-samples", type=int, default=32, help="records of --eval to generate for")
     # A tiny model gains nothing from a second thread, and on a shared CPU OpenMP threads that spin
     # while waiting for each other slowed a step about 50x.
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_settings_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Warm-start, save, and optionally report format rate and IoU on an evaluation split."""
     torch.set_num_threads(args.threads)
+    settings = settings_from_args(args)
+    print(f"verl-video warm-start: settings from {settings.source}")
     summary = warm_start(
         args.model_dir, args.data, args.out, args.steps, args.batch_size, args.lr, args.noise, args.seed,
-        args.template, args.max_samples,
+        args.template, args.max_samples, settings.video,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.eval is not None:
@@ -261,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
 
         processor = AutoProcessor.from_pretrained(args.out)
         model = AutoModelForImageTextToText.from_pretrained(args.out).eval()
-        examples = load_examples(processor, args.eval, args.eval_samples, args.template)
+        examples = load_examples(processor, args.eval, args.eval_samples, args.template, settings.video)
         report = {f"T={t:g}": evaluate(model, processor, examples, temperature=t, seed=args.seed) for t in (0.0, 1.0)}
         (args.out / "warm_start_eval.json").write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report, indent=2))

@@ -1,0 +1,167 @@
+"""Record to model input, one path for every command: training, evaluation, warm start and cache.
+
+    data_config / annotation file -> records (strategy, task, checks) -> DatasetItem (video request under
+    the dataset's budget, prompt template) -> verl row (messages with `<video>`, ground truth, extra_info)
+    -> PreparedItem (decoded frames + metadata, prompt rendered by the processor's chat template)
+
+The training dataset (`dataset.py`, verl's RLHFDataset) serves the rows and lets verl's agent loop decode
+and render; evaluation and warm start call `prepare_item`; `verl-video cache` decodes the items' requests.
+Nothing here imports verl (tests/test_layering.py checks it), so every command can use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from verl_video.data.checks import training_ready
+from verl_video.data.config import DataConfig, DatasetEntry, load_data_config, single_file_config
+from verl_video.data.formats import read_annotations
+from verl_video.data.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
+from verl_video.data.probe import probe_video
+from verl_video.data.prompts import build_messages, get_template, render_prompt
+from verl_video.data.records import GroundingRecord
+from verl_video.data.settings import VideoDataSettings
+from verl_video.data.video import clip_window
+from verl_video.data.video_loader import VideoRequest, load_video
+
+logger = logging.getLogger("verl_video.data")
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One sample: a record, its dataset and how its video is sampled and prompted."""
+
+    dataset: str
+    record: GroundingRecord
+    video: VideoRequest
+    template: str
+
+
+def read_data_config(path: str, video_root: str | None = None) -> DataConfig:
+    """A data_config YAML as is, or a one-dataset config around an annotation file (videos under `video_root`)."""
+    if path.endswith((".yaml", ".yml")):
+        if video_root:
+            raise ValueError("--video-root applies to an annotation file; a data_config names data_folder per dataset")
+        return load_data_config(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    return single_file_config(path, video_root)
+
+
+def load_items(
+    data_files: list[str], settings: VideoDataSettings, training: bool = True, video_root: str | None = None
+) -> list[DatasetItem]:
+    """The items of every data_config (or annotation file), each dataset's strategy applied.
+
+    training: records training cannot use are dropped or repaired (data/checks.py) and datasets are
+    mixed by weight; otherwise (evaluation) every record is kept once, in file order.
+    """
+    items: list[DatasetItem] = []
+    for path in data_files:
+        config = read_data_config(str(path), video_root)
+        seed = config.seed if config.seed is not None else settings.seed
+        selected = []
+        for entry in config.datasets:
+            records = read_annotations(entry.json_path, entry.format, entry.read_options)
+            # One generator per dataset and purpose: `random:N` picks the same records for every command.
+            records = apply_sampling_strategy(records, entry.sampling_strategy, dataset_rng(seed, entry.name, "strategy"))
+            selected.append((entry, _training_records(records, entry) if training else records))
+        pairs = mix_datasets(selected, seed) if training else [(e, r) for e, records in selected for r in records]
+        items.extend(make_item(entry, record, settings) for entry, record in pairs)
+    return items
+
+
+def _training_records(records: list[GroundingRecord], entry: DatasetEntry) -> list[GroundingRecord]:
+    usable, dropped, fixed = [], 0, 0
+    for record in records:
+        ready, changes = training_ready(record)
+        if ready is None:
+            dropped += 1
+            continue
+        fixed += bool(changes)
+        usable.append(ready)
+    if dropped or fixed:
+        logger.warning(
+            "verl-video data: %s: %d records dropped and %d clipped or swapped (run `verl-video validate` for details)",
+            entry.name, dropped, fixed,
+        )  # fmt: skip
+    return usable
+
+
+def make_item(entry: DatasetEntry, record: GroundingRecord, settings: VideoDataSettings) -> DatasetItem:
+    """The item of one record: the entry's task, budget overrides and template over the run's settings."""
+    record = replace(record, task=entry.task or record.task, source=record.source or entry.name)
+    budget = settings.budget.with_overrides(entry.budget_overrides)
+    request = VideoRequest(
+        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end
+    )
+    template = entry.prompt_template or record.extra.get("prompt_template") or settings.prompt_template
+    return DatasetItem(dataset=entry.name, record=record, video=request, template=template)
+
+
+def build_row(item: DatasetItem, index: int, duration: float) -> dict[str, Any]:
+    """The verl row for `item`: prompt with `<video>`, the `videos` column, reward ground truth, extra_info.
+
+    extra_info carries what the rewards need to know about the prompt (answer style, whether it asks for
+    a <think> block), so that they never look up templates themselves.
+    """
+    record = item.record
+    template = get_template(item.template)
+    return {
+        "data_source": item.dataset,
+        "prompt": build_messages(record.query, template, duration=duration),
+        "videos": [item.video.to_item()],
+        "reward_model": {"style": "rule", "ground_truth": {"timestamps": record.timestamps, "duration": duration}},
+        "extra_info": {
+            "index": index,
+            "id": record.id,
+            "task": record.task,
+            "duration": duration,
+            "video": item.video.path,
+            "video_start": record.video_start,
+            "video_end": record.video_end,
+            "query": record.query,
+            "prompt_template": item.template if template.name == "custom" else template.name,
+            "answer_style": template.answer_style,
+            "think": template.think,
+            "data_replaced": 0,
+        },
+    }
+
+
+def seen_duration(item: DatasetItem) -> float:
+    """Seconds the model sees: the annotation's duration, else the clip or file length from the header.
+
+    The header is read either way (once per file and process): a missing or unreadable video raises here.
+    """
+    probe = probe_video(item.video.path)
+    window = clip_window(probe.duration, item.video.video_start, item.video.video_end, item.video.path)
+    return float(item.record.duration) if item.record.duration else window[1]
+
+
+@dataclass
+class PreparedItem:
+    """An item ready for a model: its row, the rendered prompt and the decoded video."""
+
+    item: DatasetItem
+    row: dict[str, Any]
+    prompt: str
+    frames: torch.Tensor  # uint8 (T, C, H, W)
+    metadata: dict[str, Any]  # transformers VideoMetadata fields, `fps` being the true sampled rate
+
+    @property
+    def duration(self) -> float:
+        """Seconds the model sees (the ground truth's time base)."""
+        return float(self.row["reward_model"]["ground_truth"]["duration"])
+
+
+def prepare_item(item: DatasetItem, index: int, settings: VideoDataSettings, processor: Any) -> PreparedItem:
+    """Decode `item`'s video (through the caches training uses) and render its prompt as training does."""
+    row = build_row(item, index, seen_duration(item))
+    frames, metadata = load_video(item.video, settings).as_processor_input()
+    return PreparedItem(item, row, render_prompt(processor, row["prompt"]), frames, metadata)
