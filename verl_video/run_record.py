@@ -1,8 +1,9 @@
-"""The record of a training run (`run.json` beside its checkpoints): seed, fingerprints, resolved config.
+"""The record of a training run (`run.json` beside its checkpoints): seed, fingerprints, resolved config and settings.
 
 Two runs with the same config fingerprint and data fingerprint are the same experiment; with the same seed
 too they should give the same metrics (README: Reproducibility). Written by `python -m verl_video.main`
-before training starts, read by `verl-video summarize`.
+before training starts, read by `verl-video summarize` and by `verl-video eval` / `cache` / `warm-start`
+(`verl_video.data.run_settings`), which take a run's settings from it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-RECORD_NAME = "run.json"
+from verl_video.data.run_settings import RECORD_NAME, RunSettings, read_run_record
+
 # Keys that say where outputs go or how they are logged, not what is trained: left out of the fingerprint
 # so that the same experiment written to two folders has one fingerprint.
 NOT_THE_EXPERIMENT = (
@@ -85,6 +87,8 @@ def build_record(config: Mapping[str, Any]) -> dict[str, Any]:
         record["data_fingerprint"] = data_fingerprint(_as_list(data["train_files"]) + _as_list(data["val_files"]))
     except (OSError, ValueError) as exc:  # the dataset reports bad data with its own clear error later
         record["data_fingerprint"] = f"unavailable ({exc})"
+    # What `verl-video eval` of a checkpoint reuses (it reads the config above; this is the resolved view).
+    record["settings"] = RunSettings.from_config(config).to_json()
     record["config"] = config
     return record
 
@@ -101,7 +105,7 @@ def write_record(config: Mapping[str, Any], out_dir: str) -> Path:
 
 def find_record(run_dir: Path) -> dict[str, Any] | None:
     """The run record in a run folder (itself or its `checkpoints/`), or None."""
-    for candidate in (run_dir / RECORD_NAME, run_dir / "checkpoints" / RECORD_NAME):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    return None
+    try:
+        return read_run_record(run_dir)
+    except FileNotFoundError:
+        return None

@@ -160,8 +160,10 @@ class PreparedItem:
         return float(self.row["reward_model"]["ground_truth"]["duration"])
 
 
-def prepare_item(item: DatasetItem, index: int, settings: VideoDataSettings, processor: Any) -> PreparedItem:
+def prepare_item(
+    item: DatasetItem, index: int, settings: VideoDataSettings, processor: Any, keep_in_memory: bool = True
+) -> PreparedItem:
     """Decode `item`'s video (through the caches training uses) and render its prompt as training does."""
     row = build_row(item, index, seen_duration(item))
-    frames, metadata = load_video(item.video, settings).as_processor_input()
+    frames, metadata = load_video(item.video, settings, keep_in_memory).as_processor_input()
     return PreparedItem(item, row, render_prompt(processor, row["prompt"]), frames, metadata)

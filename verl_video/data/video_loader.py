@@ -65,12 +65,17 @@ def memory_cache(max_mb: int) -> DecodeCache[DecodedVideo]:
 _failed: dict[tuple, VideoError] = {}
 
 
-def load_video(request: VideoRequest, settings: VideoDataSettings) -> DecodedVideo:
-    """Decoded frames for `request`, decoding at most once per process (and per persistent cache)."""
+def load_video(request: VideoRequest, settings: VideoDataSettings, keep_in_memory: bool = True) -> DecodedVideo:
+    """Decoded frames for `request`, decoding at most once per process (and per persistent cache).
+
+    keep_in_memory=False skips the in-process cache, for callers that ask for each video once (evaluation).
+    """
     key = request.cache_key(settings.decoder)
     if key in _failed:
         raise VideoError(str(_failed[key]))
     try:
+        if not keep_in_memory:
+            return _load_uncached(request, settings)
         return memory_cache(settings.memory_cache_mb).get_or_compute(key, lambda: _load_uncached(request, settings))
     except VideoError as exc:
         _failed[key] = exc

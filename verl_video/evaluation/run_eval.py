@@ -153,12 +153,11 @@ def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, 
 def _prepare(samples: Sequence[EvalSample], processor: Any, settings: RunSettings
              ) -> list[tuple[EvalSample, EvalRequest | None, str | None]]:
     """Decode one batch's videos and render prompts; a sample whose video fails carries the error instead."""
-    # Each video is decoded once here: keeping decoded frames in memory would only hold RAM.
-    video_settings = replace(settings.video, memory_cache_mb=0)
     out = []
     for sample in samples:
         try:
-            prepared = prepare_item(sample.item, 0, video_settings, processor)
+            # Each video is asked for once: keeping its frames in the process's decode cache would only hold RAM.
+            prepared = prepare_item(sample.item, 0, settings.video, processor, keep_in_memory=False)
         except Exception as exc:  # any decoder failure must not end a long run; it is recorded and retried
             out.append((sample, None, f"{type(exc).__name__}: {exc}"))
             continue
