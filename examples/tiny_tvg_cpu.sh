@@ -23,7 +23,8 @@ echo "== 2/4 demo videos and annotations ($OUT/data)"
 verl-video make-demo-data "$OUT/data"
 echo "== 3/4 supervised warm start ($OUT/warm_model)"
 if [[ ! -f "$OUT/warm_model/config.json" ]]; then
-  verl-video warm-start "$OUT/tiny_model" "$OUT/data/train.yaml" "$OUT/warm_model" ${WARM_START_STEPS:+--steps "$WARM_START_STEPS"}
+  verl-video warm-start "$OUT/tiny_model" "$OUT/data/train.yaml" "$OUT/warm_model" --set experiment=tiny_tvg_cpu \
+    ${WARM_START_STEPS:+--steps "$WARM_START_STEPS"}
 fi
 
 echo "== 4/4 GRPO, metrics in $OUT/metrics.jsonl"

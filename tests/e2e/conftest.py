@@ -23,7 +23,9 @@ def prepared(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("grpo_cpu")
     _cli("make-tiny-model", str(root / "tiny"))
     _cli("make-demo-data", str(root / "data"), "--num-train", "16", "--num-val", "4")
-    _cli("warm-start", str(root / "tiny"), str(root / "data" / "train.yaml"), str(root / "warm"))
+    # The warm start sees the videos and prompts GRPO will: the same experiment's settings.
+    _cli("warm-start", str(root / "tiny"), str(root / "data" / "train.yaml"), str(root / "warm"),
+         "--set", "experiment=tiny_tvg_cpu")
     # Bad input must not stop training: break a quarter of the training videos after the warm start, and
     # erase the frames of three more, whose headers still pass the start-up check (they fail in the agent loop).
     videos = sorted((root / "data" / "videos" / "train").glob("*.mp4"))

@@ -295,3 +295,25 @@ def test_each_video_is_encoded_once_per_step(grpo_run):
         rows_through_the_tower = step["actor/vision/encoder_passes"] + step["actor/vision/feature_reuses"]
         assert rows_through_the_tower == PROMPTS_PER_STEP * ROLLOUTS * 2  # old-log-prob pass + one update epoch
         assert step["actor/vision/encoder_sync_passes"] == 0
+
+
+def test_eval_of_the_checkpoint_takes_the_runs_settings(grpo_run, tmp_path):
+    # The real layout: verl's sharded checkpoint, merged as docs/evaluation.md says, run.json beside it.
+    _assert_ran(grpo_run)
+    checkpoint = grpo_run["root"] / "checkpoints" / f"global_step_{STEPS}"
+    actor = checkpoint / "actor"
+    merge = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", str(actor),
+             "--target_dir", str(actor / "huggingface_merged")]
+    subprocess.run(merge, check=True, capture_output=True, cwd=tmp_path, timeout=600)
+    command = [sys.executable, "-m", "verl_video.cli", "eval", "--model", str(checkpoint), "-o", str(tmp_path / "eval"),
+               "--no-plots", "--device", "cpu", "--max-frames", "16", "--limit", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    # experiment=tiny_tvg_cpu trained with 32 frames and 48 response tokens; the flag's change is printed.
+    assert f"settings from run {checkpoint.parent / 'run.json'}" in result.stderr
+    assert "max_frames: run 32 -> flag 16" in result.stderr
+    record = json.loads((tmp_path / "eval" / "run.json").read_text())
+    assert record["generation"]["max_new_tokens"] == 48 and record["generation"]["seed"] == 42
+    assert record["video_budgets"]["demo"]["max_frames"] == 16
+    assert len((tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()) == 2
