@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -11,33 +10,15 @@ import pytest
 
 from verl_video.cli import main
 from verl_video.evaluation import run_eval
-from verl_video.evaluation.backends import EvalRequest, GenerationOptions, HFBackend
+from verl_video.evaluation.backends import GenerationOptions, HFBackend
 
-
-def eval_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    run_eval.add_arguments(parser)
-    return parser.parse_args(list(argv))
+from eval_helpers import ScriptedBackend, eval_args  # noqa: I001  (tests/evaluation is on sys.path)
 
 
 @pytest.fixture(scope="module")
 def tiny_backend(tiny_model) -> HFBackend:
     """The tiny model loaded once for the tests that only change how it is called."""
     return HFBackend(str(tiny_model), GenerationOptions(max_new_tokens=12), device="cpu")
-
-
-class ScriptedBackend:
-    """Answers each sample with a fixed text per id (the ground truth, say), and records its requests."""
-
-    def __init__(self, processor, answers: dict[str, str]) -> None:
-        self.processor, self.answers, self.requests = processor, answers, []
-
-    def generate(self, requests: list[EvalRequest]) -> list[str]:
-        self.requests.extend(requests)
-        return [self.answers.get(r.id, "") for r in requests]
-
-    def describe(self) -> dict:
-        return {"backend": "scripted"}
 
 
 def demo_answers(demo_data: Path) -> dict[str, str]:

@@ -3,7 +3,6 @@ build the same inputs, and the defaults YAML is what every command reads."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -18,35 +17,16 @@ from verl.utils.dataset.rl_dataset import get_dataset_class
 from verl_video.data.run_settings import CONFIG_DIR
 from verl_video.data.settings import read_video_defaults
 from verl_video.evaluation import run_eval
-from verl_video.evaluation.backends import EvalRequest
 from verl_video.run_record import write_record
 
+from eval_helpers import ScriptedBackend, eval_args  # noqa: I001  (tests/evaluation is on sys.path)
+
 ANSWER_ONLY = "Give only the start and end time"
-
-
-class ScriptedBackend:
-    """Answers each sample with a fixed text per id, and records what it was asked."""
-
-    def __init__(self, processor, answers: dict[str, str]) -> None:
-        self.processor, self.answers, self.requests = processor, answers, []
-
-    def generate(self, requests: list[EvalRequest]) -> list[str]:
-        self.requests.extend(requests)
-        return [self.answers.get(r.id, "") for r in requests]
-
-    def describe(self) -> dict:
-        return {"backend": "scripted"}
 
 
 @pytest.fixture(scope="module")
 def processor(tiny_model):
     return AutoProcessor.from_pretrained(tiny_model)
-
-
-def eval_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    run_eval.add_arguments(parser)
-    return parser.parse_args(list(argv))
 
 
 def compose_config(*overrides: str, config_dir: Path = CONFIG_DIR):

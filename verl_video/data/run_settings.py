@@ -70,7 +70,6 @@ class RunSettings:
             "prompt_template": self.video.prompt_template,
             "seed": self.seed,
             "max_response_length": self.max_response_length,
-            "reward_preset": self.reward.get("preset"),
         }
 
     def to_json(self) -> dict[str, Any]:

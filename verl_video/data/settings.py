@@ -109,8 +109,9 @@ class VideoDataSettings:
 
 
 SETTINGS_FIELDS = tuple(f.name for f in fields(VideoDataSettings) if f.name != "budget")
-if set(_DEFAULTS) - set(BUDGET_FIELDS) - set(SETTINGS_FIELDS):
-    raise KeyError(f"{DEFAULTS_FILE}: data.video has unknown key(s) {sorted(set(_DEFAULTS) - set(BUDGET_FIELDS) - set(SETTINGS_FIELDS))}")
+_UNKNOWN_DEFAULTS = sorted(set(_DEFAULTS) - set(BUDGET_FIELDS) - set(SETTINGS_FIELDS))
+if _UNKNOWN_DEFAULTS:
+    raise KeyError(f"{DEFAULTS_FILE}: data.video has unknown key(s) {_UNKNOWN_DEFAULTS}")
 
 
 def settings_from_config(config: Any) -> VideoDataSettings:
