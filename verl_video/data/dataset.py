@@ -40,6 +40,7 @@ from verl_video.data.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.data.settings import VideoBudget, VideoDataSettings, settings_from_config
 from verl_video.data.video import DecodedVideo, clip_window, plan_for_file, video_metadata
 from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.models.family import VideoGeometry, default_geometry, video_geometry
 
 logger = logging.getLogger("verl_video.data")
 install_rope_time_hook()
@@ -141,11 +142,20 @@ def seen_duration(item: DatasetItem) -> float:
     return float(item.record.duration) if item.record.duration else window[1]
 
 
-def placeholder_video(budget: VideoBudget) -> DecodedVideo:
+def for_model(items: list[DatasetItem], processor: Any) -> list[DatasetItem]:
+    """Items whose videos are planned with the processor's geometry (refused for an unsupported model)."""
+    if processor is None:
+        return items
+    geometry = video_geometry(processor)
+    return [replace(item, video=replace(item.video, geometry=geometry)) for item in items]
+
+
+def placeholder_video(budget: VideoBudget, geometry: VideoGeometry | None = None) -> DecodedVideo:
     """Black frames standing in for a video that failed to decode, so the rollout can still run (then masked)."""
+    geometry = geometry or default_geometry()
     side = int(budget.min_pixels**0.5)
-    height, width = fit_frame_size(side, side, budget.min_pixels, budget.max_pixels)
-    plan = plan_sampling(budget.min_frames / 2.0, height, width, budget)
+    height, width = fit_frame_size(side, side, budget.min_pixels, budget.max_pixels, geometry)
+    plan = plan_sampling(budget.min_frames / 2.0, height, width, budget, geometry=geometry)
     frames = torch.zeros((plan.num_frames, 3, plan.height, plan.width), dtype=torch.uint8)
     return DecodedVideo(frames=frames, metadata=video_metadata(plan, PLACEHOLDER_BACKEND), plan=plan, backend=PLACEHOLDER_BACKEND)
 
@@ -191,7 +201,7 @@ class VideoGroundingDataset(RLHFDataset):
         self.data_files = [os.path.abspath(os.path.expanduser(str(f))) for f in files]
 
     def _read_files_and_tokenize(self) -> None:
-        items = load_items(self.data_files, self.settings)
+        items = for_model(load_items(self.data_files, self.settings), self.processor)
         total = len(items)
         if 0 < self.max_samples < total:
             rng = np.random.default_rng(self.seed if self.seed is not None else self.settings.seed)
@@ -233,7 +243,8 @@ class VideoGroundingDataset(RLHFDataset):
             messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
         )
         text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-        plan = plan_for_file(item.video.path, item.video.budget, item.video.video_start, item.video.video_end)
+        video = item.video
+        plan = plan_for_file(video.path, video.budget, video.video_start, video.video_end, video.geometry)
         return text_tokens - 1 + plan.num_video_tokens  # the one video placeholder becomes the video tokens
 
     # ---- rows ---------------------------------------------------------------------------------
@@ -267,7 +278,7 @@ class VideoGroundingDataset(RLHFDataset):
                     "undecodable_video", request.path, str(exc),
                     "placeholder frames stand in and its trajectories are masked out of training",
                 )  # fmt: skip
-                decoded = placeholder_video(request.budget)
+                decoded = placeholder_video(request.budget, request.geometry)
             videos.append(decoded.as_processor_input())
         return None, videos, None
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-# Qwen2.5-VL: one LLM token per 28x28 pixels (patch 14, spatial merge 2) per 2 frames (temporal patch).
-PIXELS_PER_TOKEN_SIDE = 28
-TEMPORAL_PATCH = 2
-
 
 @dataclass(frozen=True)
 class VideoBudget:

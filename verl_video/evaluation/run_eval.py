@@ -32,6 +32,7 @@ from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
 from verl_video.evaluation.predictions import PredictionWriter, recover
 from verl_video.evaluation.score import add_scoring_arguments, parse_buckets, score_file, scoring_from_args
+from verl_video.models.family import video_geometry
 from verl_video.rewards.parser import ParserConfig
 
 RUN_FILE = "run.json"
@@ -120,7 +121,8 @@ def _prepare(samples: Sequence[EvalSample], processor: Any, args: argparse.Names
     for sample in samples:
         try:
             video = decode_video(sample.video_path, budget_for(sample, _budget_overrides(args)),
-                                 sample.record.video_start, sample.record.video_end, decoder=args.decoder)
+                                 sample.record.video_start, sample.record.video_end, decoder=args.decoder,
+                                 geometry=video_geometry(processor))
         except Exception as exc:  # any decoder failure must not end a long run; it is recorded and retried
             out.append((sample, None, f"{type(exc).__name__}: {exc}"))
             continue

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from verl_video.data.dataset import build_row, load_items
+from verl_video.data.dataset import build_row, for_model, load_items
 from verl_video.data.prompts import render_prompt
 from verl_video.data.records import GroundingRecord
 from verl_video.data.settings import VideoDataSettings
@@ -50,7 +50,7 @@ def load_examples(processor, data: Path, max_samples: int | None = None, templat
     from tqdm import tqdm
 
     settings = VideoDataSettings() if template is None else replace(VideoDataSettings(), prompt_template=template)
-    items = load_items([str(data)], settings)[:max_samples]
+    items = for_model(load_items([str(data)], settings), processor)[:max_samples]
     if not items:
         raise ValueError(f"{data}: no usable records")
     examples = []
