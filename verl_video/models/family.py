@@ -119,11 +119,17 @@ def model_type_of(model_path: str | Path) -> str:
     return str(model_type)
 
 
-def require_family(model_path: str | Path) -> ModelFamily | None:
-    """The family of a local model folder, refused when unsupported; None for a hub id (checked on load)."""
-    if not (Path(model_path) / "config.json").is_file():
-        return None
-    return get_family(model_type_of(model_path), source=str(Path(model_path) / "config.json"))
+def require_family(model_path: str | Path) -> ModelFamily:
+    """The family of a model folder (or hub id, through transformers' config cache), refused when unsupported."""
+    if (Path(model_path) / "config.json").is_file():
+        return get_family(model_type_of(model_path), source=str(Path(model_path) / "config.json"))
+    from transformers import AutoConfig
+
+    try:
+        model_type = AutoConfig.from_pretrained(str(model_path)).model_type
+    except (OSError, ValueError) as exc:
+        raise UnsupportedModelError(f"{model_path}: cannot read the model config ({exc})") from exc
+    return get_family(model_type, source=str(model_path))
 
 
 def family_of_processor(processor: Any) -> ModelFamily:
