@@ -75,13 +75,19 @@ class ModelFamily:
     # check or cache fill run without --model); wherever a model is loaded its processor is read instead.
     reference_geometry: VideoGeometry
     sizes: tuple[str, ...] = ()  # released dense sizes (for messages and the README table)
+    # vLLM 0.24 drops the metadata of a (frames, metadata) video for Qwen2.5-VL, so the rollout must also send
+    # it in the processor kwargs; for Qwen3-VL it keeps the pair's metadata, and a second copy in the kwargs
+    # makes its processor call fail.
+    metadata_in_processor_kwargs: bool = False
 
 
 FAMILIES: dict[str, ModelFamily] = {
     family.model_type: family
     for family in (
         ModelFamily("qwen2_vl", "Qwen2VLProcessor", MROPE_ORDER, VideoGeometry(14, 2, 2), ("2B", "7B", "72B")),
-        ModelFamily("qwen2_5_vl", "Qwen2_5_VLProcessor", MROPE_SECONDS, VideoGeometry(14, 2, 2), ("3B", "7B", "32B", "72B")),
+        ModelFamily(
+            "qwen2_5_vl", "Qwen2_5_VLProcessor", MROPE_SECONDS, VideoGeometry(14, 2, 2), ("3B", "7B", "32B", "72B"), True
+        ),
         ModelFamily("qwen3_vl", "Qwen3VLProcessor", TEXT_TIMESTAMPS, VideoGeometry(16, 2, 2), ("2B", "4B", "8B", "32B")),
     )
 }
