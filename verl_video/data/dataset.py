@@ -40,7 +40,7 @@ from verl_video.data.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.data.settings import VideoBudget, VideoDataSettings, settings_from_config
 from verl_video.data.video import DecodedVideo, clip_window, plan_for_file, video_metadata
 from verl_video.data.video_loader import VideoRequest, load_video
-from verl_video.models.family import VideoGeometry, default_geometry, video_geometry
+from verl_video.models.family import VideoGeometry, default_geometry, prompt_tokens_besides_video, video_geometry
 
 logger = logging.getLogger("verl_video.data")
 install_rope_time_hook()
@@ -245,7 +245,8 @@ class VideoGroundingDataset(RLHFDataset):
         text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
         video = item.video
         plan = plan_for_file(video.path, video.budget, video.video_start, video.video_end, video.geometry)
-        return text_tokens - 1 + plan.num_video_tokens  # the one video placeholder becomes the video tokens
+        # The one video placeholder becomes the video tokens (and, for Qwen3-VL, a timestamp per frame group).
+        return text_tokens - 1 + plan.num_video_tokens + prompt_tokens_besides_video(self.processor, plan.group_seconds)
 
     # ---- rows ---------------------------------------------------------------------------------
     def __len__(self) -> int:

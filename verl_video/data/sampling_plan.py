@@ -40,6 +40,13 @@ class SamplingPlan:
         return [i / self.fps for i in range(self.num_frames)]
 
     @property
+    def group_seconds(self) -> list[float]:
+        """Per frame group (temporal patch), the mean of its frames' relative times (what Qwen3-VL writes)."""
+        patch = self.geometry.temporal_patch_size
+        times = self.relative_times
+        return [sum(times[i : i + patch]) / len(times[i : i + patch]) for i in range(0, len(times), patch)]
+
+    @property
     def seconds_per_grid(self) -> int:
         """Seconds between consecutive temporal grids (an integer by construction)."""
         return round(self.geometry.temporal_patch_size / self.fps)

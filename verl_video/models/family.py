@@ -173,6 +173,20 @@ def video_token(processor: Any) -> tuple[str, int]:
     return str(token), int(token_id)
 
 
+def prompt_tokens_besides_video(processor: Any, group_seconds: list[float]) -> int:
+    """Tokens a video adds to the prompt besides its video tokens, minus its one `<|video_pad|>` placeholder.
+
+    Qwen2-VL and Qwen2.5-VL expand the placeholder into video tokens only (0). Qwen3-VL's processor replaces
+    `<|vision_start|><|video_pad|><|vision_end|>` by, per frame group, `<t seconds>` (t with one decimal)
+    then vision start, the group's video tokens, vision end.
+    """
+    if family_of_processor(processor).time_encoding != TEXT_TIMESTAMPS:
+        return 0
+    tokenizer = processor.tokenizer
+    stamps = sum(len(tokenizer(f"<{t:.1f} seconds>", add_special_tokens=False)["input_ids"]) for t in group_seconds)
+    return stamps + 2 * len(group_seconds) - 2
+
+
 def geometry_from_item(item: dict[str, Any], default: VideoGeometry) -> VideoGeometry:
     """A geometry rebuilt from a row's video item; fields it lacks take `default`'s."""
     values = {name: int(item[name]) if item.get(name) is not None else getattr(default, name) for name in GEOMETRY_FIELDS}
