@@ -203,63 +203,43 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, family: str 
         "vision_start_token_id": ids["<|vision_start|>"],
         "vision_end_token_id": ids["<|vision_end|>"],
     }
-    if family == "qwen3_vl":
-        text["head_dim"] = hidden_size // heads
-        text["rope_parameters"]["mrope_section"] = interleaved_mrope_section(hidden_size // heads)
-        text["rope_parameters"]["mrope_interleaved"] = True
-        vision = {
-            "depth": 2,
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_heads": heads,
-            "patch_size": geometry.patch_size,
-            "spatial_merge_size": geometry.merge_size,
-            "temporal_patch_size": geometry.temporal_patch_size,
-            "out_hidden_size": hidden_size,
-            "num_position_embeddings": 576,  # a 24x24 learned grid, interpolated to each frame's size
-            "deepstack_visual_indexes": [0],  # the first block's features also feed the language model
-        }
-        config = transformers.Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **tokens)
-    elif family == "qwen2_vl":
-        vision = {
-            "depth": 2,
-            "embed_dim": hidden_size,
-            "hidden_size": hidden_size,
-            "mlp_ratio": 2,
-            "num_heads": heads,
-            "patch_size": geometry.patch_size,
-            "spatial_merge_size": geometry.merge_size,
-            "temporal_patch_size": geometry.temporal_patch_size,
-        }
-        config = transformers.Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **tokens)
-    else:
-        config = transformers.Qwen2_5_VLConfig(
-            text_config=text,
-            vision_config=_qwen2_5_vision(hidden_size, heads, geometry),
-            # Untied: the output head can specialise on the few answer tokens without disturbing the input embedding.
-            tie_word_embeddings=False,
-            **tokens,
-        )
-    config._attn_implementation = "sdpa"
-    config.dtype = "float32"
-    return config
-
-
-def _qwen2_5_vision(hidden_size: int, heads: int, geometry) -> dict:
-    return {
+    vision = {
         "depth": 2,
         "hidden_size": hidden_size,
-        "intermediate_size": 2 * hidden_size,
         "num_heads": heads,
         "patch_size": geometry.patch_size,
         "spatial_merge_size": geometry.merge_size,
         "temporal_patch_size": geometry.temporal_patch_size,
-        # Sampling at 2 fps makes one temporal patch one second, i.e. 2 position steps per second.
-        "tokens_per_second": 2,
-        "window_size": 112,
-        "fullatt_block_indexes": [1],
-        "out_hidden_size": hidden_size,
     }
+    if family == "qwen3_vl":
+        text["head_dim"] = hidden_size // heads
+        text["rope_parameters"]["mrope_section"] = interleaved_mrope_section(hidden_size // heads)
+        text["rope_parameters"]["mrope_interleaved"] = True
+        vision.update(
+            intermediate_size=2 * hidden_size,
+            out_hidden_size=hidden_size,
+            num_position_embeddings=576,  # a 24x24 learned grid, interpolated to each frame's size
+            deepstack_visual_indexes=[0],  # the first block's features also feed the language model
+        )
+    elif family == "qwen2_vl":
+        vision.update(embed_dim=hidden_size, mlp_ratio=2)
+    else:
+        vision.update(
+            intermediate_size=2 * hidden_size,
+            out_hidden_size=hidden_size,
+            # Sampling at 2 fps makes one temporal patch one second, i.e. 2 position steps per second.
+            tokens_per_second=2,
+            window_size=112,
+            fullatt_block_indexes=[1],
+        )
+    config_class = {"qwen3_vl": "Qwen3VLConfig", "qwen2_vl": "Qwen2VLConfig"}.get(family, "Qwen2_5_VLConfig")
+    # Untied: the output head can specialise on the few answer tokens without disturbing the input embedding.
+    config = getattr(transformers, config_class)(
+        text_config=text, vision_config=vision, tie_word_embeddings=False, **tokens
+    )
+    config._attn_implementation = "sdpa"
+    config.dtype = "float32"
+    return config
 
 
 def build_model(config, seed: int):
