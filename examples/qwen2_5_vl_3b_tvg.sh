@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GRPO on Qwen2.5-VL-3B-Instruct for temporal video grounding, vLLM rollouts, one or more GPU nodes.
+# GRPO on Qwen2.5-VL-3B-Instruct for temporal video grounding, vLLM rollouts, one or more GPU nodes
+# (any supported family through MODEL_PATH; examples/qwen3_vl_4b_tvg.sh sets Qwen3-VL-4B).
 #
 #   bash examples/qwen2_5_vl_3b_tvg.sh                          # 8 GPUs, data from data_config/tvg.yaml
 #   N_GPUS=4 MODEL_PATH=/models/Qwen2.5-VL-3B-Instruct bash examples/qwen2_5_vl_3b_tvg.sh trainer.total_epochs=2

@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # The embedded default: GRPO on temporal video grounding through the real verl trainer, on CPU.
-# Builds a tiny random-weight Qwen2.5-VL offline, generated videos with events at known times, gives the
-# model a short supervised warm start (so it emits the answer format and GRPO gets signal), then trains
-# with GRPO and validates. Everything lands in $OUT (default runs/tiny_tvg_cpu).
+# Builds a tiny random-weight Qwen2.5-VL (or, with MODEL_FAMILY=qwen3_vl, Qwen3-VL) offline, generated videos
+# with events at known times, gives the model a short supervised warm start (so it emits the answer format
+# and GRPO gets signal), then trains with GRPO and validates. Everything lands in $OUT (default
+# runs/tiny_tvg_cpu, runs/tiny_tvg_cpu_<family> for another family).
 #
 #   bash examples/tiny_tvg_cpu.sh                         # defaults
+#   MODEL_FAMILY=qwen3_vl bash examples/tiny_tvg_cpu.sh   # the same demo on a tiny Qwen3-VL
 #   STEPS=10 bash examples/tiny_tvg_cpu.sh trainer.test_freq=5  # extra key=value go to the trainer
 # Sizes (30 GRPO steps of 8 prompts x 8 rollouts, validation every 15) are in
 # verl_video/config/experiment/tiny_tvg_cpu.yaml.
 set -euo pipefail
 
-OUT=${OUT:-runs/tiny_tvg_cpu}
+MODEL_FAMILY=${MODEL_FAMILY:-qwen2_5_vl}
+if [[ "$MODEL_FAMILY" == qwen2_5_vl ]]; then
+  OUT=${OUT:-runs/tiny_tvg_cpu}
+else
+  OUT=${OUT:-runs/tiny_tvg_cpu_$MODEL_FAMILY}
+fi
 STEPS=${STEPS:-}
 WARM_START_STEPS=${WARM_START_STEPS:-}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-echo "== 1/4 tiny model ($OUT/tiny_model)"
-verl-video make-tiny-model "$OUT/tiny_model"
+echo "== 1/4 tiny $MODEL_FAMILY model ($OUT/tiny_model)"
+verl-video make-tiny-model "$OUT/tiny_model" --family "$MODEL_FAMILY"
 echo "== 2/4 demo videos and annotations ($OUT/data)"
 verl-video make-demo-data "$OUT/data"
 echo "== 3/4 supervised warm start ($OUT/warm_model)"

@@ -28,3 +28,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_model") / "model"
     make_tiny_model(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen3-VL built offline once per test session."""
+    from verl_video.tools.tiny_model import make_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny_qwen3_model") / "model"
+    make_tiny_model(out, family="qwen3_vl")
+    return out

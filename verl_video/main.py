@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from verl_video.backends.vllm_cpu import INSTALL_HINT as VLLM_INSTALL_HINT
 from verl_video.backends.vllm_cpu import vllm_importable
+from verl_video.models.family import UnsupportedModelError, require_family
 from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
 from verl_video.models.vision_tower import VisionSettings
 from verl_video.plugin import register_all
@@ -90,6 +91,16 @@ def check_vllm_cpu_settings(config: DictConfig) -> None:
         )
 
 
+def check_model_family(config: DictConfig) -> None:
+    """Refuse a model whose family verl-video cannot handle before any worker starts."""
+    path = config.actor_rollout_ref.model.path
+    try:
+        family = require_family(path)
+    except UnsupportedModelError as exc:
+        raise ConfigError(f"actor_rollout_ref.model.path={path}: {exc}") from None
+    print(f"verl-video: model family {family.model_type} (video time: {family.time_encoding})")
+
+
 def prepare_environment(config: DictConfig) -> None:
     """Environment every process needs; set before Ray starts so workers inherit it."""
     if config.trainer.device == "cpu":
@@ -117,6 +128,7 @@ def run(config: DictConfig) -> None:
     from verl.utils.device import auto_set_device
 
     check_device_settings(config)
+    check_model_family(config)
     prepare_environment(config)
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))

@@ -28,6 +28,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
 
 from verl_video.data.agent_loop import DECODE_FAILED_FIELD
+from verl_video.models.family import video_geometry, video_token
 from verl_video.rewards.metrics import transfer_queue_batch_metrics
 
 logger = logging.getLogger("verl_video")
@@ -156,11 +157,10 @@ class GroundingSyncTrainer(PPOTrainerSync):
 
     def _video_metrics(self, batch) -> dict:
         processor = getattr(self, "processor", None)
-        video_token_id = getattr(getattr(processor, "tokenizer", None), "convert_tokens_to_ids", lambda _: None)(
-            "<|video_pad|>"
-        )
-        if processor is None or video_token_id is None:
+        if processor is None:
             return {}
+        _, video_token_id = video_token(processor)
+        merge = video_geometry(processor).merge_size
         data = trainer_base.tq.kv_batch_get(
             keys=batch.keys, partition_id=batch.partition_id, select_fields=["prompts", "multi_modal_inputs"]
         )
@@ -168,5 +168,4 @@ class GroundingSyncTrainer(PPOTrainerSync):
         prompts = [data["prompts"][i] for i in keep]
         mm_inputs = data["multi_modal_inputs"]
         mm_inputs = [mm_inputs[i] for i in keep]
-        merge = getattr(getattr(processor, "video_processor", None), "merge_size", 2)
         return video_input_metrics(prompts, mm_inputs, video_token_id, merge)

@@ -8,9 +8,11 @@ import torch
 from verl_video.backends.hf_engine import GenerationRequest, HFEngine, SamplingSettings
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir) -> HFEngine:
-    return HFEngine(str(tiny_model_dir), seed=0)
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
+def engine(request) -> HFEngine:
+    # Qwen3-VL: per frame group a `<t seconds>` and vision start/end around the group's video tokens.
+    model_dir = request.getfixturevalue({"qwen2_5_vl": "tiny_model_dir", "qwen3_vl": "tiny_qwen3_model_dir"}[request.param])
+    return HFEngine(str(model_dir), seed=0)
 
 
 def _video(frames: int = 8, size: int = 56, seed: int = 0) -> tuple[torch.Tensor, dict]:

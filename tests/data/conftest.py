@@ -35,3 +35,11 @@ def tiny_processor():
     processor.get_rope_index = types.MethodType(Qwen2_5_VLModel.get_rope_index, processor)
     processor.get_vision_position_ids = types.MethodType(Qwen2_5_VLModel.get_vision_position_ids, processor)
     return processor
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_processor():
+    """The project's tiny Qwen3-VL processor (no weights): it writes `<t seconds>` before each frame group."""
+    from verl_video.tools.tiny_model import build_processor, build_tokenizer
+
+    return build_processor(build_tokenizer(), "qwen3_vl")

@@ -61,6 +61,17 @@ def test_the_rollout_server_gets_each_videos_metadata():
     assert sent == {"max_pixels": 12544, "video_metadata": [video[1]]}
 
 
+def test_metadata_goes_into_the_kwargs_only_for_the_families_whose_vllm_drops_it(tiny_processor, tiny_qwen3_processor):
+    decoded = placeholder_video(VideoBudget())
+    video = (decoded.frames, video_metadata(decoded.plan, "decord"))
+    loop = object.__new__(VideoSingleTurnAgentLoop)
+    loop.mm_processor_kwargs, loop._videos = {}, [video]
+    loop.processor = tiny_processor  # Qwen2.5-VL: vLLM would assume 24 fps without it
+    assert loop._get_mm_processor_kwargs() == {"video_metadata": [video[1]]}
+    loop.processor = tiny_qwen3_processor  # Qwen3-VL: vLLM reads the pair's metadata; a copy breaks its processor
+    assert loop._get_mm_processor_kwargs() == {}
+
+
 def test_our_agent_loop_is_registered_and_selected():
     assert AGENT_LOOP_NAME in _agent_loop_registry
     with initialize_config_dir(config_dir=os.path.abspath(CONFIG_DIR), version_base=None):

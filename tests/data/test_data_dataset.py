@@ -95,7 +95,10 @@ def test_undecodable_video_becomes_a_placeholder(tmp_path, tiny_processor):
     assert frames.shape[0] == 4 and metadata["video_backend"] == "placeholder"
 
 
-def test_overlong_filter_counts_tokens_exactly_without_decoding(data_config, tiny_processor):
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_overlong_filter_counts_tokens_exactly_without_decoding(family, data_config, request):
+    # Qwen3-VL's prompt also carries a `<t seconds>` and vision start/end tokens per frame group.
+    tiny_processor = request.getfixturevalue({"qwen2_5_vl": "tiny_processor", "qwen3_vl": "tiny_qwen3_processor"}[family])
     dataset = make_dataset(str(data_config), tiny_processor, filter_overlong_prompts=True)
     assert len(dataset) == 3  # the missing video is dropped here
     for i, item in enumerate(dataset.dataframe.items):

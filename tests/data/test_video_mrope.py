@@ -76,6 +76,8 @@ def test_temporal_positions_are_frame_seconds(case, videos, tiny_processor):
         # The frame shown is the one on screen at that second (source frames are 0.2 s apart at worst).
         assert model_time - 0.21 <= frame_time <= model_time + 0.05, (g, model_time, frame_time)
     assert metadata["fps"] == pytest.approx(2 / seconds_per_grid)
+    print(f"\nqwen2_5_vl {case}: fps {metadata['fps']:.3g}, {grid_t} groups, M-RoPE seconds/shown "
+          + ", ".join(f"{m:g}/{f:.2f}" for m, f in list(zip(model_seconds, shown))[:6]))
 
 
 def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) -> tuple[list[float], float]:

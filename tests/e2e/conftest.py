@@ -17,15 +17,26 @@ def _cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "verl_video.cli", *args], check=True, cwd=REPO_ROOT)
 
 
-@pytest.fixture(scope="session")
-def prepared(tmp_path_factory) -> Path:
-    """Tiny model, demo data and warm start, shared by every run (hf and vLLM rollouts alike)."""
-    root = tmp_path_factory.mktemp("grpo_cpu")
-    _cli("make-tiny-model", str(root / "tiny"))
+def _model_and_data(root: Path, family: str) -> Path:
+    """A tiny model of `family`, demo data and its warm start under root (tiny/, data/, warm/)."""
+    _cli("make-tiny-model", str(root / "tiny"), "--family", family)
     _cli("make-demo-data", str(root / "data"), "--num-train", "16", "--num-val", "4")
     # The warm start sees the videos and prompts GRPO will: the same experiment's settings.
     _cli("warm-start", str(root / "tiny"), str(root / "data" / "train.yaml"), str(root / "warm"),
          "--set", "experiment=tiny_tvg_cpu")
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared_qwen3(tmp_path_factory) -> Path:
+    """The same for a tiny Qwen3-VL (healthy videos only: its run checks the family, not bad input)."""
+    return _model_and_data(tmp_path_factory.mktemp("grpo_cpu_qwen3"), "qwen3_vl")
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> Path:
+    """Tiny Qwen2.5-VL, demo data and warm start, shared by every run (hf and vLLM rollouts alike)."""
+    root = _model_and_data(tmp_path_factory.mktemp("grpo_cpu"), "qwen2_5_vl")
     # Bad input must not stop training: break a quarter of the training videos after the warm start, and
     # erase the frames of three more, whose headers still pass the start-up check (they fail in the agent loop).
     videos = sorted((root / "data" / "videos" / "train").glob("*.mp4"))

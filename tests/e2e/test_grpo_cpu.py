@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,8 +26,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 STEPS = 2
-# Demo videos are 112x112, sampled at 2 fps: each pair of frames becomes 4x4 merged patches = 16 tokens.
-TOKENS_PER_FRAME_PAIR = (112 // 28) * (112 // 28)
+# Demo videos are 112x112, sampled at 2 fps, at most 12544 pixels a frame (experiment=tiny_tvg_cpu). Qwen2.5-VL
+# (28 pixels a token side): 112x112, each pair of frames 4x4 merged patches = 16 tokens. Qwen3-VL (32 pixels):
+# 112 rounds to 128, 128x128 is over the bound, so 96x128, 3x4 = 12 tokens a pair.
+TOKENS_PER_FRAME_PAIR = {"qwen2_5_vl": 4 * 4, "qwen3_vl": 3 * 4}
 FPS = 2.0
 # Console lines a GRPO step may print (progress, verl's step line, rollout dump, our warnings). Before the
 # TransferQueue thread count was capped, its per-call warning alone gave ~40 lines a step from 2 steps.
@@ -87,6 +90,12 @@ def grpo_run(prepared) -> dict:
 
 
 @pytest.fixture(scope="module")
+def grpo_qwen3(prepared_qwen3) -> dict:
+    """The tiny Qwen3-VL through the same trainer (text timestamps instead of M-RoPE time)."""
+    return _train(prepared_qwen3, "run_qwen3")
+
+
+@pytest.fixture(scope="module")
 def grpo_rerun(prepared, grpo_run) -> dict:
     """The same command again, into another folder: must give the same run."""
     return _train(prepared, "rerun")
@@ -138,15 +147,20 @@ def test_video_reached_the_actor(grpo_run):
     _assert_video_reached_the_actor(grpo_run)
 
 
-def test_video_token_count_follows_the_duration(grpo_run):
-    rows = [row for row in _trajectories(grpo_run) if not row["probe_decode_failed"]]
+def _assert_video_tokens_follow_the_duration(run: dict, family: str) -> None:
+    rows = [row for row in _trajectories(run) if not row["probe_decode_failed"]]
     assert rows, "no rollout dump written"
+    per_pair = TOKENS_PER_FRAME_PAIR[family]
     for row in rows:
         duration = row["gts"]["duration"]
         frames = duration * FPS
         # Frames are taken every 0.5 s and paired; an odd count is padded to the next pair.
-        expected = {math.floor(frames / 2) * TOKENS_PER_FRAME_PAIR, math.ceil(frames / 2) * TOKENS_PER_FRAME_PAIR}
+        expected = {math.floor(frames / 2) * per_pair, math.ceil(frames / 2) * per_pair}
         assert row["probe_video_tokens"] in expected, (duration, row["probe_video_tokens"])
+
+
+def test_video_token_count_follows_the_duration(grpo_run):
+    _assert_video_tokens_follow_the_duration(grpo_run, "qwen2_5_vl")
 
 
 def test_broken_videos_are_skipped_and_counted(grpo_run):
@@ -197,12 +211,29 @@ def test_policy_is_updated(grpo_run):
     assert any(step["actor/grad_norm"] > 0 for step in _metrics(grpo_run))
 
 
-def test_rollout_log_probs_match_the_actor(grpo_run):
-    for step in _metrics(grpo_run):
+def _assert_rollout_log_probs_match_the_actor(run: dict) -> None:
+    for step in _metrics(run):
         # verl's metrics: mean |p_rollout - p_actor| per token, and per sequence |mean log-prob difference|.
         assert step["training/rollout_probs_diff_mean"] < 1e-3
         assert step["training/rollout_probs_diff_max"] < 1e-3
         assert step["rollout_corr/log_ppl_abs_diff"] < 1e-3
+
+
+def test_rollout_log_probs_match_the_actor(grpo_run):
+    _assert_rollout_log_probs_match_the_actor(grpo_run)
+
+
+def test_qwen3_vl_trains_with_video(grpo_qwen3):
+    """Qwen3-VL (32-pixel tokens, time as `<t seconds>` text): videos reach the actor, rollout and actor agree."""
+    _assert_ran(grpo_qwen3)
+    _assert_video_reached_the_actor(grpo_qwen3)
+    _assert_video_tokens_follow_the_duration(grpo_qwen3, "qwen3_vl")
+    _assert_rollout_log_probs_match_the_actor(grpo_qwen3)
+    assert any(step["actor/grad_norm"] > 0 for step in _metrics(grpo_qwen3))
+    # The prompt the actor trained on carries one timestamp per frame pair, 1 s apart at 2 fps.
+    prompt = _trajectories(grpo_qwen3)[0]["input"]
+    stamps = [float(t) for t in re.findall(r"<(\d+\.\d) seconds>", prompt)]
+    assert len(stamps) >= 2 and stamps[1] - stamps[0] == pytest.approx(1.0), prompt[:400]
 
 
 def _changes(run: dict) -> dict:

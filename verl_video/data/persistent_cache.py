@@ -23,8 +23,9 @@ import torch
 from verl_video.data.probe import FileIdentity
 from verl_video.data.sampling_plan import SamplingPlan
 from verl_video.data.video import DecodedVideo, decode_video
+from verl_video.models.family import VideoGeometry
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model's video geometry is part of the key and the plan
 
 
 def entry_key(request: Any, decoder: str) -> dict[str, Any]:
@@ -34,6 +35,7 @@ def entry_key(request: Any, decoder: str) -> dict[str, Any]:
         "version": FORMAT_VERSION,
         "file": asdict(identity),
         "budget": asdict(request.budget),
+        "geometry": asdict(request.geometry),
         "clip": list(request.clip),
         "decoder": decoder,
     }
@@ -67,7 +69,7 @@ class PersistentVideoCache:
         return DecodedVideo(
             frames=torch.from_numpy(frames),
             metadata=meta["metadata"],
-            plan=SamplingPlan(**meta["plan"]),
+            plan=SamplingPlan(**{**meta["plan"], "geometry": VideoGeometry(**meta["plan"]["geometry"])}),
             backend=meta["backend"],
         )
 
@@ -85,7 +87,9 @@ class PersistentVideoCache:
         cached = self.load(key)
         if cached is not None:
             return cached
-        video = decode_video(request.path, request.budget, request.video_start, request.video_end, decoder)
+        video = decode_video(
+            request.path, request.budget, request.video_start, request.video_end, decoder, request.geometry
+        )
         self.store(key, video)
         return video
 

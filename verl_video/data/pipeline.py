@@ -28,6 +28,7 @@ from verl_video.data.records import GroundingRecord
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.video import clip_window
 from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.models.family import video_geometry
 
 logger = logging.getLogger("verl_video.data")
 
@@ -144,6 +145,14 @@ def seen_duration(item: DatasetItem) -> float:
     return float(item.record.duration) if item.record.duration else window[1]
 
 
+def for_model(items: list[DatasetItem], processor: Any) -> list[DatasetItem]:
+    """Items whose videos are planned with the processor's geometry (refused for an unsupported model)."""
+    if processor is None:
+        return items
+    geometry = video_geometry(processor)
+    return [replace(item, video=replace(item.video, geometry=geometry)) for item in items]
+
+
 @dataclass
 class PreparedItem:
     """An item ready for a model: its row, the rendered prompt and the decoded video."""
@@ -164,6 +173,7 @@ def prepare_item(
     item: DatasetItem, index: int, settings: VideoDataSettings, processor: Any, keep_in_memory: bool = True
 ) -> PreparedItem:
     """Decode `item`'s video (through the caches training uses) and render its prompt as training does."""
+    [item] = for_model([item], processor)
     row = build_row(item, index, seen_duration(item))
     frames, metadata = load_video(item.video, settings, keep_in_memory).as_processor_input()
     return PreparedItem(item, row, render_prompt(processor, row["prompt"]), frames, metadata)

@@ -1,4 +1,5 @@
-"""Make verl's M-RoPE positions honour the video sampling rate (Qwen2.5-VL, verl 0.9.1, transformers 5.9).
+"""Make verl's M-RoPE positions honour the video sampling rate (families whose time encoding is
+`mrope_seconds`, i.e. Qwen2.5-VL; verl 0.9.1, transformers 5.9).
 
 verl's agent loop computes position ids with `processor.get_rope_index(input_ids, attention_mask,
 image_grid_thw, video_grid_thw, mm_token_type_ids)` and adds only what an optional
@@ -7,6 +8,7 @@ never reaches get_rope_index, which then assumes 1 s per temporal grid (2 fps) f
 video sampled at 1 fps would be told its frames are twice as close as they are, and training positions
 would disagree with vLLM's. Installing the hook on the processor class fixes every instance in the
 process; the dataset module installs it on import (the agent-loop workers import it to find the class).
+Qwen3-VL tells time in the prompt text instead (`<t seconds>` from the video metadata): nothing to hook.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from verl_video.models.family import FAMILIES, MROPE_SECONDS
 
 
 def rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:
@@ -26,11 +30,16 @@ def rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_rope_time_hook() -> bool:
-    """Attach `get_rope_index_kwargs` to transformers' Qwen2.5-VL processor class; True when installed."""
-    try:
-        from transformers import Qwen2_5_VLProcessor
-    except ImportError:
-        return False
-    if getattr(Qwen2_5_VLProcessor, "get_rope_index_kwargs", None) is None:
-        Qwen2_5_VLProcessor.get_rope_index_kwargs = staticmethod(rope_index_kwargs)
-    return True
+    """Attach `get_rope_index_kwargs` to the processor class of every `mrope_seconds` family; True when all were."""
+    import transformers
+
+    installed = True
+    for family in FAMILIES.values():
+        if family.time_encoding != MROPE_SECONDS:
+            continue
+        processor_class = getattr(transformers, family.processor_class, None)
+        if processor_class is None:
+            installed = False
+        elif getattr(processor_class, "get_rope_index_kwargs", None) is None:
+            processor_class.get_rope_index_kwargs = staticmethod(rope_index_kwargs)
+    return installed

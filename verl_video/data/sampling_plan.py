@@ -1,8 +1,10 @@
 """Which instants of a video are shown to the model, at which size: pure arithmetic, no decoding.
 
-Frame i is taken at `start + i / fps` (seconds in the file), so the model's temporal M-RoPE position of
-grid g (frames 2g, 2g+1) is exactly the time of its first frame: g * (2 / fps) seconds after `start`.
-The rate is always 2/k fps so that seconds-per-grid (2 / fps = k) is an integer.
+Frame i is taken at `start + i / fps` (seconds in the file). With a temporal patch of p frames
+(`VideoGeometry`, read from the model's processor) the rate is always p/k fps, so that a frame group
+spans k whole seconds: Qwen2.5-VL's temporal M-RoPE position of group g is then exactly the time of its
+first frame, g * k seconds after `start` (transformers 5.9 truncates a fractional seconds-per-group).
+Qwen3-VL writes each group's time as text and needs no such rate, but gets the same frames.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from verl_video.data.settings import PIXELS_PER_TOKEN_SIDE, TEMPORAL_PATCH, VideoBudget
+from verl_video.data.settings import VideoBudget
+from verl_video.models.family import VideoGeometry, default_geometry
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class SamplingPlan:
     duration: float  # seconds the model sees
     height: int
     width: int
+    geometry: VideoGeometry = default_geometry()
 
     @property
     def times(self) -> list[float]:
@@ -36,46 +40,56 @@ class SamplingPlan:
         return [i / self.fps for i in range(self.num_frames)]
 
     @property
+    def group_seconds(self) -> list[float]:
+        """Per frame group (temporal patch), the mean of its frames' relative times (what Qwen3-VL writes)."""
+        patch = self.geometry.temporal_patch_size
+        times = self.relative_times
+        return [sum(times[i : i + patch]) / len(times[i : i + patch]) for i in range(0, len(times), patch)]
+
+    @property
     def seconds_per_grid(self) -> int:
         """Seconds between consecutive temporal grids (an integer by construction)."""
-        return round(TEMPORAL_PATCH / self.fps)
+        return round(self.geometry.temporal_patch_size / self.fps)
 
     @property
     def num_video_tokens(self) -> int:
-        """LLM tokens this video occupies (Qwen2.5-VL: 2 frames x 28 x 28 pixels per token)."""
-        side = PIXELS_PER_TOKEN_SIDE
-        return (self.num_frames // TEMPORAL_PATCH) * (self.height // side) * (self.width // side)
+        """LLM tokens this video occupies under the model's geometry."""
+        return self.geometry.num_tokens(self.num_frames, self.height, self.width)
 
 
-def sampling_rate(duration: float, budget: VideoBudget) -> float:
-    """The largest 2/k fps not above budget.fps whose frame count fits budget.max_frames."""
+def sampling_rate(duration: float, budget: VideoBudget, geometry: VideoGeometry | None = None) -> float:
+    """The largest p/k fps (p: temporal patch) not above budget.fps whose frame count fits budget.max_frames."""
+    patch = (geometry or default_geometry()).temporal_patch_size
     if budget.fps <= 0:
         raise ValueError(f"video fps must be positive, got {budget.fps}")
-    k = max(1, math.ceil(TEMPORAL_PATCH / budget.fps - 1e-9))
-    max_pairs = max(1, budget.max_frames // TEMPORAL_PATCH)
-    # frames = 2 * floor(duration / k): the smallest k with floor(duration / k) <= max_pairs.
-    k = max(k, math.floor(duration / (max_pairs + 1)) + 1)
-    fps = TEMPORAL_PATCH / k
-    while TEMPORAL_PATCH / fps < k:  # e.g. 2 / (2 / 105) = 104.999...: int() would give 104
+    k = max(1, math.ceil(patch / budget.fps - 1e-9))
+    max_groups = max(1, budget.max_frames // patch)
+    # frames = p * floor(duration / k): the smallest k with floor(duration / k) <= max_groups.
+    k = max(k, math.floor(duration / (max_groups + 1)) + 1)
+    fps = patch / k
+    while patch / fps < k:  # e.g. 2 / (2 / 105) = 104.999...: int() would give 104
         fps = math.nextafter(fps, 0.0)
     return fps
 
 
-def frame_count(duration: float, fps: float, budget: VideoBudget) -> int:
-    """Even number of frames covering `duration` at `fps`, padded up to budget.min_frames."""
-    pairs = math.floor(duration * fps / TEMPORAL_PATCH + 1e-9)
-    min_pairs = math.ceil(max(budget.min_frames, TEMPORAL_PATCH) / TEMPORAL_PATCH)
-    max_pairs = max(min_pairs, budget.max_frames // TEMPORAL_PATCH)
-    return TEMPORAL_PATCH * min(max(pairs, min_pairs), max_pairs)
+def frame_count(duration: float, fps: float, budget: VideoBudget, geometry: VideoGeometry | None = None) -> int:
+    """Whole frame groups covering `duration` at `fps`, padded up to budget.min_frames."""
+    patch = (geometry or default_geometry()).temporal_patch_size
+    groups = math.floor(duration * fps / patch + 1e-9)
+    min_groups = math.ceil(max(budget.min_frames, patch) / patch)
+    max_groups = max(min_groups, budget.max_frames // patch)
+    return patch * min(max(groups, min_groups), max_groups)
 
 
-def fit_frame_size(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Keep the aspect ratio, make both sides multiples of 28 and the area fall in [min, max] pixels.
+def fit_frame_size(
+    height: int, width: int, min_pixels: int, max_pixels: int, geometry: VideoGeometry | None = None
+) -> tuple[int, int]:
+    """Keep the aspect ratio, make both sides multiples of the token side and the area fall in [min, max].
 
     The area bound wins over the aspect ratio: rounding may leave the area outside the range, and
-    then the longer (or, to grow, the shorter) side moves by 28 pixels at a time.
+    then the longer (or, to grow, the shorter) side moves by one token side at a time.
     """
-    side = PIXELS_PER_TOKEN_SIDE
+    side = (geometry or default_geometry()).pixels_per_token_side
     if height <= 0 or width <= 0:
         raise ValueError(f"invalid frame size {width}x{height}")
     area = height * width
@@ -100,14 +114,23 @@ def fit_frame_size(height: int, width: int, min_pixels: int, max_pixels: int) ->
 
 
 def plan_sampling(
-    duration: float, height: int, width: int, budget: VideoBudget, start: float = 0.0
+    duration: float,
+    height: int,
+    width: int,
+    budget: VideoBudget,
+    start: float = 0.0,
+    geometry: VideoGeometry | None = None,
 ) -> SamplingPlan:
     """Plan the frames for `duration` seconds from `start` of a height x width video under `budget`."""
     if not math.isfinite(duration) or duration <= 0:
         raise ValueError(f"video duration must be a positive number of seconds, got {duration}")
-    fps = sampling_rate(duration, budget)
-    num_frames = frame_count(duration, fps, budget)
-    per_frame = budget.total_pixels * TEMPORAL_PATCH // num_frames
+    geometry = geometry or default_geometry()
+    fps = sampling_rate(duration, budget, geometry)
+    num_frames = frame_count(duration, fps, budget, geometry)
+    # total_pixels bounds one frame's pixels summed over the frame groups: the video's tokens, whatever its length.
+    per_frame = budget.total_pixels * geometry.temporal_patch_size // num_frames
     max_pixels = max(budget.min_pixels, min(budget.max_pixels, per_frame))
-    h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels)
-    return SamplingPlan(fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w)
+    h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels, geometry)
+    return SamplingPlan(
+        fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w, geometry=geometry
+    )

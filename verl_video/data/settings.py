@@ -13,10 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-# Qwen2.5-VL: one LLM token per 28x28 pixels (patch 14, spatial merge 2) per 2 frames (temporal patch).
-PIXELS_PER_TOKEN_SIDE = 28
-TEMPORAL_PATCH = 2
-
 # The trainer YAML whose `data.video` block holds every video and prompt default.
 DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "config" / "tvg_grpo.yaml"
 

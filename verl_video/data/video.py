@@ -1,4 +1,4 @@
-"""Decode a video (or a clip of it) by timestamp into uint8 frames plus Qwen2.5-VL video metadata.
+"""Decode a video (or a clip of it) by timestamp into uint8 frames plus the video metadata Qwen processors read.
 
 Frames are chosen by TIME, not by index: frame i is the one on screen at `start + i / fps`, which stays
 right on variable-frame-rate files. The decoder resizes (frames never exist at full resolution here).
@@ -22,6 +22,7 @@ import torch
 from verl_video.data.probe import VideoError, probe_video
 from verl_video.data.sampling_plan import SamplingPlan, plan_sampling
 from verl_video.data.settings import VideoBudget
+from verl_video.models.family import VideoGeometry
 
 DECODERS = ("auto", "decord", "pyav")
 
@@ -81,12 +82,16 @@ def clip_window(
 
 
 def plan_for_file(
-    path: str, budget: VideoBudget, video_start: float | None = None, video_end: float | None = None
+    path: str,
+    budget: VideoBudget,
+    video_start: float | None = None,
+    video_end: float | None = None,
+    geometry: VideoGeometry | None = None,
 ) -> SamplingPlan:
-    """Probe `path` (header only) and plan its frames under `budget`."""
+    """Probe `path` (header only) and plan its frames under `budget` for the model's `geometry`."""
     probe = probe_video(path)
     start, duration = clip_window(probe.duration, video_start, video_end, path)
-    return plan_sampling(duration, probe.height, probe.width, budget, start=start)
+    return plan_sampling(duration, probe.height, probe.width, budget, start=start, geometry=geometry)
 
 
 def decode_video(
@@ -95,11 +100,12 @@ def decode_video(
     video_start: float | None = None,
     video_end: float | None = None,
     decoder: str = "auto",
+    geometry: VideoGeometry | None = None,
 ) -> DecodedVideo:
     """Decode `path` (optionally the clip [video_start, video_end]) under `budget`; no caching."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown video decoder {decoder!r}; choose from {', '.join(DECODERS)}")
-    plan = plan_for_file(path, budget, video_start, video_end)
+    plan = plan_for_file(path, budget, video_start, video_end, geometry)
     errors = []
     for backend in ("decord", "pyav") if decoder == "auto" else (decoder,):
         try:

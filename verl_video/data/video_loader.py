@@ -16,26 +16,36 @@ from verl_video.data.persistent_cache import PersistentVideoCache
 from verl_video.data.probe import FileIdentity, VideoError
 from verl_video.data.settings import BUDGET_FIELDS, VideoBudget, VideoDataSettings
 from verl_video.data.video import DecodedVideo, decode_video
+from verl_video.models.family import VideoGeometry, default_geometry, geometry_from_item
 
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """A video file, the optional clip of it the model sees, and the sampling budget."""
+    """A video file, the optional clip of it the model sees, the sampling budget and the model's geometry."""
 
     path: str
     budget: VideoBudget = VideoBudget()
     video_start: float | None = None
     video_end: float | None = None
+    # Set from the model's processor by whoever has it (dataset, eval, warm start); it fixes frame sizes.
+    geometry: VideoGeometry = default_geometry()
 
     def to_item(self) -> dict[str, Any]:
         """The dict stored in a row's `videos` column (keys mirror qwen-vl-utils' video items)."""
-        return {"video": self.path, "video_start": self.video_start, "video_end": self.video_end, **asdict(self.budget)}
+        return {
+            "video": self.path,
+            "video_start": self.video_start,
+            "video_end": self.video_end,
+            **asdict(self.budget),
+            **self.geometry.as_item(),
+        }
 
     @classmethod
     def from_item(cls, item: dict[str, Any], default: VideoBudget) -> VideoRequest:
         """Rebuild a request from a message's video item; budget keys it lacks take `default`."""
         budget = default.with_overrides({k: item.get(k) for k in BUDGET_FIELDS})
-        return cls(path=str(item["video"]), budget=budget, video_start=item.get("video_start"), video_end=item.get("video_end"))
+        geometry = geometry_from_item(item, default_geometry())
+        return cls(str(item["video"]), budget, item.get("video_start"), item.get("video_end"), geometry)
 
     @property
     def clip(self) -> tuple[float | None, float | None]:
@@ -44,7 +54,7 @@ class VideoRequest:
 
     def cache_key(self, decoder: str) -> tuple:
         """Identity of the decoded result: the file as it is now plus every sampling parameter."""
-        return (FileIdentity.of(self.path), self.budget.as_key(), *self.clip, decoder)
+        return (FileIdentity.of(self.path), self.budget.as_key(), self.geometry, *self.clip, decoder)
 
 
 _memory_cache: DecodeCache[DecodedVideo] | None = None
@@ -91,4 +101,6 @@ def persistent_cache(root: str, max_gb: float) -> PersistentVideoCache:
 def _load_uncached(request: VideoRequest, settings: VideoDataSettings) -> DecodedVideo:
     if settings.cache_dir:
         return persistent_cache(settings.cache_dir, settings.cache_max_gb).get_or_decode(request, settings.decoder)
-    return decode_video(request.path, request.budget, request.video_start, request.video_end, settings.decoder)
+    return decode_video(
+        request.path, request.budget, request.video_start, request.video_end, settings.decoder, request.geometry
+    )

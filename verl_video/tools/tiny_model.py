@@ -1,9 +1,12 @@
-"""`verl-video make-tiny-model OUT`: a random-weight Qwen2.5-VL small enough to train on a CPU, built offline.
+"""`verl-video make-tiny-model OUT [--family F]`: a random-weight Qwen2.5-VL, Qwen3-VL or Qwen2-VL small enough
+to train on a CPU, built offline.
 
 The tokenizer is a byte-level BPE trained on text the demo produces (prompt templates, demo queries,
 answers), with Qwen's pre-tokenizer, so digits are single tokens and any text still encodes. The
-special tokens and the chat template follow Qwen2.5-VL's, so every code path that handles the real
-model (processor, verl's tokenizer helpers, M-RoPE) handles this one unchanged.
+special tokens and the chat template follow the Qwen-VL models' (the three families share them), so every
+code path that handles the real model (processor, verl's tokenizer helpers, M-RoPE, Qwen3-VL's text
+timestamps) handles this one unchanged. Each family keeps its released vision geometry (patch 14 or 16,
+merge 2, temporal patch 2); only widths and depths shrink.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from verl_video.data.prompts import TEMPLATES, build_messages
+from verl_video.models.family import DEFAULT_FAMILY, FAMILIES, get_family
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -34,7 +38,7 @@ SPECIAL_TOKENS = (
 DEFAULT_SYSTEM = "You are a helpful assistant."
 DEFAULT_VOCAB_SIZE = 1024
 # Bumped when the construction changes, so an old directory is rebuilt rather than reused.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: the family is part of the build
 MARKER = "verl_video_tiny.json"
 
 # Renders string content verbatim and content lists with Qwen's vision placeholders; every literal is a
@@ -118,16 +122,32 @@ def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE):
     return tokenizer
 
 
-def build_processor(tokenizer):
-    """A Qwen2_5_VLProcessor whose image and video processors keep small frames small."""
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+def build_processor(tokenizer, family: str = DEFAULT_FAMILY):
+    """The family's processor, its image and video processors keeping small frames small."""
+    import transformers
+    from transformers import Qwen2VLImageProcessor
 
-    # The video default floor (128*28*28 pixels) would upscale a 112x112 demo frame about 8x; keep one 28x28
-    # merged patch per 28x28 pixels instead, so token counts follow the decoded size.
-    size = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 768}
-    return Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size=dict(size)),
-        video_processor=Qwen2VLVideoProcessor(size=dict(size)),
+    geometry = get_family(family).reference_geometry
+    side = geometry.pixels_per_token_side
+    if family == "qwen3_vl":
+        from transformers import Qwen3VLVideoProcessor
+
+        # Qwen3-VL bounds the pixels of the whole clip (frames x height x width); these are the released
+        # checkpoints' bounds (4 frames of 32x32 up to 768 frames of 1024x1024 tokens' worth of pixels).
+        video_size = {"shortest_edge": 4 * side * side, "longest_edge": 768 * side * side * side}
+        video_processor = Qwen3VLVideoProcessor(size=video_size, patch_size=geometry.patch_size)
+    else:
+        from transformers import Qwen2VLVideoProcessor
+
+        # The video default floor (128 tokens' worth of pixels per frame) would upscale a 112x112 demo frame
+        # about 8x; keep one merged patch per token side instead, so token counts follow the decoded size.
+        video_size = {"shortest_edge": 4 * side * side, "longest_edge": 768 * side * side}
+        video_processor = Qwen2VLVideoProcessor(size=video_size, patch_size=geometry.patch_size)
+    image_size = {"shortest_edge": 4 * side * side, "longest_edge": 768 * side * side}
+    processor_class = getattr(transformers, get_family(family).processor_class)
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(size=image_size, patch_size=geometry.patch_size),
+        video_processor=video_processor,
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )
@@ -141,9 +161,15 @@ def mrope_section(head_dim: int) -> list[int]:
     return [time, height, half - time - height]
 
 
-def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
-    """A Qwen2_5_VLConfig sized for CPU whose special-token ids come from the tokenizer."""
-    from transformers import Qwen2_5_VLConfig
+def interleaved_mrope_section(head_dim: int) -> list[int]:
+    """Qwen3-VL's interleaved (time, height, width) split: height and width take every third frequency."""
+    half = head_dim // 2
+    return [half - 2 * (half // 3), half // 3, half // 3]
+
+
+def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, family: str = DEFAULT_FAMILY):
+    """The family's config sized for CPU, its special-token ids taken from the tokenizer."""
+    import transformers
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     heads = max(1, hidden_size // 32)
@@ -170,29 +196,46 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
         "pad_token_id": ids["<|endoftext|>"],
         "use_sliding_window": False,
     }
+    geometry = get_family(family).reference_geometry
+    tokens = {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
     vision = {
         "depth": 2,
         "hidden_size": hidden_size,
-        "intermediate_size": 2 * hidden_size,
         "num_heads": heads,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        # Sampling at 2 fps makes one temporal patch one second, i.e. 2 position steps per second.
-        "tokens_per_second": 2,
-        "window_size": 112,
-        "fullatt_block_indexes": [1],
-        "out_hidden_size": hidden_size,
+        "patch_size": geometry.patch_size,
+        "spatial_merge_size": geometry.merge_size,
+        "temporal_patch_size": geometry.temporal_patch_size,
     }
-    config = Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        # Untied: the output head can specialise on the few answer tokens without disturbing the input embedding.
-        tie_word_embeddings=False,
+    if family == "qwen3_vl":
+        text["head_dim"] = hidden_size // heads
+        text["rope_parameters"]["mrope_section"] = interleaved_mrope_section(hidden_size // heads)
+        text["rope_parameters"]["mrope_interleaved"] = True
+        vision.update(
+            intermediate_size=2 * hidden_size,
+            out_hidden_size=hidden_size,
+            num_position_embeddings=576,  # a 24x24 learned grid, interpolated to each frame's size
+            deepstack_visual_indexes=[0],  # the first block's features also feed the language model
+        )
+    elif family == "qwen2_vl":
+        vision.update(embed_dim=hidden_size, mlp_ratio=2)
+    else:
+        vision.update(
+            intermediate_size=2 * hidden_size,
+            out_hidden_size=hidden_size,
+            # Sampling at 2 fps makes one temporal patch one second, i.e. 2 position steps per second.
+            tokens_per_second=2,
+            window_size=112,
+            fullatt_block_indexes=[1],
+        )
+    config_class = {"qwen3_vl": "Qwen3VLConfig", "qwen2_vl": "Qwen2VLConfig"}.get(family, "Qwen2_5_VLConfig")
+    # Untied: the output head can specialise on the few answer tokens without disturbing the input embedding.
+    config = getattr(transformers, config_class)(
+        text_config=text, vision_config=vision, tie_word_embeddings=False, **tokens
     )
     config._attn_implementation = "sdpa"
     config.dtype = "float32"
@@ -200,12 +243,12 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
 
 
 def build_model(config, seed: int):
-    """A float32 Qwen2_5_VLForConditionalGeneration with seeded random weights."""
+    """The config's image-text-to-text model in float32 with seeded random weights."""
     import torch
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
     model.generation_config.eos_token_id = [config.text_config.eos_token_id, config.text_config.bos_token_id]
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.generation_config.bos_token_id = config.text_config.bos_token_id
@@ -221,9 +264,23 @@ def is_valid(out: Path, expected: dict) -> bool:
     return json.loads(marker.read_text()) == expected
 
 
-def make_tiny_model(out: Path, seed: int = 0, hidden_size: int = 64, layers: int = 2, force: bool = False) -> bool:
+def make_tiny_model(
+    out: Path,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    force: bool = False,
+    family: str = DEFAULT_FAMILY,
+) -> bool:
     """Build and save tokenizer, processor and model under OUT; return False when a valid one was kept."""
-    expected = {"builder_version": BUILDER_VERSION, "seed": seed, "hidden_size": hidden_size, "layers": layers}
+    get_family(family)
+    expected = {
+        "builder_version": BUILDER_VERSION,
+        "family": family,
+        "seed": seed,
+        "hidden_size": hidden_size,
+        "layers": layers,
+    }
     if is_valid(out, expected) and not force:
         return False
     if (out / MARKER).exists() and not force:
@@ -231,8 +288,8 @@ def make_tiny_model(out: Path, seed: int = 0, hidden_size: int = 64, layers: int
     if force and out.exists():
         shutil.rmtree(out)
     tokenizer = build_tokenizer()
-    processor = build_processor(tokenizer)
-    model = build_model(build_config(tokenizer, hidden_size, layers), seed)
+    processor = build_processor(tokenizer, family)
+    model = build_model(build_config(tokenizer, hidden_size, layers, family), seed)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -248,10 +305,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden-size", type=int, default=64, help="text and vision width")
     parser.add_argument("--layers", type=int, default=2, help="text decoder layers")
     parser.add_argument("--force", action="store_true", help="rebuild even if OUT holds a valid model")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default=DEFAULT_FAMILY, help="model family (HF model_type)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the tiny model."""
-    built = make_tiny_model(args.out, args.seed, args.hidden_size, args.layers, args.force)
-    print(f"make-tiny-model: {'wrote' if built else 'kept the existing model in'} {args.out}")
+    built = make_tiny_model(args.out, args.seed, args.hidden_size, args.layers, args.force, args.family)
+    print(f"make-tiny-model: {'wrote' if built else f'kept the existing {args.family} model in'} {args.out}")
     return 0
