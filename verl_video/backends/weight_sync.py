@@ -16,6 +16,7 @@ the rollout adapter has handed it the receiver's future (see vllm_rollout.py).
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -37,6 +38,18 @@ def _chain(exc: BaseException) -> str:
         parts.append(f"{type(exc).__name__}: {exc}")
         exc = exc.__cause__ or exc.__context__
     return " <- while handling: ".join(parts)
+
+
+def _waiting(name: str, event: int) -> Callable[..., Any]:
+    """The socket's method `name`, called once the socket is ready for `event` (or the receiver failed)."""
+
+    def call(self: "WatchedSocket", *args: Any, **kwargs: Any) -> Any:
+        self._wait(event)
+        return getattr(self._socket, name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__doc__ = f"zmq `{name}`, once the peer is ready for it; raises WeightSyncFailed if it failed first."
+    return call
 
 
 class WatchedSocket:
@@ -64,25 +77,10 @@ class WatchedSocket:
                 raise WeightSyncFailed(message) from exc
             raise WeightSyncFailed("the rollout's weight receiver returned without answering the sender")
 
-    def send(self, *args: Any, **kwargs: Any) -> Any:
-        """zmq send, once the receiver can take it."""
-        self._wait(zmq.POLLOUT)
-        return self._socket.send(*args, **kwargs)
-
-    def send_pyobj(self, *args: Any, **kwargs: Any) -> Any:
-        """zmq send_pyobj, once the receiver can take it."""
-        self._wait(zmq.POLLOUT)
-        return self._socket.send_pyobj(*args, **kwargs)
-
-    def recv(self, *args: Any, **kwargs: Any) -> Any:
-        """zmq recv, once the receiver has answered."""
-        self._wait(zmq.POLLIN)
-        return self._socket.recv(*args, **kwargs)
-
-    def recv_pyobj(self, *args: Any, **kwargs: Any) -> Any:
-        """zmq recv_pyobj, once the receiver has answered."""
-        self._wait(zmq.POLLIN)
-        return self._socket.recv_pyobj(*args, **kwargs)
+    send = _waiting("send", zmq.POLLOUT)
+    send_pyobj = _waiting("send_pyobj", zmq.POLLOUT)
+    recv = _waiting("recv", zmq.POLLIN)
+    recv_pyobj = _waiting("recv_pyobj", zmq.POLLIN)
 
 
 class WatchedWeightSender(BucketedWeightSender):
