@@ -55,7 +55,7 @@ def vision_language_value_model(local_path: str, torch_dtype: torch.dtype, model
     """A vision-language checkpoint as a critic: the whole model (video in), its LM head replaced by one output."""
     from transformers import AutoModelForImageTextToText
 
-    model = AutoModelForImageTextToText.from_pretrained(local_path, torch_dtype=torch_dtype, config=model_config)
+    model = AutoModelForImageTextToText.from_pretrained(local_path, dtype=torch_dtype, config=model_config)
     text = model_config.get_text_config()
     # What a ...ForTokenClassification head with num_labels=1 is: verl reads `logits[..., 0]` as the values.
     head = torch.nn.Linear(text.hidden_size, 1, bias=True, dtype=torch_dtype)
