@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 
+from verl_video.backends.cpu_platform import plain_gloo_process_groups
 from verl_video.backends.vllm_cpu import alias_vllm_distribution
 from verl_video.models.mrope import install_released_mrope_rule
 
@@ -46,4 +47,6 @@ def register_all(strict: bool = False) -> None:
 alias_vllm_distribution()
 # Before verl's agent loop binds Qwen-VL's get_rope_index to its processor (see models/mrope.py).
 install_released_mrope_rule()
+# Before verl's worker modules bind its process-group helper (see cpu_platform.py).
+plain_gloo_process_groups()
 register_all()
