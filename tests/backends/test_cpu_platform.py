@@ -72,3 +72,21 @@ def test_offload_policy_is_unpinned_while_wrapping_on_cpu():
     with unpinned_cpu_offload():
         assert transformer_impl.CPUOffloadPolicy(pin_memory=True).pin_memory is False
     assert transformer_impl.CPUOffloadPolicy(pin_memory=True).pin_memory is True
+
+
+def test_worker_process_groups_start_with_plain_gloo_on_cpu():
+    # The critic's worker starts its group through verl's helper, whose default backend string names the CPU
+    # twice; after `import verl` (our plugin) the helper that verl's worker module binds starts plain gloo.
+    import subprocess
+    import sys
+
+    check = (
+        "import os, torch.distributed as dist\n"
+        "import verl\n"
+        "from verl.workers.engine_workers import initialize_global_process_group_ray\n"
+        "os.environ.update(RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT='29533')\n"
+        "initialize_global_process_group_ray(timeout_second=None)\n"
+        "assert dist.get_backend() == 'gloo', dist.get_backend()\n"
+    )
+    env = {**__import__("os").environ, "VERL_PLATFORM": "cpu"}
+    subprocess.run([sys.executable, "-c", check], check=True, env=env)

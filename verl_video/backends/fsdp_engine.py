@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import torch
 from verl.utils import tensordict_utils as tu
 from verl.utils.device import get_device_name
 from verl.workers.engine.fsdp import transformer_impl
@@ -47,6 +49,46 @@ def unpinned_cpu_offload() -> Iterator[None]:
         yield
     finally:
         transformer_impl.CPUOffloadPolicy = pinned
+
+
+def vision_language_value_model(local_path: str, torch_dtype: torch.dtype, model_config: Any) -> torch.nn.Module:
+    """A vision-language checkpoint as a critic: the whole model (video in), its LM head replaced by one output."""
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(local_path, dtype=torch_dtype, config=model_config)
+    text = model_config.get_text_config()
+    # What a ...ForTokenClassification head with num_labels=1 is: verl reads `logits[..., 0]` as the values.
+    head = torch.nn.Linear(text.hidden_size, 1, bias=True, dtype=torch_dtype)
+    torch.nn.init.normal_(head.weight, std=text.initializer_range)
+    torch.nn.init.zeros_(head.bias)
+    model.lm_head = head
+    # The value head must not be re-tied to the input embedding (Qwen2.5-VL-3B ties them).
+    model.config.tie_word_embeddings = False
+    return model
+
+
+@contextmanager
+def vision_language_critics() -> Iterator[None]:
+    """While verl builds a critic, vision-language checkpoints load through `vision_language_value_model`.
+
+    verl 0.9.1 loads critics with AutoModelForTokenClassification, which has no Qwen-VL class, and falls back
+    to trl's value-head wrapper with flash_attention_2 forced: without trl and flash-attn (CPU) a Qwen2.5-VL
+    critic cannot start. Text-only checkpoints keep verl's loader.
+    """
+    from verl.utils import model as verl_model
+
+    verl_loader = verl_model.load_valuehead_model
+
+    def load(local_path, torch_dtype, model_config, trust_remote_code):
+        if getattr(model_config, "vision_config", None) is None:
+            return verl_loader(local_path, torch_dtype, model_config, trust_remote_code)
+        return vision_language_value_model(local_path, torch_dtype, model_config)
+
+    verl_model.load_valuehead_model = load
+    try:
+        yield
+    finally:
+        verl_model.load_valuehead_model = verl_loader
 
 
 class VisionSettingsMixin:
@@ -110,6 +152,10 @@ class VideoFSDPEngineWithLMHead(VisionSettingsMixin, FSDPEngineWithLMHead):
 
 
 class VideoFSDPEngineWithValueHead(VisionSettingsMixin, FSDPEngineWithValueHead):
-    """verl's critic engine with vision settings applied."""
+    """verl's critic engine with vision settings applied; a vision-language critic reads the video too."""
 
     closes_vision_step = False
+
+    def _build_module(self):
+        with vision_language_critics():
+            return super()._build_module()

@@ -16,6 +16,8 @@ from typing import Any, Iterable, Optional
 import torch
 from transformers import AutoConfig, AutoProcessor, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
+from verl_video.models.mrope import install_released_mrope_rule
+
 logger = logging.getLogger(__name__)
 
 
@@ -97,6 +99,8 @@ def _load_model(model_path: str, dtype: torch.dtype, attn_implementation: str):
     """Load a vision-language model when the config has a vision tower, else a causal LM."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
+    # Generation computes M-RoPE positions inside the model: the same rule as training's (models/mrope.py).
+    install_released_mrope_rule()
     config = AutoConfig.from_pretrained(model_path)
     loader = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
     return loader.from_pretrained(model_path, dtype=dtype, attn_implementation=attn_implementation)

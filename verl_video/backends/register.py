@@ -1,4 +1,4 @@
-"""Register the CPU platform, the `hf` rollout backend and our FSDP training engines in verl's registries."""
+"""Register the CPU platform, the `hf` rollout backend, our vLLM adapter and FSDP engines in verl's registries."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def register_hf_rollout() -> None:
     RolloutReplicaRegistry.register(HF_ROLLOUT, _load_hf_replica)
 
 
+def register_vllm_rollout() -> None:
+    """`rollout.name=vllm` resolves to verl's adapter whose weight syncs fail fast (backends/vllm_rollout.py)."""
+    rollout_base._ROLLOUT_REGISTRY[("vllm", "async")] = "verl_video.backends.vllm_rollout.VLLMServerAdapter"
+
+
 def register_engines() -> None:
     """Our FSDP engines (vision settings applied) for every device; verl registers its own for cuda/npu only."""
     import warnings
@@ -41,4 +46,5 @@ def register_engines() -> None:
 
 
 register_hf_rollout()
+register_vllm_rollout()
 register_engines()
