@@ -7,19 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from verl_video.data.formats import read_annotations
 from verl_video.evaluation.backends import EvalRequest
 from verl_video.selection import cli
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

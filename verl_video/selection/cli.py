@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from verl_video.evaluation.eval_set import EvalSample, load_config, load_eval_set
 from verl_video.evaluation.grading import grade_response
-from verl_video.evaluation.predictions import PredictionFileError, PredictionWriter, recover
+from verl_video.evaluation.predictions import PredictionFileError, PredictionWriter, recover, start_or_resume
 from verl_video.rewards.registry import load_modules
 from verl_video.rewards.scorer import RewardScorer
 from verl_video.selection.output import EmptySelection, write_selection
@@ -94,13 +94,7 @@ def sample_stats(args: argparse.Namespace, backend_factory=None) -> list[RecordS
     os.makedirs(args.output_dir, exist_ok=True)
     stats_file, run_file = os.path.join(args.output_dir, STATS_FILE), os.path.join(args.output_dir, RUN_FILE)
     settings = run_settings(args)
-    if args.overwrite:
-        for path in (stats_file, run_file):
-            if os.path.exists(path):
-                os.remove(path)
-    elif os.path.exists(run_file) and os.path.exists(stats_file):
-        with open(run_file, encoding="utf-8") as f:
-            run_eval.check_resumable(json.load(f), settings, run_file)
+    start_or_resume(run_file, stats_file, settings, args.overwrite, run_eval.check_resumable)
     with open(run_file, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=2)
     done = recover(stats_file)

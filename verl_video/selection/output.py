@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 from verl_video.data.config import DatasetEntry
-from verl_video.data.records import CANONICAL_FIELDS
 from verl_video.selection.stats import RecordStats, canonical_record
 from verl_video.selection.strategies import Selection
 
@@ -151,5 +150,3 @@ def plot_before_after(before: Sequence[float], after: Sequence[float], path: str
     plt.close(fig)
     return path
 
-
-__all__ = ["CANONICAL_FIELDS", "EmptySelection", "write_selection"]
