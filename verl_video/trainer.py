@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.trainer.ppo.v1 import trainer_base
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
@@ -92,7 +93,8 @@ class GroundingSyncTrainer(PPOTrainerSync):
         # get the async behaviour. We are verl's sync trainer plus metrics, so say so.
         self.trainer_mode = "sync"
         buffer = super()._build_replay_buffer()
-        if buffer.filter_groups_metric is not None:
+        # Only verl's own sync buffer is bounded; a user's custom sampler owns its filtering.
+        if type(buffer) is ReplayBuffer and buffer.filter_groups_metric is not None:
             bound = int(self.config.algorithm.filter_groups.get("max_num_gen_batches", 0) or 0)
             logger.warning("verl-video: dynamic sampling on %r; max_num_gen_batches=%d is honoured by "
                            "verl_video.selection.dynamic_sampling (verl's warning above does not apply)",
