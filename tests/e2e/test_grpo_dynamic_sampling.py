@@ -1,16 +1,21 @@
-"""End to end: GRPO with dynamic sampling (verl's `algorithm.filter_groups.*` keys) on the CPU demo.
+"""End to end: select a subset of the demo, then GRPO on it with dynamic sampling (verl's `filter_groups` keys).
 
-Two steps of the tiny experiment with groups whose rewards all agree dropped and the batch topped up with new
-prompts, at most `max_num_gen_batches` batches a step. Read from the run's per-step metrics and rollout dump.
+`verl-video select` drops the records a predictions file answers exactly (Time-R1's IoU > 0.7 band) and
+writes a data_config; two steps of the tiny experiment train on that data_config with groups whose rewards
+all agree dropped and the batch topped up with new prompts, at most `max_num_gen_batches` batches a step.
+Read from the run's per-step metrics and rollout dump.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
 import pytest
 from test_grpo_cpu import PROMPTS_PER_STEP, ROLLOUTS, _assert_ran, _metrics, _train, _trajectories
+
+from verl_video.cli import main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -19,9 +24,40 @@ MAX_GEN_BATCHES = 3
 
 
 @pytest.fixture(scope="module")
-def dynamic_run(prepared) -> dict:
-    return _train(prepared, "dynamic", "algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=reward",
+def selection(prepared, tmp_path_factory) -> dict:
+    """Every 8th demo record answered exactly (too easy, dropped), the others half right (kept)."""
+    records = [json.loads(line) for line in (prepared / "data" / "train.jsonl").read_text().splitlines()]
+    rows = []
+    for i, r in enumerate(records):
+        start, end = r["timestamps"][0]
+        prediction = [start, end] if i % 8 == 0 else [start, end + (end - start)]  # IoU 1 or 0.5
+        rows.append({**r, "prediction": prediction})
+    out = tmp_path_factory.mktemp("selection")
+    (out / "pred.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(["select", str(prepared / "data" / "train.yaml"), "--from-predictions", str(out / "pred.jsonl"),
+                 "--strategy", "difficulty", "-o", str(out / "sel"), "--no-plots"]) == 0
+    kept = [json.loads(line) for line in next((out / "sel" / "annotations").glob("*.jsonl")).read_text().splitlines()]
+    return {"config": out / "sel" / "data_config.yaml", "kept": kept, "dropped": records[::8]}
+
+
+@pytest.fixture(scope="module")
+def dynamic_run(prepared, selection) -> dict:
+    return _train(prepared, "dynamic", f"data.train_files={selection['config']}",
+                  "algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=reward",
                   f"algorithm.filter_groups.max_num_gen_batches={MAX_GEN_BATCHES}")
+
+
+def _pairs(records) -> set:
+    return {(r["query"], tuple(r["timestamps"][0])) for r in records}
+
+
+def test_the_run_trains_only_on_the_selected_records(dynamic_run, selection):
+    _assert_ran(dynamic_run)
+    kept, dropped = _pairs(selection["kept"]), _pairs(selection["dropped"]) - _pairs(selection["kept"])
+    assert len(selection["kept"]) == 14 and dropped
+    for row in _trajectories(dynamic_run):
+        window = tuple(row["gts"]["timestamps"][0])
+        assert any(query in row["input"] and window == ts for query, ts in kept), row["input"][-300:]
 
 
 def test_groups_are_dropped_and_every_batch_is_still_full(dynamic_run):
