@@ -40,8 +40,8 @@ def main() -> None:
     if model is None:
         from verl_video.tools.tiny_model import make_tiny_model
 
+        make_tiny_model(work / "tiny")
         model = str(work / "tiny")
-        make_tiny_model(model)
     if data is None:
         from verl_video.tools.demo_data import generate
 
