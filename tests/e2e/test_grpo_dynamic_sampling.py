@@ -2,8 +2,9 @@
 
 `verl-video select` drops the records a predictions file answers exactly (Time-R1's IoU > 0.7 band) and
 writes a data_config; two steps of the tiny experiment train on that data_config with groups whose rewards
-all agree dropped and the batch topped up with new prompts, at most `max_num_gen_batches` batches a step.
-Read from the run's per-step metrics and rollout dump.
+all agree dropped and the batch topped up with new prompts, at most `max_num_gen_batches` batches a step,
+and the difficulty curriculum sampler ordering the prompts by running rewards. Read from the run's per-step
+metrics, rollout dump and checkpoint.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from collections import Counter
 
 import pytest
+import torch
 from test_grpo_cpu import PROMPTS_PER_STEP, ROLLOUTS, _assert_ran, _metrics, _train, _trajectories
 
 from verl_video.cli import main
@@ -44,7 +46,9 @@ def selection(prepared, tmp_path_factory) -> dict:
 def dynamic_run(prepared, selection) -> dict:
     return _train(prepared, "dynamic", f"data.train_files={selection['config']}",
                   "algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=reward",
-                  f"algorithm.filter_groups.max_num_gen_batches={MAX_GEN_BATCHES}")
+                  f"algorithm.filter_groups.max_num_gen_batches={MAX_GEN_BATCHES}",
+                  "data.sampler.class_path=pkg://verl_video.selection.curriculum",
+                  "data.sampler.class_name=DifficultyCurriculumSampler")
 
 
 def _pairs(records) -> set:
@@ -77,3 +81,15 @@ def test_groups_are_dropped_and_every_batch_is_still_full(dynamic_run):
     # The trained batch is full: every step dumped 8 prompts x 8 rollouts.
     per_step = Counter(row["step"] for row in _trajectories(dynamic_run))
     assert sorted(per_step.values()) == [PROMPTS_PER_STEP * ROLLOUTS] * len(steps), per_step
+
+
+def test_the_curriculum_learned_every_trained_reward_and_its_state_is_checkpointed(dynamic_run):
+    _assert_ran(dynamic_run)
+    checkpoints = dynamic_run["root"] / "checkpoints"
+    step = (checkpoints / "latest_checkpointed_iteration.txt").read_text().strip()
+    state = torch.load(checkpoints / f"global_step_{step}" / "data.pt", weights_only=False)
+    curriculum = state["_sampler_iter_state"]["sampler_state"]
+    # update() saw each trained trajectory once (not the dropped groups), and the drawn prompts are recorded.
+    trained = len(_trajectories(dynamic_run))
+    assert sum(curriculum["reward_count"]) == trained == dynamic_run["steps"] * PROMPTS_PER_STEP * ROLLOUTS
+    assert len(curriculum["drawn"]) >= dynamic_run["steps"] * PROMPTS_PER_STEP
