@@ -45,9 +45,9 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def attach_data(stats: list[RecordStats], data: str, source: str) -> dict:
+def attach_data(stats: list[RecordStats], data: str, source: str, video_root: str | None = None) -> dict:
     """Give each record its data_config record and dataset; ValueError if an id is not in the data."""
-    samples = {s.id: s for s in load_eval_set(data)}
+    samples = {s.id: s for s in load_eval_set(data, video_root)}
     missing = [s for s in stats if s.id not in samples]
     if missing:
         first = missing[0]
@@ -57,7 +57,7 @@ def attach_data(stats: list[RecordStats], data: str, source: str) -> dict:
     for s in stats:
         sample = samples[s.id]
         s.record, s.dataset = {**sample.record.to_json(), "id": sample.record.id}, sample.dataset
-    return {entry.name: entry for entry in load_config(data).datasets}
+    return {entry.name: entry for entry in load_config(data, video_root).datasets}
 
 
 def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, scorer: RewardScorer,
@@ -76,8 +76,8 @@ def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, sco
 
 def run_settings(args: argparse.Namespace) -> dict:
     """What determines the answers and their scores; a resumed run must match it."""
-    keys = ("model", "k", "seed", "temperature", "greedy", "reward_preset", "template", "think", "max_new_tokens",
-            "top_p", "backend", "decoder", "fps", "max_frames", "min_frames", "total_pixels", "min_pixels", "max_pixels")
+    keys = ("video_root", "model", "k", "seed", "temperature", "greedy", "reward_preset", "template", "think",
+            "max_new_tokens", "top_p", "backend", "decoder", "fps", "max_frames", "min_frames", "total_pixels", "min_pixels", "max_pixels")
     return {"data": os.path.abspath(args.data), **{k: getattr(args, k, None) for k in keys}}
 
 
@@ -88,7 +88,7 @@ def sample_stats(args: argparse.Namespace, backend_factory=None) -> list[RecordS
     from verl_video.selection.rollouts import answer_style, generate_answers
 
     model = resolve_model(args.model)
-    samples = load_eval_set(args.data)
+    samples = load_eval_set(args.data, args.video_root)
     if args.limit:
         samples = samples[:args.limit]
     os.makedirs(args.output_dir, exist_ok=True)
@@ -180,8 +180,11 @@ def run(args: argparse.Namespace, backend_factory=None) -> int:
     try:
         load_modules(args.modules)
         stats, source = _load_stats(args, backend_factory)
-        entries = attach_data(stats, args.data, source) if args.data and not args.model else (
-            {e.name: e for e in load_config(args.data).datasets} if args.model else {})
+        entries = {}
+        if args.model:
+            entries = {e.name: e for e in load_config(args.data, args.video_root).datasets}
+        elif args.data:
+            entries = attach_data(stats, args.data, source, args.video_root)
         strategy = args.strategy or ("variance" if all(s.answers >= 2 for s in stats) else "difficulty")
         if strategy not in STRATEGIES:
             select(stats, strategy)  # raises the error listing the registered names

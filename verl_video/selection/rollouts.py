@@ -114,6 +114,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     for action in probe._actions:
         if not action.option_strings or set(action.option_strings) & skip or action.dest == "help":
             continue
-        if any(o in ("--strict", "--thresholds", "--drop-unparsed", "--by", "--buckets") for o in action.option_strings):
+        # Scoring flags are left out: answers are scored by the training reward and its parser.
+        if any(o in ("--strict", "--thresholds", "--drop-unparsed", "--by", "--buckets", "--match", "--fallback",
+                     "--reversed", "--no-clip", "--normalized") for o in action.option_strings):
             continue
         parser._add_action(action)
