@@ -217,7 +217,8 @@ class GroundingSyncTrainer(PPOTrainerSync):
 
     def _group_metrics(self, batch) -> dict:
         """Share of the batch's prompt groups whose rewards are all equal (no GRPO signal)."""
-        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["rm_scores"])
+        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                                            select_fields=["rm_scores"])
         groups: dict[str, list[float]] = {}
         for key, tag, score in zip(batch.keys, batch.tags, list(data["rm_scores"])):
             if not (tag or {}).get("is_padding", False):

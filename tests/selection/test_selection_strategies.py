@@ -1,4 +1,5 @@
-"""Selection strategies and `verl-video select` without a model: Time-R1's filter, variance, user strategies, bad input."""
+"""Selection strategies and `verl-video select` without a model: Time-R1's filter, variance, user strategies,
+bad input."""
 
 from __future__ import annotations
 

@@ -77,7 +77,8 @@ def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, sco
 def run_settings(args: argparse.Namespace) -> dict:
     """What determines the answers and their scores; a resumed run must match it."""
     keys = ("video_root", "model", "k", "seed", "temperature", "greedy", "reward_preset", "template", "think",
-            "max_new_tokens", "top_p", "backend", "decoder", "fps", "max_frames", "min_frames", "total_pixels", "min_pixels", "max_pixels")
+            "max_new_tokens", "top_p", "backend", "decoder", "fps", "max_frames", "min_frames", "total_pixels",
+            "min_pixels", "max_pixels")
     return {"data": os.path.abspath(args.data), **{k: getattr(args, k, None) for k in keys}}
 
 
