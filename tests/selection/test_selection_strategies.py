@@ -71,6 +71,9 @@ def test_records_with_every_answer_unparsed_are_dropped_with_their_own_reason():
     stats[0].parse_failures = 2
     assert [s.id for s in select(stats, "variance").dropped[ALL_UNPARSED]] == ["r0"]
     assert [s.id for s in select(stats, "difficulty").dropped[ALL_UNPARSED]] == ["r0"]
+    # A greedy answer that parsed still measures difficulty, whatever the sampled ones did.
+    stats[0].greedy_parsed = True
+    assert ALL_UNPARSED not in select(stats, "difficulty").dropped
 
 
 def _predictions(path: Path, rows: list[dict]) -> Path:

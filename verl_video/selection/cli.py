@@ -67,10 +67,11 @@ def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, sco
     truth = {"timestamps": record.timestamps, "duration": record.duration}
     info = {"task": record.task, "duration": record.duration, "answer_style": style, "id": record.id}
     scores = [scorer(sample.dataset, text, truth, info) for text in sampled]
-    greedy_iou = grade_response(greedy, record.timestamps, record.duration).iou if greedy is not None else None
+    grade = grade_response(greedy, record.timestamps, record.duration) if greedy is not None else None
     return RecordStats(id=sample.id, record={**record.to_json(), "id": record.id}, dataset=sample.dataset,
                        ious=[float(s["iou"]) for s in scores], rewards=[float(s["score"]) for s in scores],
-                       greedy_iou=greedy_iou, parse_failures=sum(1 for s in scores if not s["parse_ok"]),
+                       greedy_iou=grade.iou if grade else None, greedy_parsed=grade.parsed if grade else None,
+                       parse_failures=sum(1 for s in scores if not s["parse_ok"]),
                        extra={"answers": sampled, "greedy": greedy})
 
 

@@ -9,6 +9,7 @@ One JSON object a line (`stats.jsonl`, written by `verl-video select DATA --mode
     rewards         the training reward of each sampled answer (null when unknown)
     reward_mean / reward_var     over the k answers (population variance, as GRPO's group sees it)
     greedy_iou      IoU of the greedy (temperature 0) answer, or null
+    greedy_parsed   whether the greedy answer had a parseable interval, or null
     parse_failures  how many of the k answers had no parseable interval
 
 A predictions file (`eval` / `score` schema) or Time-R1's annotation with a `pred` field gives one answer
@@ -42,6 +43,7 @@ class RecordStats:
     rewards: list[float] | None = None
     greedy_iou: float | None = None
     parse_failures: int = 0
+    greedy_parsed: bool | None = None  # None: no greedy answer
     dataset: str | None = None
     where: str = ""  # "stats.jsonl:3", for messages
     extra: dict[str, Any] = field(default_factory=dict)
@@ -53,8 +55,8 @@ class RecordStats:
 
     @property
     def all_unparsed(self) -> bool:
-        """Every answer failed to parse: the record says nothing about difficulty, only about the format."""
-        return self.answers > 0 and self.parse_failures >= self.answers
+        """Every answer (greedy included) failed to parse: the record says nothing about difficulty."""
+        return self.answers > 0 and self.parse_failures >= self.answers and not self.greedy_parsed
 
     @property
     def difficulty_iou(self) -> float:
@@ -80,7 +82,8 @@ class RecordStats:
         """The stats.jsonl line."""
         return {"id": self.id, "dataset": self.dataset, "record": self.record, "ious": self.ious,
                 "rewards": self.rewards, "reward_mean": self.reward_mean, "reward_var": self.reward_var,
-                "greedy_iou": self.greedy_iou, "parse_failures": self.parse_failures, **self.extra}
+                "greedy_iou": self.greedy_iou, "greedy_parsed": self.greedy_parsed,
+                "parse_failures": self.parse_failures, **self.extra}
 
 
 def _float_list(value: Any, where: str, name: str) -> list[float]:
@@ -100,11 +103,13 @@ def stats_from_json(obj: Any, where: str) -> RecordStats:
         raise PredictionFileError(f"{where}: field 'record' must be an object (a canonical record)")
     rewards = obj.get("rewards")
     greedy = obj.get("greedy_iou")
-    known = {"id", "dataset", "record", "ious", "rewards", "reward_mean", "reward_var", "greedy_iou", "parse_failures"}
+    known = {"id", "dataset", "record", "ious", "rewards", "reward_mean", "reward_var", "greedy_iou", "greedy_parsed",
+             "parse_failures"}
     return RecordStats(
         id=str(obj["id"]), record=obj["record"], ious=_float_list(obj["ious"], where, "ious"),
         rewards=None if rewards is None else _float_list(rewards, where, "rewards"),
         greedy_iou=None if greedy is None else float(greedy), parse_failures=int(obj.get("parse_failures") or 0),
+        greedy_parsed=obj.get("greedy_parsed"),
         dataset=obj.get("dataset"), where=where, extra={k: v for k, v in obj.items() if k not in known},
     )
 
