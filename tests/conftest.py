@@ -21,6 +21,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def one_torch_thread():
+    """Run the tiny model on one thread: on a shared CPU, spinning OpenMP threads made steps ~50x slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random-weight Qwen2.5-VL built offline once per test session."""
     from verl_video.tools.tiny_model import make_tiny_model

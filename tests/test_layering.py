@@ -21,6 +21,8 @@ FORBIDDEN = {
     ),
     "verl_video.data": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
     "verl_video.models": ("verl_video.data", "verl_video.rewards", "verl_video.evaluation", "verl_video.tools"),
+    "verl_video.evaluation": ("verl_video.selection", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
+    "verl_video.selection": ("verl_video.tools", "verl_video.trainer", "verl_video.main"),
 }
 
 

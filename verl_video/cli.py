@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor-memory": ("verl_video.tools.memory_monitor", "run a command and record the machine's peak memory"),
     "eval": ("verl_video.evaluation.run_eval", "run a model over an evaluation set"),
     "score": ("verl_video.evaluation.score", "compute grounding metrics from a per-sample JSONL"),
+    "select": ("verl_video.selection.cli", "choose training records by difficulty or reward variance"),
 }
 
 

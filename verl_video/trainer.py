@@ -14,8 +14,15 @@ Registered in verl's trainer registry as `grounding_sync` and selected by our co
 - `video/*`: what video input the actor's batch carried (share of samples with a video grid, video
   tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes).
+- `groups/zero_variance_fraction`: share of the trained batch's prompt groups whose rewards all agree
+  (GRPO gives them zero advantage).
 The rollout dump (`trainer.rollout_data_dir`) also gets every reward component per trajectory, which
 verl's V1 dump leaves out.
+
+Selection hooks (verl_video/selection): `algorithm.filter_groups.*` runs verl's dynamic sampling bounded by
+`max_num_gen_batches`, with `training/filter_groups/*` metrics (selection/dynamic_sampling.py);
+`data.sampler.class_path/class_name` installs a curriculum sampler whose `update` gets each step's
+rewards (selection/curriculum.py).
 """
 
 from __future__ import annotations
@@ -26,14 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 from verl.trainer.ppo.rollout_corr_helper import compute_offpolicy_metrics
+from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.trainer.ppo.v1 import trainer_base
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
+from verl.utils.import_utils import load_extern_object
 
 from verl_video.data.agent_loop import DECODE_FAILED_FIELD
 from verl_video.models.family import video_geometry, video_token
 from verl_video.rewards.metrics import transfer_queue_batch_metrics
+from verl_video.selection.dynamic_sampling import GroupFilter
 
 logger = logging.getLogger("verl_video")
 
@@ -60,6 +71,12 @@ def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video
     }
 
 
+def zero_variance_fraction(groups) -> float:
+    """Fraction of groups (lists of rewards) with more than one reward, all equal."""
+    sized = [g for g in groups if len(g) > 1]
+    return sum(float(np.std(g)) == 0.0 for g in sized) / len(sized) if sized else 0.0
+
+
 def trajectory_order(keys: list[str]) -> list[int]:
     """Positions of TransferQueue keys (`{uid}_{rollout}_{turn}`) sorted by prompt, then rollout, then turn."""
 
@@ -80,7 +97,53 @@ class GroundingSyncTrainer(PPOTrainerSync):
         # fetches, TransferQueue state in checkpoints, re-issuing prompts on resume): "grounding_sync" would
         # get the async behaviour. We are verl's sync trainer plus metrics, so say so.
         self.trainer_mode = "sync"
-        return super()._build_replay_buffer()
+        buffer = super()._build_replay_buffer()
+        # Only verl's own sync buffer is bounded; a user's custom sampler owns its filtering.
+        if type(buffer) is ReplayBuffer and buffer.filter_groups_metric is not None:
+            bound = int(self.config.algorithm.filter_groups.get("max_num_gen_batches", 0) or 0)
+            logger.warning("verl-video: dynamic sampling on %r; max_num_gen_batches=%d is honoured by "
+                           "verl_video.selection.dynamic_sampling (verl's warning above does not apply)",
+                           buffer.filter_groups_metric, bound)
+            buffer = GroupFilter.adopt(buffer, bound)
+        return buffer
+
+    def prepare_step(self) -> dict:
+        result = super().prepare_step()
+        if isinstance(self.replay_buffer, GroupFilter):
+            self.replay_buffer.note_dispatched(int(self.config.data.train_batch_size))
+        return result
+
+    def _init_dataloader(self):
+        super()._init_dataloader()
+        sampler_config = self.config.data.get("sampler", None)
+        self.curriculum = None
+        if not sampler_config or not sampler_config.get("class_path"):
+            return
+        if self.config.data.dataloader_num_workers != 0:
+            raise ValueError("data.sampler: a curriculum sampler needs data.dataloader_num_workers=0 (its update() "
+                             "runs in the trainer; dataloader workers would keep drawing from stale copies)")
+        sampler_cls = load_extern_object(sampler_config.class_path, sampler_config.class_name)
+        self.curriculum = sampler_cls(data_source=self.train_dataset, data_config=self.config.data)
+        loader = self.train_dataloader
+        self.train_dataloader = StatefulDataLoader(dataset=self.train_dataset, batch_size=loader.batch_size,
+                                                   num_workers=0, drop_last=True, collate_fn=loader.collate_fn,
+                                                   sampler=self.curriculum)
+
+    def step(self, metrics: dict, timing_raw: dict):
+        batch = super().step(metrics, timing_raw)
+        if getattr(self, "curriculum", None) is not None:
+            self.curriculum.update(self._index_scores(batch))
+        return batch
+
+    @staticmethod
+    def _index_scores(batch) -> dict[str, list]:
+        """Dataset index and reward of each trajectory of a trained batch (padding rows left out)."""
+        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                                            select_fields=["extra_info", "rm_scores"])
+        keep = [not (tag or {}).get("is_padding", False) for tag in batch.tags]
+        infos, scores = list(data["extra_info"]), list(data["rm_scores"])
+        return {"index": [(info or {}).get("index") for info, k in zip(infos, keep) if k],
+                "score": [float(torch.as_tensor(s).sum()) for s, k in zip(scores, keep) if k]}
 
     def _fetch_one_gen_batch(self):
         # verl names prompts with random uuids; the batch later arrives in completion order. A uid that
@@ -105,6 +168,7 @@ class GroundingSyncTrainer(PPOTrainerSync):
             ("video", self._video_metrics),
             ("data", self._data_metrics),
             ("rollout_vs_ref", self._rollout_vs_reference_metrics),
+            ("groups", self._group_metrics),
         ):
             try:
                 metrics.update(compute(batch))
@@ -168,6 +232,16 @@ class GroundingSyncTrainer(PPOTrainerSync):
         padded = data.to_padded_tensor()
         diff = compute_offpolicy_metrics(padded["ref_log_prob"], padded["rollout_log_probs"], padded["response_mask"])
         return {"rollout_vs_ref/log_ppl_abs_diff": diff["log_ppl_abs_diff"]}
+
+    def _group_metrics(self, batch) -> dict:
+        """Share of the batch's prompt groups whose rewards are all equal (no GRPO signal)."""
+        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                                            select_fields=["rm_scores"])
+        groups: dict[str, list[float]] = {}
+        for key, tag, score in zip(batch.keys, batch.tags, list(data["rm_scores"])):
+            if not (tag or {}).get("is_padding", False):
+                groups.setdefault(str(key).split("_")[0], []).append(float(torch.as_tensor(score).sum()))
+        return {"groups/zero_variance_fraction": zero_variance_fraction(groups.values())}
 
     def _reward_metrics(self, batch) -> dict:
         return transfer_queue_batch_metrics(trainer_base.tq, batch)

@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """Run the tiny model on one thread: on a shared CPU, spinning OpenMP threads made steps ~50x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _tools_one_torch_thread(one_torch_thread):
+    """Every tools test runs the tiny model on one thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

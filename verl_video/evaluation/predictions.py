@@ -20,6 +20,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import IO, Any
 
 from verl_video.data.records import RecordError, parse_timestamps
@@ -101,6 +102,18 @@ def read_predictions(path: str) -> list[PredictionLine]:
     if not lines:
         raise PredictionFileError(f"{name}: no predictions in the file")
     return lines
+
+
+def start_or_resume(run_file: str, result_file: str, settings: dict, overwrite: bool,
+                    check: Callable[[dict, dict, str], None]) -> None:
+    """Delete earlier results with `overwrite`; otherwise `check(previous, settings, run_file)` may refuse to resume."""
+    if overwrite:
+        for path in (result_file, run_file):
+            if os.path.exists(path):
+                os.remove(path)
+    elif os.path.exists(run_file) and os.path.exists(result_file):
+        with open(run_file, encoding="utf-8") as f:
+            check(json.load(f), settings, run_file)
 
 
 def recover(path: str) -> dict[str, dict]:

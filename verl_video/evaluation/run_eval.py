@@ -37,9 +37,9 @@ from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, G
 from verl_video.evaluation.checkpoint import resolve_model
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
-from verl_video.evaluation.predictions import PredictionWriter, recover
-from verl_video.grounding_metrics import Convention
+from verl_video.evaluation.predictions import PredictionWriter, recover, start_or_resume
 from verl_video.evaluation.score import add_scoring_arguments, parse_buckets, reward_parser, score_file, scoring_from_args
+from verl_video.grounding_metrics import Convention
 from verl_video.rewards.parser import ParserConfig
 
 RUN_FILE = "run.json"
@@ -224,13 +224,7 @@ def evaluate(args: argparse.Namespace, backend_factory: Callable[[str], EvalBack
     run_file = os.path.join(args.output_dir, RUN_FILE)
     pred_file = os.path.join(args.output_dir, PREDICTIONS_FILE)
     record = run_settings(args, model, samples, parser, settings)
-    if args.overwrite:
-        for path in (pred_file, run_file):
-            if os.path.exists(path):
-                os.remove(path)
-    elif os.path.exists(run_file) and os.path.exists(pred_file):
-        with open(run_file, encoding="utf-8") as f:
-            check_resumable(json.load(f), record, run_file)
+    start_or_resume(run_file, pred_file, record, args.overwrite, check_resumable)
     _write_json(run_file, record)
 
     finished = _drop_failed(pred_file, recover(pred_file))
