@@ -13,7 +13,6 @@ from verl_video.tools.warm_start import (
     IGNORE_INDEX,
     encode_batch,
     evaluate,
-    Example,
     load_examples,
     response_loss,
     target_text,
@@ -42,7 +41,7 @@ def test_yaml_and_jsonl_give_the_same_examples(setup, demo_dir) -> None:
 def test_examples_use_the_training_prompt_and_2fps_video(setup) -> None:
     _, processor, examples = setup
     ex = examples[0]
-    assert "<|vision_start|><|video_pad|><|vision_end|>" in ex.prompt and ex.record.query in ex.prompt
+    assert "<|vision_start|><|video_pad|><|vision_end|>" in ex.prompt and ex.item.record.query in ex.prompt
     assert ex.prompt.endswith("<|im_start|>assistant\n")
     assert ex.metadata["fps"] == 2.0 and ex.frames.shape[0] == 2 * ex.duration
 
@@ -50,8 +49,11 @@ def test_examples_use_the_training_prompt_and_2fps_video(setup) -> None:
 def test_targets_have_the_rewarded_format() -> None:
     from verl_video.data.records import GroundingRecord
 
+    from verl_video.data.dataset import DatasetItem
+    from verl_video.data.sft_dataset import SFTExample
+
     record = GroundingRecord(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
-    example = Example(record, torch.zeros(0), {}, "", duration=10.0)
+    example = SFTExample(DatasetItem("demo", record, None, "think"), torch.zeros(0), {}, "", duration=10.0)
     exact = target_text(example)
     assert template_ok(exact) and parse_interval(exact, 10.0).interval == (2.0, 5.5)
     assert exact.startswith("<think>the red square is visible.</think>")

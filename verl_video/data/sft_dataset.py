@@ -77,19 +77,20 @@ def load_example(processor, item: DatasetItem, index: int, settings: VideoDataSe
     return SFTExample(item, frames, metadata, prompt, duration)
 
 
+def processor_inputs(processor, texts: list[str], frames: list[torch.Tensor], metadata: list[dict]) -> dict:
+    """Processor outputs for texts with their videos, already sampled (the rate is in the metadata), right padded."""
+    return dict(processor(
+        text=texts, videos=frames, video_metadata=metadata, do_sample_frames=False,
+        padding=True, padding_side="right", return_tensors="pt",
+    ))  # fmt: skip
+
+
 def encode(processor, examples: list[SFTExample], responses: list[str]) -> dict:
-    """Processor outputs for prompt + response + end-of-turn (right padded), `loss_mask` on the response."""
+    """Processor outputs for prompt + response + end-of-turn, `loss_mask` on the response and end-of-turn."""
     tokenizer = processor.tokenizer
     eos = tokenizer.eos_token
-    batch = processor(
-        text=[ex.prompt + response + eos for ex, response in zip(examples, responses)],
-        videos=[ex.frames for ex in examples],
-        video_metadata=[ex.metadata for ex in examples],
-        do_sample_frames=False,
-        padding=True,
-        padding_side="right",
-        return_tensors="pt",
-    )
+    texts = [ex.prompt + response + eos for ex, response in zip(examples, responses)]
+    batch = processor_inputs(processor, texts, [ex.frames for ex in examples], [ex.metadata for ex in examples])
     loss_mask = torch.zeros_like(batch["input_ids"])
     for i, response in enumerate(responses):
         ids = torch.tensor(tokenizer(response + eos, add_special_tokens=False)["input_ids"])
@@ -98,7 +99,7 @@ def encode(processor, examples: list[SFTExample], responses: list[str]) -> dict:
             raise ValueError(f"{examples[i].item.record.origin}: the response does not tokenize the same after the prompt")
         loss_mask[i, end - len(ids) : end] = 1
     batch["loss_mask"] = loss_mask
-    return dict(batch)
+    return batch
 
 
 class VideoSFTDataset(torch.utils.data.Dataset):

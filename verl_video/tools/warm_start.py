@@ -19,33 +19,20 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from verl_video.data.dataset import build_row, load_items
-from verl_video.data.prompts import render_prompt
-from verl_video.data.records import GroundingRecord
+from verl_video.data.dataset import load_items
 from verl_video.data.settings import VideoDataSettings
-from verl_video.data.video_loader import load_video
+from verl_video.data.sft_dataset import SFTExample, encode, load_example, processor_inputs
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
 
 
-@dataclass
-class Example:
-    """One training or evaluation sample: its record, the decoded video and the rendered prompt."""
-
-    record: GroundingRecord
-    frames: torch.Tensor
-    metadata: dict
-    prompt: str
-    duration: float
-
-
-def load_examples(processor, data: Path, max_samples: int | None = None, template: str | None = None) -> list[Example]:
+def load_examples(processor, data: Path, max_samples: int | None = None, template: str | None = None) -> list[SFTExample]:
     """Read DATA through the training data path (records, budget, prompt) and decode each video once."""
     from tqdm import tqdm
 
@@ -53,52 +40,32 @@ def load_examples(processor, data: Path, max_samples: int | None = None, templat
     items = load_items([str(data)], settings)[:max_samples]
     if not items:
         raise ValueError(f"{data}: no usable records")
-    examples = []
-    for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False)):
-        frames, metadata = load_video(item.video, settings).as_processor_input()
-        duration = item.record.duration or metadata["duration"]
-        prompt = render_prompt(processor, build_row(item, index, duration)["prompt"])
-        examples.append(Example(item.record, frames, metadata, prompt, duration))
-    return examples
+    return [load_example(processor, item, index, settings)
+            for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False))]
 
 
-def target_text(example: Example, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
+def target_text(example: SFTExample, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
     """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect."""
-    start, end = example.record.timestamps[0]
+    record = example.item.record
+    start, end = record.timestamps[0]
     if noise > 0 and rng is not None:
         start += noise * float(torch.randn((), generator=rng))
         end += noise * float(torch.randn((), generator=rng))
         # Keep half-second granularity and an ordered, in-range pair: the model should learn the form.
         start, end = sorted(min(max(round(2 * x) / 2, 0.0), example.duration) for x in (start, end))
-    return f"<think>{explain(example.record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
+    return f"<think>{explain(record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
 
 
-def model_inputs(processor, examples: list[Example], texts: list[str]) -> dict:
+def model_inputs(processor, examples: list[SFTExample], texts: list[str]) -> dict:
     """Processor outputs for texts with the examples' videos, sampled rate given by the metadata."""
-    return processor(
-        text=texts,
-        videos=[ex.frames for ex in examples],
-        video_metadata=[ex.metadata for ex in examples],
-        do_sample_frames=False,
-        padding=True,
-        padding_side="right",
-        return_tensors="pt",
-    )
+    return processor_inputs(processor, texts, [ex.frames for ex in examples], [ex.metadata for ex in examples])
 
 
-def encode_batch(processor, examples: list[Example], responses: list[str]) -> dict:
+def encode_batch(processor, examples: list[SFTExample], responses: list[str]) -> dict:
     """Processor inputs for prompt+response (right padded) with labels on the response tokens only."""
-    tokenizer = processor.tokenizer
-    eos = tokenizer.eos_token
-    batch = model_inputs(processor, examples, [ex.prompt + response + eos for ex, response in zip(examples, responses)])
-    labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
-    for i, response in enumerate(responses):
-        ids = torch.tensor(tokenizer(response + eos, add_special_tokens=False)["input_ids"])
-        end = int(batch["attention_mask"][i].sum())
-        if not torch.equal(batch["input_ids"][i, end - len(ids) : end], ids):
-            raise ValueError(f"{examples[i].record.origin}: the response does not tokenize the same after the prompt")
-        labels[i, end - len(ids) : end] = ids
-    batch["labels"] = labels
+    batch = encode(processor, examples, responses)
+    mask = batch.pop("loss_mask").bool()
+    batch["labels"] = torch.where(mask, batch["input_ids"], torch.full_like(batch["input_ids"], IGNORE_INDEX))
     return batch
 
 
@@ -115,7 +82,7 @@ def response_loss(model, batch: dict) -> torch.Tensor:
 def train(
     model,
     processor,
-    examples: list[Example],
+    examples: list[SFTExample],
     steps: int,
     batch_size: int = 4,
     lr: float = 3e-3,
@@ -152,7 +119,7 @@ def train(
 
 @torch.no_grad()
 def evaluate(
-    model, processor, examples: list[Example], temperature: float = 0.0, max_new_tokens: int = 48, seed: int = 0
+    model, processor, examples: list[SFTExample], temperature: float = 0.0, max_new_tokens: int = 48, seed: int = 0
 ) -> dict:
     """Format rate, parse rate and mean IoU of generated answers (greedy when temperature is 0)."""
     from verl_video.rewards.format import template_ok
@@ -173,7 +140,7 @@ def evaluate(
         result = parse_interval(text, ex.duration)
         formatted += template_ok(text) and result.ok
         parsed += result.ok
-        ious.append(best_iou(result.interval, ex.record.timestamps) if result.ok else 0.0)
+        ious.append(best_iou(result.interval, ex.item.record.timestamps) if result.ok else 0.0)
         samples.append(text)
     n = max(1, len(examples))
     return {
