@@ -32,7 +32,7 @@ def single_process_env() -> None:
 
 
 def run(config: DictConfig) -> dict:
-    """Train with verl's SFTTrainer; returns {"steps": ..., "seconds": ...} of the fit."""
+    """Train with verl's SFTTrainer; returns the fit's steps and seconds and the training records used."""
     import torch.distributed as dist
     from verl.trainer.sft_trainer import SFTTrainer
     from verl.utils.distributed import destroy_global_process_group, initialize_global_process_group
@@ -41,14 +41,16 @@ def run(config: DictConfig) -> dict:
         os.environ.setdefault("VERL_PLATFORM", "cpu")
         single_process_env()
         if not dist.is_initialized():
-            dist.init_process_group(backend="gloo", rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
+            rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+            dist.init_process_group(backend="gloo", rank=rank, world_size=world_size)
     else:
         initialize_global_process_group()
     try:
         trainer = SFTTrainer(config=config)
         began = time.perf_counter()
         trainer.fit()
-        return {"steps": trainer.total_training_steps, "seconds": time.perf_counter() - began}
+        seconds = time.perf_counter() - began
+        return {"steps": trainer.total_training_steps, "seconds": seconds, "samples": len(trainer.train_dataset)}
     finally:
         destroy_global_process_group()
 

@@ -311,6 +311,10 @@ def test_same_command_same_seed_same_run(grpo_run, grpo_rerun):
     assert record_a["data_fingerprint"] == record_b["data_fingerprint"]
 
 
+def _logged_steps(run: dict) -> list[int]:
+    return [json.loads(line)["step"] for line in (run["root"] / "metrics.jsonl").read_text().splitlines()]
+
+
 def _killed_after_saving(step: int) -> Callable[[Path], bool]:
     """True once `step`'s checkpoint is on disk (verl writes data.pt last), i.e. during the step's validation."""
     return lambda out: (out / "checkpoints" / f"global_step_{step}" / "data.pt").is_file()
@@ -321,7 +325,7 @@ def grpo_killed(prepared, grpo_run) -> dict:
     """grpo_run's command with a checkpoint every step, SIGKILLed (process tree) after step 2's checkpoint
     was written and before that step's validation and metrics were logged: the latest window of a step."""
     run = _train(prepared, "resumed", "trainer.save_freq=1", kill_when=_killed_after_saving(STEPS))
-    run["metrics_at_kill"] = [json.loads(line)["step"] for line in (run["root"] / "metrics.jsonl").read_text().splitlines()]
+    run["metrics_at_kill"] = _logged_steps(run)
     return run
 
 
@@ -349,7 +353,7 @@ def test_killed_run_resumes_as_if_never_stopped(grpo_run, grpo_killed, grpo_resu
     assert "verl-video: resuming after step 1 from" in log.split("killed on purpose")[-1], log[-4000:]
     # Steps 1 and 2 logged once each, in order, with the same values as the run never stopped (the data
     # counters continue across the restart), the same prompts in the same order, the same final weights.
-    assert [json.loads(line)["step"] for line in (grpo_resumed["root"] / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert _logged_steps(grpo_resumed) == [1, 2]
     _assert_same_metrics(grpo_run, grpo_resumed)
     assert _prompt_ids_per_step(grpo_resumed) == _prompt_ids_per_step(grpo_run)
     _assert_same_final_weights(grpo_run, grpo_resumed)
@@ -410,7 +414,9 @@ def test_checkpoint_evaluates_and_exports_in_one_command(grpo_run, tmp_path):
     # The processor and chat template are the training model's: the same prompt renders to the same text.
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "When does it happen?"}]}]
     render = {
-        name: AutoProcessor.from_pretrained(folder).apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        name: AutoProcessor.from_pretrained(folder).apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
         for name, folder in (("exported", tmp_path / "hf"), ("trained", grpo_run["warm"]))
     }
     assert render["exported"] == render["trained"] and "<|video_pad|>" in render["exported"]

@@ -67,4 +67,5 @@ def test_json_answer_style(demo_dir):
     from verl_video.data.records import GroundingRecord
 
     record = GroundingRecord(id="a", video="v.mp4", query="q", timestamps=[[1.0, 2.5]], extra={"cot": "because"})
-    assert answer_text(record, "think_json") == '<think>because</think><answer>{"start_time": 1.0, "end_time": 2.5}</answer>'
+    expected = '<think>because</think><answer>{"start_time": 1.0, "end_time": 2.5}</answer>'
+    assert answer_text(record, "think_json") == expected

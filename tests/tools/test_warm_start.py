@@ -93,11 +93,20 @@ def test_evaluate_reports_rates(setup) -> None:
     assert set(report) >= {"format_rate", "parse_rate", "mean_iou"} and 0 <= report["mean_iou"] <= 1
 
 
-def test_warm_start_saves_a_loadable_model(tmp_path, tiny_model_dir, demo_dir) -> None:
+@pytest.mark.parametrize("trainer", ["verl", "loop"])
+def test_warm_start_saves_a_trained_loadable_model(tmp_path, tiny_model_dir, demo_dir, trainer) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from verl_video.tools.weight_diff import load_weights
+
     out = tmp_path / "warm"
-    summary = warm_start(tiny_model_dir, demo_dir / "train.jsonl", out, steps=2, batch_size=2, max_samples=2)
+    summary = warm_start(tiny_model_dir, demo_dir / "train.jsonl", out, steps=2, batch_size=2, max_samples=2,
+                         trainer=trainer)
     assert summary["steps"] == 2 and json.loads((out / "warm_start.json").read_text())["samples"] == 2
+    assert summary["trainer"] == trainer and summary["first_loss"] > 0 and summary["last_loss"] > 0
     AutoProcessor.from_pretrained(out)
-    AutoModelForImageTextToText.from_pretrained(out)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    assert model.dtype == torch.float32
+    before, after = load_weights(str(tiny_model_dir)), load_weights(str(out))
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[name], after[name]) for name in before)

@@ -42,7 +42,9 @@ def reasoning_of(record: GroundingRecord) -> str | None:
     return None
 
 
-def answer_text(record: GroundingRecord, template_name: str | None, interval: tuple[float, float] | None = None) -> str | None:
+def answer_text(
+    record: GroundingRecord, template_name: str | None, interval: tuple[float, float] | None = None
+) -> str | None:
     """The supervised response in the training format, or None when a think template has no reasoning."""
     template = get_template(template_name)
     start, end = interval if interval is not None else record.timestamps[0]
@@ -96,7 +98,8 @@ def encode(processor, examples: list[SFTExample], responses: list[str]) -> dict:
         ids = torch.tensor(tokenizer(response + eos, add_special_tokens=False)["input_ids"])
         end = int(batch["attention_mask"][i].sum())
         if not torch.equal(batch["input_ids"][i, end - len(ids) : end], ids):
-            raise ValueError(f"{examples[i].item.record.origin}: the response does not tokenize the same after the prompt")
+            origin = examples[i].item.record.origin
+            raise ValueError(f"{origin}: the response does not tokenize the same after the prompt")
         loss_mask[i, end - len(ids) : end] = 1
     batch["loss_mask"] = loss_mask
     return batch
@@ -145,7 +148,8 @@ class VideoSFTDataset(torch.utils.data.Dataset):
         input_ids, loss_mask = batch.pop("input_ids")[0], batch.pop("loss_mask")[0]
         attention_mask = batch.pop("attention_mask")[0]
         if input_ids.shape[0] > self.max_length:
-            raise ValueError(f"{item.record.origin}: {input_ids.shape[0]} tokens, over data.max_length={self.max_length}")
+            length = input_ids.shape[0]
+            raise ValueError(f"{item.record.origin}: {length} tokens, over data.max_length={self.max_length}")
         vision = get_rope_index(
             self.processor, input_ids=input_ids, video_grid_thw=batch.get("video_grid_thw"),
             second_per_grid_ts=batch.get("second_per_grid_ts"), attention_mask=attention_mask,
@@ -153,7 +157,9 @@ class VideoSFTDataset(torch.utils.data.Dataset):
         # verl's layout for Qwen-VL: the text position row, then the three M-RoPE rows.
         position_ids = torch.cat((torch.arange(input_ids.shape[0]).unsqueeze(0), vision), dim=0)
         # verl's SFT dataset drops the processor's token-type ids too: the model derives them from input_ids.
-        multi_modal_inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "mm_token_type_ids"}
+        multi_modal_inputs = {
+            k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "mm_token_type_ids"
+        }
         return {
             "input_ids": input_ids,
             "position_ids": position_ids,

@@ -32,7 +32,9 @@ from verl_video.tools.demo_data import explain
 IGNORE_INDEX = -100
 
 
-def load_examples(processor, data: Path, max_samples: int | None = None, template: str | None = None) -> list[SFTExample]:
+def load_examples(
+    processor, data: Path, max_samples: int | None = None, template: str | None = None
+) -> list[SFTExample]:
     """Read DATA through the training data path (records, budget, prompt) and decode each video once."""
     from tqdm import tqdm
 
@@ -152,19 +154,9 @@ def evaluate(
     }
 
 
-def warm_start(
-    model_dir: Path,
-    data: Path,
-    out: Path,
-    steps: int = 150,
-    batch_size: int = 4,
-    lr: float = 3e-3,
-    noise: float = 0.0,
-    seed: int = 0,
-    template: str | None = None,
-    max_samples: int | None = None,
-) -> dict:
-    """Fine-tune MODEL_DIR on DATA, save model, processor and tokenizer to OUT; return a summary."""
+def _train_by_hand(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, noise: float,
+                   seed: int, template: str | None, max_samples: int | None) -> tuple[list[float], float, int]:
+    """The single-process loop (`train`): (losses, seconds, samples); saves to `out`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     torch.manual_seed(seed)
@@ -178,8 +170,36 @@ def warm_start(
     model.save_pretrained(out)
     processor.save_pretrained(out)
     processor.tokenizer.save_pretrained(out)
+    return losses, seconds, len(examples)
+
+
+def warm_start(
+    model_dir: Path,
+    data: Path,
+    out: Path,
+    steps: int = 150,
+    batch_size: int = 4,
+    lr: float = 3e-3,
+    noise: float = 0.0,
+    seed: int = 0,
+    template: str | None = None,
+    max_samples: int | None = None,
+    trainer: str = "verl",
+) -> dict:
+    """Fine-tune MODEL_DIR on DATA, save model, processor and tokenizer to OUT; return a summary."""
+    if trainer == "verl":
+        if noise > 0:
+            raise ValueError("--noise jitters targets in the hand-written loop only: add --trainer loop")
+        from verl_video.tools.verl_sft import train_with_verl
+
+        result = train_with_verl(model_dir, data, out, steps, batch_size, lr, seed, template, max_samples)
+        losses, seconds, samples = result["losses"], result["seconds"], result["samples"]
+    else:
+        losses, seconds, samples = _train_by_hand(model_dir, data, out, steps, batch_size, lr, noise, seed, template,
+                                                  max_samples)
     window = max(1, len(losses) // 10)
     summary = {
+        "trainer": trainer,
         "model": str(model_dir),
         "data": str(data),
         "steps": steps,
@@ -187,10 +207,11 @@ def warm_start(
         "lr": lr,
         "noise": noise,
         "seed": seed,
-        "samples": len(examples),
+        "samples": samples,
         "first_loss": sum(losses[:window]) / window if losses else math.nan,
         "last_loss": sum(losses[-window:]) / window if losses else math.nan,
         "train_seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(1, steps), 3),
     }
     (out / "warm_start.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -208,6 +229,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--template", default=None, help="prompt template name (default: the project default)")
     parser.add_argument("--max-samples", type=int, default=None, help="use only the first N training records")
+    parser.add_argument("--trainer", choices=("verl", "loop"), default="loop",
+                        help="verl: verl's SFT trainer (python -m verl_video.sft, CPU profile); loop: the "
+                             "single-process loop (needed for --noise)")
     parser.add_argument("--eval", type=Path, default=None, help="data_config or JSONL to evaluate on afterwards")
     parser.add_argument("--eval-samples", type=int, default=32, help="records of --eval to generate for")
     # A tiny model gains nothing from a second thread, and on a shared CPU OpenMP threads that spin
@@ -220,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     summary = warm_start(
         args.model_dir, args.data, args.out, args.steps, args.batch_size, args.lr, args.noise, args.seed,
-        args.template, args.max_samples,
+        args.template, args.max_samples, args.trainer,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.eval is not None:
