@@ -81,7 +81,8 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
         processor = AutoProcessor.from_pretrained(hf)
         processor.save_pretrained(out)
         processor.tokenizer.save_pretrained(out)
-        for name in ("generation_config.json",):
-            if (hf / name).is_file():
-                shutil.copy(hf / name, out / name)
+        if (hf / "generation_config.json").is_file():
+            shutil.copy(hf / "generation_config.json", out / "generation_config.json")
+        # verl's per-step log (train/loss, train/lr, train/grad_norm) stays with the model.
+        shutil.copy(metrics, out / "sft_metrics.jsonl")
     return {"losses": losses, **result}

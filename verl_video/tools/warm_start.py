@@ -8,6 +8,9 @@ both the format and the localisation left to improve; measured on the demo's val
 60 steps format 0 at T=1, 150 steps 0.53, 300 steps 0.91 (greedy IoU 0.43), 2000 steps 0.94 (IoU 0.62).
 `--noise` jitters the target intervals for an even rougher start.
 
+`--trainer verl` trains through verl's SFT trainer instead (tools/verl_sft.py: `python -m verl_video.sft`,
+CPU profile, our `VideoSFTDataset`); the default is this module's single-process loop.
+
 The prompt is `build_messages` rendered by the model's chat template, the video goes through the
 data pipeline's decoder (2 fps, true rate in `video_metadata`, `do_sample_frames=False`), and the
 loss covers the response tokens only: the same inputs the RL rollout sees.
@@ -184,7 +187,7 @@ def warm_start(
     seed: int = 0,
     template: str | None = None,
     max_samples: int | None = None,
-    trainer: str = "verl",
+    trainer: str = "loop",
 ) -> dict:
     """Fine-tune MODEL_DIR on DATA, save model, processor and tokenizer to OUT; return a summary."""
     if trainer == "verl":
