@@ -9,6 +9,7 @@ torch, see backends/cpu_distributed.py).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -17,6 +18,9 @@ import hydra
 from omegaconf import DictConfig
 
 from verl_video.plugin import register_all
+
+# Written into trainer.default_local_dir when the fit ends: its steps, seconds and training records.
+RESULT_NAME = "sft_result.json"
 
 
 def single_process_env() -> None:
@@ -60,6 +64,10 @@ def main(config: DictConfig) -> None:
     """Hydra entry point."""
     result = run(config)
     print(f"verl-video sft: {result['steps']} steps in {result['seconds']:.1f} s")
+    out = config.trainer.default_local_dir
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, RESULT_NAME), "w") as f:
+        json.dump(result, f)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run verl's SFT trainer (`python -m verl_video.sft`, CPU profile) in this process and save a Hugging Face model.
+"""Run verl's SFT trainer (`python -m verl_video.sft`, CPU profile) in a subprocess and save a Hugging Face model.
 
 What `verl-video warm-start` trains with: our config (`config/sft.yaml` + `sft_profile=cpu`), our dataset
 class, verl's FSDP engine, loss, optimizer and schedule. The per-step losses come back from verl's file logger.
@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
 
 def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_size: int, lr: float, seed: int,
@@ -51,26 +52,19 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
                     template: str | None = None, max_samples: int | None = None) -> dict:
     """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`."""
     import torch
-    from hydra import compose, initialize_config_dir
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from verl_video.sft import run
+    from verl_video.sft import RESULT_NAME
 
     with tempfile.TemporaryDirectory(prefix="verl_sft_") as tmp:
         workdir = Path(tmp)
         metrics = workdir / "metrics.jsonl"
-        previous = os.environ.get("VERL_FILE_LOGGER_PATH")
-        os.environ["VERL_FILE_LOGGER_PATH"] = str(metrics)
-        try:
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-                config = compose("sft", overrides=sft_overrides(
-                    model_dir, data, workdir, steps, batch_size, lr, seed, template, max_samples))
-            result = run(config)
-        finally:
-            if previous is None:
-                os.environ.pop("VERL_FILE_LOGGER_PATH", None)
-            else:
-                os.environ["VERL_FILE_LOGGER_PATH"] = previous
+        overrides = sft_overrides(model_dir, data, workdir, steps, batch_size, lr, seed, template, max_samples)
+        # Its own process: verl patches transformers' Qwen-VL forward for its engine (it then needs verl's
+        # position ids), which must not leak into the caller's models; and it owns the process group.
+        env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(metrics))
+        subprocess.run([sys.executable, "-m", "verl_video.sft", *overrides], env=env, check=True)
+        result = json.loads((workdir / RESULT_NAME).read_text())
         losses = [json.loads(line)["data"]["train/loss"] for line in metrics.read_text().splitlines()
                   if "train/loss" in json.loads(line)["data"]]
         hf = workdir / f"global_step_{result['steps']}" / "huggingface"
