@@ -15,9 +15,10 @@ from verl_video.rewards.parser import parse_interval
 
 @pytest.fixture(scope="module")
 def processor(tiny_model_dir):
-    from transformers import AutoProcessor
+    from verl.utils import hf_processor
 
-    return AutoProcessor.from_pretrained(tiny_model_dir)
+    # As verl's SFT trainer loads it: with the model's get_rope_index bound.
+    return hf_processor(str(tiny_model_dir))
 
 
 def _dataset(processor, files, **video) -> VideoSFTDataset:

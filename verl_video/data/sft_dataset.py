@@ -105,6 +105,23 @@ def encode(processor, examples: list[SFTExample], responses: list[str]) -> dict:
     return batch
 
 
+def rope_positions(processor, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs: dict) -> torch.Tensor:
+    """The (3, L) M-RoPE positions exactly as GRPO's agent loop computes them (the model's get_rope_index that
+    verl binds to the processor, video seconds per grid from our hook): what generation uses too. verl's
+    `MultiTurnSFTDataset` uses another function, whose positions after a video differ from transformers'."""
+    get_rope_index = getattr(processor, "get_rope_index", None)
+    if get_rope_index is None:
+        raise ValueError("the processor has no get_rope_index: load it with verl.utils.hf_processor")
+    video_token_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    kwargs = {"video_grid_thw": inputs.get("video_grid_thw"),
+              "mm_token_type_ids": ((input_ids == video_token_id).long() * 2).unsqueeze(0)}
+    extra = getattr(processor, "get_rope_index_kwargs", None)
+    if extra is not None:
+        kwargs.update(extra(inputs))
+    positions, _ = get_rope_index(input_ids=input_ids.unsqueeze(0), attention_mask=attention_mask.unsqueeze(0), **kwargs)
+    return positions[:, 0]
+
+
 class VideoSFTDataset(torch.utils.data.Dataset):
     """verl SFT dataset (`data.custom_cls`) over data_configs: GRPO's video path, training-format targets."""
 
@@ -130,8 +147,6 @@ class VideoSFTDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from verl.models.transformers.qwen2_vl import get_rope_index
-
         # A record whose video cannot be decoded is replaced by the next one (and reported), as in GRPO.
         for offset in range(len(self.items)):
             item = self.items[(index + offset) % len(self.items)]
@@ -150,10 +165,7 @@ class VideoSFTDataset(torch.utils.data.Dataset):
         if input_ids.shape[0] > self.max_length:
             length = input_ids.shape[0]
             raise ValueError(f"{item.record.origin}: {length} tokens, over data.max_length={self.max_length}")
-        vision = get_rope_index(
-            self.processor, input_ids=input_ids, video_grid_thw=batch.get("video_grid_thw"),
-            second_per_grid_ts=batch.get("second_per_grid_ts"), attention_mask=attention_mask,
-        )  # fmt: skip
+        vision = rope_positions(self.processor, input_ids, attention_mask, batch)
         # verl's layout for Qwen-VL: the text position row, then the three M-RoPE rows.
         position_ids = torch.cat((torch.arange(input_ids.shape[0]).unsqueeze(0), vision), dim=0)
         # verl's SFT dataset drops the processor's token-type ids too: the model derives them from input_ids.
