@@ -118,7 +118,9 @@ def rope_positions(processor, input_ids: torch.Tensor, attention_mask: torch.Ten
     extra = getattr(processor, "get_rope_index_kwargs", None)
     if extra is not None:
         kwargs.update(extra(inputs))
-    positions, _ = get_rope_index(input_ids=input_ids.unsqueeze(0), attention_mask=attention_mask.unsqueeze(0), **kwargs)
+    positions, _ = get_rope_index(
+        input_ids=input_ids.unsqueeze(0), attention_mask=attention_mask.unsqueeze(0), **kwargs
+    )
     return positions[:, 0]
 
 
