@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("verl_video.data.validate", "check every record and video of a data_config"),
     "cache": ("verl_video.data.cache_cli", "decode a data_config's videos into the persistent cache"),
     "summarize": ("verl_video.tools.summarize", "summarise a training run: reward and IoU, step time, memory"),
+    "export": ("verl_video.tools.export", "a verl checkpoint as a Hugging Face model folder (merged once)"),
     "weight-diff": ("verl_video.tools.weight_diff", "what changed between two checkpoints: vision encoder, projector, LM"),
     "monitor-memory": ("verl_video.tools.memory_monitor", "run a command and record the machine's peak memory"),
     "eval": ("verl_video.evaluation.run_eval", "run a model over an evaluation set"),

@@ -43,6 +43,7 @@ from verl.utils.import_utils import load_extern_object
 
 from verl_video.data.agent_loop import DECODE_FAILED_FIELD
 from verl_video.models.family import video_geometry, video_token
+from verl_video.resume import ResumableTrainer
 from verl_video.rewards.metrics import transfer_queue_batch_metrics
 from verl_video.selection.dynamic_sampling import GroupFilter
 
@@ -89,8 +90,20 @@ def trajectory_order(keys: list[str]) -> list[int]:
 
 
 @register_trainer(TRAINER_MODE)
-class GroundingSyncTrainer(PPOTrainerSync):
+class GroundingSyncTrainer(ResumableTrainer, PPOTrainerSync):
     """verl's sync trainer; each step's metrics also carry reward extras per source and video-input checks."""
+
+    # Running totals of the `data/*_total` metrics, carried across a restart (verl_video/resume.py).
+    RESUMABLE = ("_replaced_total", "_decode_failed_total")
+
+    def resumable_state(self) -> dict:
+        """The running totals, as logged at the last step."""
+        return {name: getattr(self, name, 0) for name in self.RESUMABLE}
+
+    def restore_resumable_state(self, state: dict) -> None:
+        """Continue the totals of the run resumed from."""
+        for name in self.RESUMABLE:
+            setattr(self, name, int(state.get(name, 0)))
 
     def _build_replay_buffer(self):
         # verl branches on the mode NAME in several places (replay buffer class, one-prompt dataloader

@@ -8,6 +8,7 @@ reward manager recorded each prompt's video token count, and its console log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,12 +47,33 @@ ROLLOUTS = 8
 RUN_TIMEOUT_S = 1500
 
 
+def _kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a run: its process group and every process below it (Ray's GCS, raylet, workers), as a lost node."""
+    import psutil
+
+    tree = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, f"processes of the killed run still alive: {alive}"
+
+
 def _train(
-    root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: float = RUN_TIMEOUT_S, env: dict | None = None
+    root: Path,
+    name: str,
+    *overrides: str,
+    steps: int = STEPS,
+    timeout: float = RUN_TIMEOUT_S,
+    kill_when: Callable[[Path], bool] | None = None,
+    env: dict | None = None,
 ) -> dict:
-    """Run `steps` GRPO steps into root/name; returns the run's folder, exit code (None: timed out), log, seconds."""
+    """Run `steps` GRPO steps into root/name (again: resumes there); returns the run's folder, exit code
+    (None: timed out, or SIGKILLed with its whole process group once `kill_when(folder)` held), log, seconds."""
     out = root / name
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", VERL_FILE_LOGGER_PATH=str(out / "metrics.jsonl"), **(env or {}))
     command = [
         sys.executable,
@@ -72,18 +95,20 @@ def _train(
     ]
     log = out / "train.log"
     started = time.monotonic()
-    with log.open("w") as stream:
+    with log.open("a") as stream:
         # Own process group: on timeout the driver and the Ray processes it started go together.
         process = subprocess.Popen(
             command, cwd=out, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True
         )
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            stream.write(f"\nverl-video test: killed after {timeout:.0f} s without finishing\n")
-            code = None
+        deadline = time.monotonic() + timeout
+        while (code := process.poll()) is None:
+            if time.monotonic() > deadline or (kill_when is not None and kill_when(out)):
+                _kill_tree(process)
+                reason = "on purpose" if time.monotonic() <= deadline else f"after {timeout:.0f} s without finishing"
+                stream.write(f"\nverl-video test: killed {reason}\n")
+                code = None
+                break
+            time.sleep(0.5)
     seconds = time.monotonic() - started
     return {"root": out, "code": code, "log": log, "warm": root / "warm", "steps": steps, "seconds": seconds}
 
@@ -286,14 +311,8 @@ NOT_REPRODUCIBLE = ("timing_s/", "timing_per_token_ms/", "perf/", "actor/perf/")
 ROLLOUT_DIAGNOSTICS = ("training/rollout_", "rollout_corr/")
 
 
-def test_same_command_same_seed_same_run(grpo_run, grpo_rerun):
-    import torch
-
-    from verl_video.tools.weight_diff import load_weights
-
-    _assert_ran(grpo_run)
-    _assert_ran(grpo_rerun)
-    for first, second in zip(_metrics(grpo_run), _metrics(grpo_rerun), strict=True):
+def _assert_same_metrics(first_run: dict, second_run: dict) -> None:
+    for first, second in zip(_metrics(first_run), _metrics(second_run), strict=True):
         keys = {k for k in first if not k.startswith(NOT_REPRODUCIBLE)}
         assert keys == {k for k in second if not k.startswith(NOT_REPRODUCIBLE)}
         for key in keys:
@@ -302,13 +321,84 @@ def test_same_command_same_seed_same_run(grpo_run, grpo_rerun):
             else:
                 # Validation means are summed in completion order: equal up to the last bit of a double.
                 assert math.isclose(first[key], second[key], rel_tol=1e-12, abs_tol=0.0), (key, first[key], second[key])
+
+
+def _assert_same_final_weights(first_run: dict, second_run: dict) -> None:
+    import torch
+
+    from verl_video.tools.weight_diff import load_weights
+
     final = f"checkpoints/global_step_{STEPS}"
-    a, b = load_weights(str(grpo_run["root"] / final)), load_weights(str(grpo_rerun["root"] / final))
+    a, b = load_weights(str(first_run["root"] / final)), load_weights(str(second_run["root"] / final))
+    assert a.keys() == b.keys()
     assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_same_command_same_seed_same_run(grpo_run, grpo_rerun):
+    _assert_ran(grpo_run)
+    _assert_ran(grpo_rerun)
+    _assert_same_metrics(grpo_run, grpo_rerun)
+    _assert_same_final_weights(grpo_run, grpo_rerun)
     record_a = json.loads((grpo_run["root"] / "checkpoints" / "run.json").read_text())
     record_b = json.loads((grpo_rerun["root"] / "checkpoints" / "run.json").read_text())
     assert record_a["config_fingerprint"] == record_b["config_fingerprint"]
     assert record_a["data_fingerprint"] == record_b["data_fingerprint"]
+
+
+def _logged_steps(run: dict) -> list[int]:
+    return [json.loads(line)["step"] for line in (run["root"] / "metrics.jsonl").read_text().splitlines()]
+
+
+def _killed_after_saving(step: int) -> Callable[[Path], bool]:
+    """True once `step`'s checkpoint is on disk (verl writes data.pt last), i.e. during the step's validation."""
+
+    def saved(out: Path) -> bool:
+        tracker = out / "checkpoints" / "latest_checkpointed_iteration.txt"
+        # Not in the instant between verl marking it and our trainer taking the mark back (a kill there is
+        # verl's behaviour, not a window this test is about).
+        unmarked = tracker.is_file() and tracker.read_text().strip() == str(step - 1)
+        return (out / "checkpoints" / f"global_step_{step}" / "data.pt").is_file() and unmarked
+
+    return saved
+
+
+@pytest.fixture(scope="module")
+def grpo_killed(prepared, grpo_run) -> dict:
+    """grpo_run's command with a checkpoint every step, SIGKILLed (process tree) after step 2's checkpoint
+    was written and before that step's validation and metrics were logged: the latest window of a step."""
+    run = _train(prepared, "resumed", "trainer.save_freq=1", kill_when=_killed_after_saving(STEPS))
+    run["metrics_at_kill"] = _logged_steps(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def grpo_resumed(prepared, grpo_killed) -> dict:
+    """The same command again, in the same folder: resumes."""
+    return _train(prepared, "resumed", "trainer.save_freq=1")
+
+
+def _prompt_ids_per_step(run: dict) -> dict[int, list[str]]:
+    steps: dict[int, list[str]] = {}
+    for row in _trajectories(run):
+        steps.setdefault(int(row["step"]), []).append(row["probe_id"])
+    return steps
+
+
+def test_killed_run_resumes_as_if_never_stopped(grpo_run, grpo_killed, grpo_resumed):
+    _assert_ran(grpo_run)
+    assert grpo_killed["code"] is None, grpo_killed["log"].read_text()[-4000:]
+    # Killed inside step 2: its checkpoint written, its metrics not yet logged.
+    assert grpo_killed["metrics_at_kill"] == [1]
+    _assert_ran(grpo_resumed)
+    log = grpo_resumed["log"].read_text(errors="replace")
+    # Step 2's checkpoint never got its metrics, so the run resumes from step 1's and trains step 2 again.
+    assert "verl-video: resuming after step 1 from" in log.split("killed on purpose")[-1], log[-4000:]
+    # Steps 1 and 2 logged once each, in order, with the same values as the run never stopped (the data
+    # counters continue across the restart), the same prompts in the same order, the same final weights.
+    assert _logged_steps(grpo_resumed) == [1, 2]
+    _assert_same_metrics(grpo_run, grpo_resumed)
+    assert _prompt_ids_per_step(grpo_resumed) == _prompt_ids_per_step(grpo_run)
+    _assert_same_final_weights(grpo_run, grpo_resumed)
 
 
 def test_each_video_is_encoded_once_per_step(grpo_run):
@@ -333,14 +423,51 @@ def test_each_video_is_encoded_once_per_step(grpo_run):
         assert step["actor/vision/encoder_sync_passes"] == 0
 
 
-def test_eval_of_the_checkpoint_takes_the_runs_settings(grpo_run, tmp_path):
-    # The real layout: verl's sharded checkpoint, merged as docs/evaluation.md says, run.json beside it.
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    command = [sys.executable, "-m", "verl_video.cli", *args]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_checkpoint_evaluates_and_exports_in_one_command(grpo_run, tmp_path):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from verl_video.tools.weight_diff import load_weights
+
     _assert_ran(grpo_run)
     checkpoint = grpo_run["root"] / "checkpoints" / f"global_step_{STEPS}"
-    actor = checkpoint / "actor"
-    merge = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", str(actor),
-             "--target_dir", str(actor / "huggingface_merged")]
-    subprocess.run(merge, check=True, capture_output=True, cwd=tmp_path, timeout=600)
+    val = grpo_run["warm"].parent / "data" / "val.yaml"
+    first = _cli("eval", "--model", str(checkpoint), "--data", str(val), "-o", str(tmp_path / "eval"), "--no-plots")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "merging" in first.stdout
+    predictions = (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 4 and all("iou" in json.loads(line) for line in predictions)
+    # The merge is cached beside the checkpoint: a second command (export) does not merge again.
+    exported = _cli("export", str(checkpoint), str(tmp_path / "hf"))
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    assert "merging" not in exported.stdout
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "hf")
+    # verl's merger writes bfloat16: the weights are the checkpoint's, rounded once.
+    trained = load_weights(str(checkpoint))
+    weights = model.state_dict()
+    assert trained.keys() == weights.keys()
+    assert all(torch.equal(weights[name], trained[name].to(torch.bfloat16)) for name in trained)
+    # The processor and chat template are the training model's: the same prompt renders to the same text.
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "When does it happen?"}]}]
+    render = {
+        name: AutoProcessor.from_pretrained(folder).apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        for name, folder in (("exported", tmp_path / "hf"), ("trained", grpo_run["warm"]))
+    }
+    assert render["exported"] == render["trained"] and "<|video_pad|>" in render["exported"]
+
+
+def test_eval_of_the_checkpoint_takes_the_runs_settings(grpo_run, tmp_path):
+    # The real layout: verl's sharded checkpoint (eval merges it once), run.json beside it.
+    _assert_ran(grpo_run)
+    checkpoint = grpo_run["root"] / "checkpoints" / f"global_step_{STEPS}"
     command = [sys.executable, "-m", "verl_video.cli", "eval", "--model", str(checkpoint), "-o", str(tmp_path / "eval"),
                "--no-plots", "--device", "cpu", "--max-frames", "16", "--limit", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600,

@@ -13,7 +13,6 @@ from verl_video.tools.warm_start import (
     IGNORE_INDEX,
     encode_batch,
     evaluate,
-    Example,
     load_examples,
     response_loss,
     target_text,
@@ -42,7 +41,7 @@ def test_yaml_and_jsonl_give_the_same_examples(setup, demo_dir) -> None:
 def test_examples_use_the_training_prompt_and_2fps_video(setup) -> None:
     _, processor, examples = setup
     ex = examples[0]
-    assert "<|vision_start|><|video_pad|><|vision_end|>" in ex.prompt and ex.record.query in ex.prompt
+    assert "<|vision_start|><|video_pad|><|vision_end|>" in ex.prompt and ex.item.record.query in ex.prompt
     assert ex.prompt.endswith("<|im_start|>assistant\n")
     assert ex.metadata["fps"] == 2.0 and ex.frames.shape[0] == 2 * ex.duration
 
@@ -50,8 +49,11 @@ def test_examples_use_the_training_prompt_and_2fps_video(setup) -> None:
 def test_targets_have_the_rewarded_format() -> None:
     from verl_video.data.records import GroundingRecord
 
+    from verl_video.data.dataset import DatasetItem
+    from verl_video.data.sft_dataset import SFTExample
+
     record = GroundingRecord(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
-    example = Example(record, torch.zeros(0), {}, "", duration=10.0)
+    example = SFTExample(DatasetItem("demo", record, None, "think"), torch.zeros(0), {}, "", duration=10.0)
     exact = target_text(example)
     assert template_ok(exact) and parse_interval(exact, 10.0).interval == (2.0, 5.5)
     assert exact.startswith("<think>the red square is visible.</think>")
@@ -91,11 +93,20 @@ def test_evaluate_reports_rates(setup) -> None:
     assert set(report) >= {"format_rate", "parse_rate", "mean_iou"} and 0 <= report["mean_iou"] <= 1
 
 
-def test_warm_start_saves_a_loadable_model(tmp_path, tiny_model_dir, demo_dir) -> None:
+@pytest.mark.parametrize("trainer", ["verl", "loop"])
+def test_warm_start_saves_a_trained_loadable_model(tmp_path, tiny_model_dir, demo_dir, trainer) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from verl_video.tools.weight_diff import load_weights
+
     out = tmp_path / "warm"
-    summary = warm_start(tiny_model_dir, demo_dir / "train.jsonl", out, steps=2, batch_size=2, max_samples=2)
+    summary = warm_start(tiny_model_dir, demo_dir / "train.jsonl", out, steps=2, batch_size=2, max_samples=2,
+                         trainer=trainer)
     assert summary["steps"] == 2 and json.loads((out / "warm_start.json").read_text())["samples"] == 2
+    assert summary["trainer"] == trainer and summary["first_loss"] > 0 and summary["last_loss"] > 0
     AutoProcessor.from_pretrained(out)
-    AutoModelForImageTextToText.from_pretrained(out)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    assert model.dtype == torch.float32
+    before, after = load_weights(str(tiny_model_dir)), load_weights(str(out))
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[name], after[name]) for name in before)

@@ -1,9 +1,17 @@
-"""Find the Hugging Face model to evaluate: a model folder, or a verl checkpoint merged into one."""
+"""Find the Hugging Face model to evaluate: a model folder, or a verl checkpoint merged into one.
+
+A sharded FSDP checkpoint (`global_step_N/actor/model_world_size_*_rank_*.pt`) is merged with verl's
+own model merger once, into `global_step_N/actor/huggingface_merged/` (weights in bfloat16, as verl's
+merger writes them, with the config, tokenizer, processor and chat template verl saved beside the shards);
+later calls find the merged folder there.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
+import time
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 # Where a merged model is looked for inside a verl actor checkpoint, in order.
@@ -25,7 +33,7 @@ def _actor_dir(path: str) -> str | None:
 
 
 def resolve_model(path: str) -> str:
-    """A loadable HF model folder for `path`, or an error saying how to merge a verl checkpoint."""
+    """A loadable HF model folder for `path`; a verl checkpoint is merged on first use."""
     if not os.path.exists(path):
         # A hub id: let transformers / vLLM resolve it.
         return path
@@ -37,9 +45,31 @@ def resolve_model(path: str) -> str:
     for sub in MERGED_SUBDIRS:
         if _has_weights(os.path.join(actor, sub)):
             return os.path.join(actor, sub)
-    target = os.path.join(actor, "huggingface_merged")
-    raise ValueError(
-        f"{path} is a sharded verl checkpoint; merge it into a Hugging Face model first:\n"
-        f"  python -m verl.model_merger merge --backend fsdp --local_dir {actor} --target_dir {target}\n"
-        f"then pass --model {path} again (the merged folder is found automatically)"
-    )
+    return merge_checkpoint(actor, os.path.join(actor, MERGED_SUBDIRS[0]))
+
+
+def merge_checkpoint(actor: str, target: str) -> str:
+    """Merge the FSDP shards in `actor` into a Hugging Face folder `target` with verl's model merger."""
+    from verl.model_merger.base_model_merger import ModelMergerConfig
+    from verl.model_merger.fsdp_model_merger import FSDPModelMerger
+
+    # Written aside and renamed when complete: an interrupted merge never looks like a merged model.
+    partial = f"{target}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    start = time.perf_counter()
+    print(f"verl-video: merging {actor} into {target} (verl.model_merger, once)")
+    config = ModelMergerConfig(
+        operation="merge", backend="fsdp", local_dir=actor, target_dir=partial,
+        hf_model_config_path=os.path.join(actor, "huggingface"),
+    )  # fmt: skip
+    try:
+        FSDPModelMerger(config).merge_and_save()
+    except Exception as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ValueError(
+            f"{actor}: merging the verl checkpoint failed ({type(exc).__name__}: {exc}); to run it by hand:\n"
+            f"  python -m verl.model_merger merge --backend fsdp --local_dir {actor} --target_dir {target}"
+        ) from exc
+    os.replace(partial, target)
+    print(f"verl-video: merged in {time.perf_counter() - start:.1f} s")
+    return target

@@ -300,7 +300,8 @@ def _write_json(path: str, data: dict) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `verl-video eval`."""
     parser.add_argument("--model", required=True,
-                        help="Hugging Face model folder or hub id, or a verl checkpoint (merged: see docs)")
+                        help="Hugging Face model folder or hub id, or a verl checkpoint global_step_N "
+                             "(merged once, cached in it)")
     parser.add_argument("--data", help="data_config YAML, or one annotation file (canonical JSONL, Time-R1, TVGBench, "
                                        "...); default: the settings' data.val_files")
     parser.add_argument("--video-root", help="folder the annotation file's video paths are relative to "

@@ -154,6 +154,8 @@ def record(event: Event, sample_id: str, video: str) -> dict:
         "duration": float(event.duration),
         "task": "tvg",
         "source": "demo",
+        # The reasoning a supervised cold start puts inside <think> (verl_video/data/sft_dataset.py).
+        "reasoning": explain(event.query),
     }
 
 

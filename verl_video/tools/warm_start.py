@@ -8,6 +8,9 @@ both the format and the localisation left to improve; measured on the demo's val
 60 steps format 0 at T=1, 150 steps 0.53, 300 steps 0.91 (greedy IoU 0.43), 2000 steps 0.94 (IoU 0.62).
 `--noise` jitters the target intervals for an even rougher start.
 
+`--trainer verl` trains through verl's SFT trainer instead (tools/verl_sft.py: `python -m verl_video.sft`,
+CPU profile, our `VideoSFTDataset`); the default is this module's single-process loop.
+
 Records, prompt and video go through the pipeline training uses (`verl_video.data.pipeline`), under
 the settings training will use: tvg_grpo.yaml composed with `--set` overrides (e.g.
 `--set experiment=tiny_tvg_cpu`), or a run's (`--run`). The prompt is rendered by the model's chat
@@ -21,29 +24,18 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from verl_video.data.pipeline import load_items, prepare_item
-from verl_video.data.records import GroundingRecord
+from verl_video.data.pipeline import load_items
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
+from verl_video.data.sft_dataset import SFTExample, encode, load_example, processor_inputs
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
-
-
-@dataclass
-class Example:
-    """One training or evaluation sample: its record, the decoded video and the rendered prompt."""
-
-    record: GroundingRecord
-    frames: torch.Tensor
-    metadata: dict
-    prompt: str
-    duration: float
 
 
 def load_examples(
@@ -52,7 +44,7 @@ def load_examples(
     max_samples: int | None = None,
     template: str | None = None,
     settings: VideoDataSettings | None = None,
-) -> list[Example]:
+) -> list[SFTExample]:
     """Read DATA through the training pipeline under `settings` (default: the YAML's) and decode each video once."""
     from tqdm import tqdm
 
@@ -62,50 +54,32 @@ def load_examples(
     items = load_items([str(data)], settings)[:max_samples]
     if not items:
         raise ValueError(f"{data}: no usable records")
-    examples = []
-    for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False)):
-        prepared = prepare_item(item, index, settings, processor)
-        examples.append(Example(item.record, prepared.frames, prepared.metadata, prepared.prompt, prepared.duration))
-    return examples
+    return [load_example(processor, item, index, settings)
+            for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False))]
 
 
-def target_text(example: Example, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
+def target_text(example: SFTExample, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
     """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect."""
-    start, end = example.record.timestamps[0]
+    record = example.item.record
+    start, end = record.timestamps[0]
     if noise > 0 and rng is not None:
         start += noise * float(torch.randn((), generator=rng))
         end += noise * float(torch.randn((), generator=rng))
         # Keep half-second granularity and an ordered, in-range pair: the model should learn the form.
         start, end = sorted(min(max(round(2 * x) / 2, 0.0), example.duration) for x in (start, end))
-    return f"<think>{explain(example.record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
+    return f"<think>{explain(record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
 
 
-def model_inputs(processor, examples: list[Example], texts: list[str]) -> dict:
+def model_inputs(processor, examples: list[SFTExample], texts: list[str]) -> dict:
     """Processor outputs for texts with the examples' videos, sampled rate given by the metadata."""
-    return processor(
-        text=texts,
-        videos=[ex.frames for ex in examples],
-        video_metadata=[ex.metadata for ex in examples],
-        do_sample_frames=False,
-        padding=True,
-        padding_side="right",
-        return_tensors="pt",
-    )
+    return processor_inputs(processor, texts, [ex.frames for ex in examples], [ex.metadata for ex in examples])
 
 
-def encode_batch(processor, examples: list[Example], responses: list[str]) -> dict:
+def encode_batch(processor, examples: list[SFTExample], responses: list[str]) -> dict:
     """Processor inputs for prompt+response (right padded) with labels on the response tokens only."""
-    tokenizer = processor.tokenizer
-    eos = tokenizer.eos_token
-    batch = model_inputs(processor, examples, [ex.prompt + response + eos for ex, response in zip(examples, responses)])
-    labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
-    for i, response in enumerate(responses):
-        ids = torch.tensor(tokenizer(response + eos, add_special_tokens=False)["input_ids"])
-        end = int(batch["attention_mask"][i].sum())
-        if not torch.equal(batch["input_ids"][i, end - len(ids) : end], ids):
-            raise ValueError(f"{examples[i].record.origin}: the response does not tokenize the same after the prompt")
-        labels[i, end - len(ids) : end] = ids
-    batch["labels"] = labels
+    batch = encode(processor, examples, responses)
+    mask = batch.pop("loss_mask").bool()
+    batch["labels"] = torch.where(mask, batch["input_ids"], torch.full_like(batch["input_ids"], IGNORE_INDEX))
     return batch
 
 
@@ -122,7 +96,7 @@ def response_loss(model, batch: dict) -> torch.Tensor:
 def train(
     model,
     processor,
-    examples: list[Example],
+    examples: list[SFTExample],
     steps: int,
     batch_size: int = 4,
     lr: float = 3e-3,
@@ -159,7 +133,7 @@ def train(
 
 @torch.no_grad()
 def evaluate(
-    model, processor, examples: list[Example], temperature: float = 0.0, max_new_tokens: int = 48, seed: int = 0
+    model, processor, examples: list[SFTExample], temperature: float = 0.0, max_new_tokens: int = 48, seed: int = 0
 ) -> dict:
     """Format rate, parse rate and mean IoU of generated answers (greedy when temperature is 0)."""
     from verl_video.rewards.format import template_ok
@@ -180,7 +154,7 @@ def evaluate(
         result = parse_interval(text, ex.duration)
         formatted += template_ok(text) and result.ok
         parsed += result.ok
-        ious.append(best_iou(result.interval, ex.record.timestamps) if result.ok else 0.0)
+        ious.append(best_iou(result.interval, ex.item.record.timestamps) if result.ok else 0.0)
         samples.append(text)
     n = max(1, len(examples))
     return {
@@ -192,20 +166,10 @@ def evaluate(
     }
 
 
-def warm_start(
-    model_dir: Path,
-    data: Path,
-    out: Path,
-    steps: int = 150,
-    batch_size: int = 4,
-    lr: float = 3e-3,
-    noise: float = 0.0,
-    seed: int = 0,
-    template: str | None = None,
-    max_samples: int | None = None,
-    settings: VideoDataSettings | None = None,
-) -> dict:
-    """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT."""
+def _train_by_hand(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, noise: float,
+                   seed: int, template: str | None, max_samples: int | None,
+                   settings: VideoDataSettings | None = None) -> tuple[list[float], float, int]:
+    """The single-process loop (`train`): (losses, seconds, samples); saves to `out`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     torch.manual_seed(seed)
@@ -219,8 +183,37 @@ def warm_start(
     model.save_pretrained(out)
     processor.save_pretrained(out)
     processor.tokenizer.save_pretrained(out)
+    return losses, seconds, len(examples)
+
+
+def warm_start(
+    model_dir: Path,
+    data: Path,
+    out: Path,
+    steps: int = 150,
+    batch_size: int = 4,
+    lr: float = 3e-3,
+    noise: float = 0.0,
+    seed: int = 0,
+    template: str | None = None,
+    max_samples: int | None = None,
+    trainer: str = "loop",
+    settings: VideoDataSettings | None = None,
+) -> dict:
+    """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT."""
+    if trainer == "verl":
+        if noise > 0:
+            raise ValueError("--noise jitters targets in the hand-written loop only: add --trainer loop")
+        from verl_video.tools.verl_sft import train_with_verl
+
+        result = train_with_verl(model_dir, data, out, steps, batch_size, lr, seed, template, max_samples)
+        losses, seconds, samples = result["losses"], result["seconds"], result["samples"]
+    else:
+        losses, seconds, samples = _train_by_hand(model_dir, data, out, steps, batch_size, lr, noise, seed, template,
+                                                  max_samples, settings)
     window = max(1, len(losses) // 10)
     summary = {
+        "trainer": trainer,
         "model": str(model_dir),
         "data": str(data),
         "steps": steps,
@@ -228,10 +221,11 @@ def warm_start(
         "lr": lr,
         "noise": noise,
         "seed": seed,
-        "samples": len(examples),
+        "samples": samples,
         "first_loss": sum(losses[:window]) / window if losses else math.nan,
         "last_loss": sum(losses[-window:]) / window if losses else math.nan,
         "train_seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(1, steps), 3),
     }
     (out / "warm_start.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -249,6 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--template", default=None, help="prompt template name (default: data.video.prompt_template)")
     parser.add_argument("--max-samples", type=int, default=None, help="use only the first N training records")
+    parser.add_argument("--trainer", choices=("verl", "loop"), default="loop",
+                        help="verl: verl's SFT trainer (python -m verl_video.sft, CPU profile); loop: the "
+                             "single-process loop (needed for --noise)")
     parser.add_argument("--eval", type=Path, default=None, help="data_config or JSONL to evaluate on afterwards")
     parser.add_argument("--eval-samples", type=int, default=32, help="records of --eval to generate for")
     # A tiny model gains nothing from a second thread, and on a shared CPU OpenMP threads that spin
@@ -264,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"verl-video warm-start: settings from {settings.source}")
     summary = warm_start(
         args.model_dir, args.data, args.out, args.steps, args.batch_size, args.lr, args.noise, args.seed,
-        args.template, args.max_samples, settings.video,
+        args.template, args.max_samples, args.trainer, settings.video,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.eval is not None:

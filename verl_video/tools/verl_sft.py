@@ -1,0 +1,82 @@
+"""Run verl's SFT trainer (`python -m verl_video.sft`, CPU profile) in a subprocess and save a Hugging Face model.
+
+What `verl-video warm-start` trains with: our config (`config/sft.yaml` + `sft_profile=cpu`), our dataset
+class, verl's FSDP engine, loss, optimizer and schedule. The per-step losses come back from verl's file logger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+
+def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_size: int, lr: float, seed: int,
+                  template: str | None = None, max_samples: int | None = None) -> list[str]:
+    """Hydra overrides of config/sft.yaml for a CPU run of `steps` optimizer steps of `batch_size` records."""
+    overrides = [
+        "sft_profile=cpu",
+        f"model.path={model_dir}",
+        f"data.train_files=[{data}]",
+        f"data.train_batch_size={batch_size}",
+        f"data.micro_batch_size_per_gpu={batch_size}",
+        f"data.train_max_samples={max_samples or -1}",
+        f"optim.lr={lr}",
+        "optim.weight_decay=0.0",
+        # Closest to the hand-written loop's linear decay to zero: cosine to zero, no warm-up.
+        "optim.lr_scheduler_type=cosine",
+        "optim.min_lr_ratio=0.0",
+        f"engine.seed={seed}",
+        f"trainer.seed={seed}",
+        f"trainer.total_training_steps={steps}",
+        # verl's loop stops at total_training_steps; the epochs only bound it.
+        f"trainer.total_epochs={steps}",
+        "trainer.logger=[console,file]",
+        f"trainer.default_local_dir={workdir}",
+        "trainer.save_freq=-1",
+        "trainer.resume_mode=disable",
+        # Only the Hugging Face copy of the weights: the warm start is not resumed.
+        "checkpoint.save_contents=[hf_model]",
+    ]
+    if template:
+        overrides.append(f"+data.video.prompt_template={template}")
+    return overrides
+
+
+def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, seed: int,
+                    template: str | None = None, max_samples: int | None = None) -> dict:
+    """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from verl_video.sft import RESULT_NAME
+
+    with tempfile.TemporaryDirectory(prefix="verl_sft_") as tmp:
+        workdir = Path(tmp)
+        metrics = workdir / "metrics.jsonl"
+        overrides = sft_overrides(model_dir, data, workdir, steps, batch_size, lr, seed, template, max_samples)
+        # Its own process: verl patches transformers' Qwen-VL forward for its engine (it then needs verl's
+        # position ids), which must not leak into the caller's models; and it owns the process group.
+        env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(metrics))
+        subprocess.run([sys.executable, "-m", "verl_video.sft", *overrides], env=env, check=True)
+        result = json.loads((workdir / RESULT_NAME).read_text())
+        losses = [json.loads(line)["data"]["train/loss"] for line in metrics.read_text().splitlines()
+                  if "train/loss" in json.loads(line)["data"]]
+        hf = workdir / f"global_step_{result['steps']}" / "huggingface"
+        # verl writes fp32 tensors under a bfloat16 config; save them as fp32 so the model loads as trained.
+        model = AutoModelForImageTextToText.from_pretrained(hf, dtype=torch.float32)
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out)
+        processor = AutoProcessor.from_pretrained(hf)
+        processor.save_pretrained(out)
+        processor.tokenizer.save_pretrained(out)
+        if (hf / "generation_config.json").is_file():
+            shutil.copy(hf / "generation_config.json", out / "generation_config.json")
+        # verl's per-step log (train/loss, train/lr, train/grad_norm) stays with the model.
+        shutil.copy(metrics, out / "sft_metrics.jsonl")
+    return {"losses": losses, **result}
