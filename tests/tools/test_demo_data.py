@@ -12,6 +12,8 @@ import yaml
 from verl_video.tools.demo_data import COLOURS, FPS, HEIGHT, POSITIONS, WIDTH, digest, generate
 
 CANONICAL_KEYS = {"id", "video", "query", "timestamps", "duration", "task", "source"}
+# The reasoning text a supervised warm start puts inside <think> (an extra field canonical records may carry).
+EXTRA_KEYS = {"reasoning"}
 
 
 def read(path) -> list[dict]:
@@ -37,7 +39,8 @@ def test_records_follow_the_canonical_schema(demo_dir, split: str, count: int) -
     records = read(demo_dir / f"{split}.jsonl")
     assert len(records) == count
     for r in records:
-        assert set(r) == CANONICAL_KEYS and r["task"] == "tvg" and r["source"] == "demo"
+        assert set(r) == CANONICAL_KEYS | EXTRA_KEYS and r["task"] == "tvg" and r["source"] == "demo"
+        assert r["reasoning"].strip()
         (start, end), duration = r["timestamps"][0], r["duration"]
         assert 0 <= start < end <= duration and 8 <= duration <= 16
         assert (2 * start).is_integer() and (2 * end).is_integer()
