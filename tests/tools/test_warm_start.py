@@ -87,6 +87,32 @@ def test_a_few_steps_lower_the_loss(setup) -> None:
     assert len(losses) == 6 and after < before - 0.5
 
 
+def test_warm_start_trains_at_the_rollouts_positions(setup) -> None:
+    # The positions the language model gets in a warm-start step are Qwen's released rule (the GRPO actor's and
+    # vLLM's), not transformers 5.9's, which puts the text after a long video elsewhere.
+    from verl_video.models.mrope import TRANSFORMERS_RULES, released_rope_index
+
+    model, processor, examples = setup
+    batch = encode_batch(processor, examples[:1], [target_text(examples[0])])
+    seen = {}
+
+    def grab(module, args, kwargs):
+        seen["positions"] = kwargs["position_ids"]
+
+    handle = model.model.language_model.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            response_loss(model, batch)
+    finally:
+        handle.remove()
+    grids = {k: batch[k] for k in ("mm_token_type_ids", "video_grid_thw", "second_per_grid_ts", "attention_mask")}
+    released, _ = released_rope_index(model.model, batch["input_ids"], **grids)
+    transformers_rule, _ = TRANSFORMERS_RULES["Qwen2_5_VLModel"](model.model, batch["input_ids"], **grids)
+    positions = seen["positions"][-3:]  # the last three rows are (t, h, w) when a text row is prepended
+    assert torch.equal(positions, released)
+    assert not torch.equal(positions, transformers_rule)
+
+
 def test_evaluate_reports_rates(setup) -> None:
     model, processor, examples = setup
     report = evaluate(model, processor, examples[:2], temperature=1.0, max_new_tokens=4)

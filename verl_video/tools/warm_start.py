@@ -33,6 +33,7 @@ from verl_video.data.pipeline import load_items
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.sft_dataset import SFTExample, encode, load_example, processor_inputs
+from verl_video.models.mrope import install_released_mrope_rule
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
@@ -85,6 +86,9 @@ def encode_batch(processor, examples: list[SFTExample], responses: list[str]) ->
 
 def response_loss(model, batch: dict) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled (response) tokens."""
+    # The text after the video must sit at the positions the GRPO actor and rollout give it (Qwen's rule),
+    # or the warm start teaches the answer at positions RL never uses.
+    install_released_mrope_rule()
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = model(**inputs).logits[:, :-1]
     labels = batch["labels"][:, 1:]
@@ -136,6 +140,7 @@ def evaluate(
     model, processor, examples: list[SFTExample], temperature: float = 0.0, max_new_tokens: int = 48, seed: int = 0
 ) -> dict:
     """Format rate, parse rate and mean IoU of generated answers (greedy when temperature is 0)."""
+    install_released_mrope_rule()  # generate at the positions training and the rollout use
     from verl_video.rewards.format import template_ok
     from verl_video.rewards.iou import best_iou
     from verl_video.rewards.parser import parse_interval
