@@ -14,8 +14,8 @@ import types
 
 import pytest
 import torch
+from test_video_mrope import actor_and_vllm_positions
 from test_video_timestamps import CASES, decoded_request
-from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
@@ -178,15 +178,8 @@ def test_vllm_rebuilds_the_actors_prompt_from_the_collapsed_ids(case, videos, ti
     processor.config = AutoConfig.from_pretrained(str(tiny_qwen3_model_dir))
     processor.get_rope_index = types.MethodType(Qwen3VLModel.get_rope_index, processor)
     processor.get_vision_position_ids = types.MethodType(Qwen3VLModel.get_vision_position_ids, processor)
-    response = processor.tokenizer.encode("<answer>1 to 2</answer>")[:6]
-    input_ids = torch.tensor([ids + response])
-    multi_modal_inputs = dict(inputs.convert_to_tensors("pt"))
-    multi_modal_inputs.pop("input_ids")
-    multi_modal_inputs.pop("attention_mask")
-    worker = types.SimpleNamespace(processor=processor)
-    actor = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), multi_modal_inputs)
-    decoded = torch.arange(len(ids), len(ids) + len(response)) + delta
-    assert torch.equal(actor[0, 1:], torch.cat([vllm_prompt, decoded.expand(3, -1)], dim=1))
+    actor, vllm_all, _ = actor_and_vllm_positions(processor, ids, inputs, vllm_prompt, delta)
+    assert torch.equal(actor[0, 1:], vllm_all)
 
 
 def test_vllm_evaluation_prompt_gives_the_actors_ids(videos, tiny_qwen3_model_dir):

@@ -102,7 +102,8 @@ def vllm_prompt(request: EvalRequest, family: ModelFamily) -> dict[str, Any]:
     if family.metadata_in_processor_kwargs:
         kwargs["video_metadata"] = [metadata]
     frames = request.frames.permute(0, 2, 3, 1).contiguous().numpy()
-    return {"prompt": request.prompt, "multi_modal_data": {"video": [(frames, metadata)]}, "mm_processor_kwargs": kwargs}
+    video = [(frames, metadata)]
+    return {"prompt": request.prompt, "multi_modal_data": {"video": video}, "mm_processor_kwargs": kwargs}
 
 
 class VLLMBackend:
