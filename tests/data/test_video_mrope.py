@@ -143,6 +143,20 @@ def test_vllm_temporal_positions_are_frame_seconds(case, videos, tiny_processor,
     assert seconds != [g * seconds_per_grid for g in range(len(seconds))]
 
 
+def actor_and_vllm_positions(processor, prompt: list[int], inputs, vllm_prompt: torch.Tensor, delta: int):
+    """The actor's (3, L) M-RoPE positions of the prompt plus a 6-token response (verl's agent loop), vLLM's
+    for the same tokens (its prompt positions, then token i at i + delta on every axis), and the ids."""
+    response = processor.tokenizer.encode("<answer>1 to 2</answer>")[:6]
+    input_ids = torch.tensor([prompt + response])
+    multi_modal_inputs = dict(inputs.convert_to_tensors("pt"))
+    multi_modal_inputs.pop("input_ids")
+    multi_modal_inputs.pop("attention_mask")
+    worker = types.SimpleNamespace(processor=processor)
+    actor = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), multi_modal_inputs)
+    decoded = torch.arange(len(prompt), len(prompt) + len(response)) + delta
+    return actor, torch.cat([vllm_prompt, decoded.expand(3, -1)], dim=1), input_ids
+
+
 @pytest.mark.parametrize("case", ["long", "clipped"])
 def test_vllm_and_training_positions_agree_on_every_token(case, videos, tiny_processor, tiny_model_dir):
     """The rollout (vLLM) and the actor (verl's agent loop) give every prompt and response token the same
@@ -159,18 +173,7 @@ def test_vllm_and_training_positions_agree_on_every_token(case, videos, tiny_pro
     prompt = inputs["input_ids"][0].tolist()
     vllm_prompt, delta, _ = _vllm_positions(tiny_model_dir, prompt, videos_in, with_video_metadata({}, videos_in))
 
-    # The actor's positions for the prompt and a 6-token response, as verl's agent loop computes them.
-    response = tiny_processor.tokenizer.encode("<answer>1 to 2</answer>")[:6]
-    input_ids = torch.tensor([prompt + response])
-    multi_modal_inputs = dict(inputs.convert_to_tensors("pt"))
-    multi_modal_inputs.pop("input_ids")
-    multi_modal_inputs.pop("attention_mask")
-    worker = types.SimpleNamespace(processor=tiny_processor)
-    actor = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), multi_modal_inputs)
-
-    # vLLM decodes token i of the sequence at position i + delta on all three axes.
-    decoded = torch.arange(len(prompt), len(prompt) + len(response)) + delta
-    vllm_all = torch.cat([vllm_prompt, decoded.expand(3, -1)], dim=1)
+    actor, vllm_all, input_ids = actor_and_vllm_positions(tiny_processor, prompt, inputs, vllm_prompt, delta)
     assert torch.equal(actor[0, 1:], vllm_all)
     # The text after the video is where the two implementations used to part.
     video_token = tiny_processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")

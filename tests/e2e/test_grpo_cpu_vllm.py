@@ -11,7 +11,9 @@ import pytest
 from test_grpo_cpu import (
     _assert_ran,
     _assert_rewards_vary_inside_a_group,
+    _assert_rollout_log_probs_match_the_actor,
     _assert_video_reached_the_actor,
+    _assert_video_tokens_follow_the_duration,
     _metrics,
     _train,
 )
@@ -51,6 +53,13 @@ def vllm_run(prepared) -> dict:
         "actor_rollout_ref.actor.use_kl_loss=true",
         "actor_rollout_ref.actor.kl_loss_coef=0.04",
     )
+
+
+@pytest.fixture(scope="module")
+def vllm_qwen3_run(prepared_qwen3) -> dict:
+    """Two GRPO steps of the tiny Qwen3-VL through vLLM: our agent loop hands vLLM each video as one
+    placeholder, which vLLM expands (timestamps included) from the frames and their metadata."""
+    return _train(prepared_qwen3, "vllm_qwen3", "profile=cpu_vllm")
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +121,16 @@ def test_rollout_log_probs_match_the_actor(vllm_run):
     _assert_ran(vllm_run)
     for step in _metrics(vllm_run):
         assert step["rollout_corr/log_ppl_abs_diff"] < AGREEMENT
+
+
+def test_qwen3_vl_through_vllm_agrees_with_the_actor(vllm_qwen3_run):
+    # A prompt vLLM read otherwise than the actor (timestamps or frame groups left as text, video tokens
+    # without their frames) would give log-probs far apart; verl's server path did that before our loop
+    # collapsed each video span (models/video_prompt.py).
+    _assert_ran(vllm_qwen3_run)
+    _assert_video_reached_the_actor(vllm_qwen3_run)
+    _assert_video_tokens_follow_the_duration(vllm_qwen3_run, "qwen3_vl")
+    _assert_rollout_log_probs_match_the_actor(vllm_qwen3_run)
+    for step in _metrics(vllm_qwen3_run):
+        print(f"qwen3_vl via vLLM: rollout_corr/log_ppl_abs_diff {step['rollout_corr/log_ppl_abs_diff']:.2e}, "
+              f"training/rollout_probs_diff_max {step['training/rollout_probs_diff_max']:.2e}")

@@ -19,6 +19,12 @@ This loop also hands the metadata to the server as `mm_processor_kwargs["video_m
 passes to the processor unchanged (the hf rollout ignores it; it gets the metadata with the frames). Only
 for the families that need it (`ModelFamily.metadata_in_processor_kwargs`): vLLM keeps Qwen3-VL's metadata,
 and a second copy fails its processor call.
+
+Qwen3-VL through vLLM also needs its prompt ids reshaped: its processor writes timestamps and delimiters
+around every frame group, and verl's vLLM server hands vLLM ids that its Qwen3-VL processor misreads
+(`models/video_prompt.py`). For `rollout.name=vllm` and a family that writes timestamps, this loop sends
+each video as its one placeholder triple, which vLLM expands from the frames and their metadata into
+exactly the ids the actor trains on; the trajectory keeps the expanded ids.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from typing import Any
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 
 from verl_video.backends.seeding import SeededSingleTurnAgentLoop
-from verl_video.models.family import family_of_processor
+from verl_video.models.family import TEXT_TIMESTAMPS, family_of_processor, video_geometry
+from verl_video.models.video_prompt import collapse_video_spans, frame_groups
 
 AGENT_LOOP_NAME = "video_single_turn"
 DECODE_FAILED_FIELD = "video_decode_failed"
@@ -60,11 +67,48 @@ def with_video_metadata(mm_processor_kwargs: dict[str, Any], videos: Sequence[An
     return {**mm_processor_kwargs, "video_metadata": [dict(m) for m in metadata]}
 
 
+class CollapsedVideoServer:
+    """A rollout server manager whose requests carry each video as its one placeholder triple."""
+
+    def __init__(self, server_manager: Any, processor: Any) -> None:
+        self._server_manager = server_manager
+        self._processor = processor
+        self._temporal_patch = video_geometry(processor).temporal_patch_size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server_manager, name)
+
+    def collapse(self, prompt_ids: Sequence[int], videos: Sequence[Any] | None) -> list[int]:
+        """The ids the server expands itself: each video's span reduced to its placeholder triple."""
+        if not videos:
+            return list(prompt_ids)
+        groups = [frame_groups(len(video[0]), self._temporal_patch) for video in videos]
+        return collapse_video_spans(prompt_ids, self._processor, groups)
+
+    async def generate(self, request_id: Any, *, prompt_ids: list[int], video_data: list | None = None, **kwargs):
+        """The wrapped manager's generate, on the collapsed ids (the response is the same either way)."""
+        return await self._server_manager.generate(
+            request_id, prompt_ids=self.collapse(prompt_ids, video_data), video_data=video_data, **kwargs
+        )
+
+
+def server_expands_video_spans(rollout_name: str, processor: Any) -> bool:
+    """Whether the rollout server must get each video as one placeholder triple (vLLM, timestamped families)."""
+    if rollout_name != "vllm" or processor is None:
+        return False
+    return family_of_processor(processor).time_encoding == TEXT_TIMESTAMPS
+
+
 @register(AGENT_LOOP_NAME)
 class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
     """verl's single-turn agent loop, seeded; a trajectory whose video failed to decode is masked out of training."""
 
     _videos: list | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if server_expands_video_spans(self.rollout_config.name, self.processor):
+            self.server_manager = CollapsedVideoServer(self.server_manager, self.processor)
 
     async def process_multi_modal_info(self, messages: list[dict]) -> dict:
         """verl's extraction; the videos are kept for this trajectory's processor kwargs (one loop per trajectory)."""

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import torch
 
+from verl_video.models.family import ModelFamily, family_of_processor
+
 
 @dataclass(frozen=True)
 class GenerationOptions:
@@ -89,15 +91,30 @@ class HFBackend:
         return {"backend": "hf", "device": self.device, "dtype": self.dtype, **asdict(self.options)}
 
 
+def vllm_prompt(request: EvalRequest, family: ModelFamily) -> dict[str, Any]:
+    """One `LLM.generate` prompt: the text, the (frames, metadata) pair, and the metadata again where needed.
+
+    vLLM 0.24 drops the pair's metadata for Qwen2.5-VL (the copy in the processor kwargs reaches its
+    processor); it keeps it for Qwen3-VL, whose processor call fails on a second copy.
+    """
+    metadata = dict(request.metadata)
+    kwargs: dict[str, Any] = {"do_sample_frames": False}
+    if family.metadata_in_processor_kwargs:
+        kwargs["video_metadata"] = [metadata]
+    frames = request.frames.permute(0, 2, 3, 1).contiguous().numpy()
+    video = [(frames, metadata)]
+    return {"prompt": request.prompt, "multi_modal_data": {"video": video}, "mm_processor_kwargs": kwargs}
+
+
 class VLLMBackend:
     """vLLM offline generation (GPU); the whole batch goes to `LLM.generate` at once.
 
     Video input: `multi_modal_data={"video": [(frames THWC uint8, metadata)]}` with
-    `mm_processor_kwargs={"do_sample_frames": False, "video_metadata": [metadata]}`. vLLM 0.24 drops the
-    pair's metadata for Qwen2.5-VL, and its processor would then assume 24 fps (seconds-per-grid 1/12,
-    every predicted time off); the metadata in the processor kwargs reaches the processor, so it sees the
-    true sampled fps, as our rollout's agent loop does (tests/data/test_video_mrope.py checks vLLM's
-    positions through the same kwargs).
+    `mm_processor_kwargs={"do_sample_frames": False, "video_metadata": [metadata]}` (`vllm_prompt`; the
+    metadata copy for Qwen2.5-VL only). vLLM 0.24 drops the pair's metadata for Qwen2.5-VL, and its
+    processor would then assume 24 fps (seconds-per-grid 1/12, every predicted time off); the metadata in
+    the processor kwargs reaches the processor, so it sees the true sampled fps, as our rollout's agent
+    loop does (tests/data/test_video_mrope.py checks vLLM's positions through the same kwargs).
     """
 
     def __init__(self, model_path: str, options: GenerationOptions, tensor_parallel_size: int = 1,
@@ -122,11 +139,8 @@ class VLLMBackend:
 
     def generate(self, requests: list[EvalRequest]) -> list[str]:
         """Responses for a batch, in request order."""
-        prompts = [{
-            "prompt": r.prompt,
-            "multi_modal_data": {"video": [(r.frames.permute(0, 2, 3, 1).contiguous().numpy(), dict(r.metadata))]},
-            "mm_processor_kwargs": {"do_sample_frames": False, "video_metadata": [dict(r.metadata)]},
-        } for r in requests]
+        family = family_of_processor(self.processor)
+        prompts = [vllm_prompt(r, family) for r in requests]
         outputs = self.llm.generate(prompts, self.sampling, use_tqdm=False)
         return [out.outputs[0].text for out in outputs]
 
