@@ -16,6 +16,8 @@ Registered in verl's trainer registry as `grounding_sync` and selected by our co
   unless frames and prompt were built from different decodes).
 - `groups/zero_variance_fraction`: share of the trained batch's prompt groups whose rewards all agree
   (GRPO gives them zero advantage).
+A rollout worker that dies while the trainer waits for its groups fails the run with Ray's reason instead of
+hanging it (backends/worker_watch.py).
 The rollout dump (`trainer.rollout_data_dir`) also gets every reward component per trajectory, which
 verl's V1 dump leaves out.
 
@@ -41,6 +43,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
 from verl.utils.import_utils import load_extern_object
 
+from verl_video.backends.worker_watch import watch_replay_buffer
 from verl_video.data.agent_loop import DECODE_FAILED_FIELD
 from verl_video.models.family import video_geometry, video_token
 from verl_video.resume import ResumableTrainer
@@ -119,6 +122,11 @@ class GroundingSyncTrainer(ResumableTrainer, PPOTrainerSync):
                            buffer.filter_groups_metric, bound)
             buffer = GroupFilter.adopt(buffer, bound)
         return buffer
+
+    def fit(self, agent_loop_manager):
+        # verl waits for the workers' groups without watching the workers (backends/worker_watch.py).
+        watch_replay_buffer(self.replay_buffer, agent_loop_manager.agent_loop_workers)
+        return super().fit(agent_loop_manager)
 
     def prepare_step(self) -> dict:
         result = super().prepare_step()
