@@ -17,12 +17,13 @@ from typing import Any
 
 from verl_video.data.run_settings import RECORD_NAME, RunSettings, read_run_record
 
-# Keys that say where outputs go or how they are logged, not what is trained: left out of the fingerprint
+# Keys that say where outputs go, how often checkpoints are saved or how runs are logged, not what is trained: left out of the fingerprint
 # so that the same experiment written to two folders has one fingerprint.
 NOT_THE_EXPERIMENT = (
     "trainer.default_local_dir",
     "trainer.validation_data_dir",
     "trainer.rollout_data_dir",
+    "trainer.save_freq",
     "trainer.logger",
     "trainer.project_name",
     "trainer.experiment_name",
