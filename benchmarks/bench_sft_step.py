@@ -2,10 +2,11 @@
 
     python benchmarks/bench_sft_step.py --model TINY_MODEL --data DEMO/train.yaml [--steps 20 --batch-size 4]
 
-Both train the same model on the same records with the same batch size, one after the other in this
-process, on one torch thread. The loop runs first and decodes every video into the process's frame cache,
-so verl's dataset (which decodes in __getitem__) finds them decoded too: the times compare training steps,
-not decoding. verl's time is its `fit` (including the final Hugging Face save), the loop's its `train`.
+Both train the same model on the same records with the same batch size, one after the other, on one torch
+thread. The loop decodes every video before it starts timing; verl's trainer runs in its own process
+(`warm-start --trainer verl`), whose dataset decodes in __getitem__ (each video once, then from its memory
+cache), so its time includes decoding each record's video once. verl's time is its `fit` (including the
+final Hugging Face save), the loop's its `train`.
 """
 
 from __future__ import annotations

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from verl_video.data.run_settings import CONFIG_DIR, settings_from_defaults
 from verl_video.data.sft_dataset import VideoSFTDataset, answer_text
 from verl_video.rewards.format import template_ok
 from verl_video.rewards.parser import parse_interval
+from verl_video.tools import warm_start as loop
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +73,51 @@ def test_json_answer_style(demo_dir):
     record = GroundingRecord(id="a", video="v.mp4", query="q", timestamps=[[1.0, 2.5]], extra={"cot": "because"})
     expected = '<think>because</think><answer>{"start_time": 1.0, "end_time": 2.5}</answer>'
     assert answer_text(record, "think_json") == expected
+
+
+def test_item_is_what_the_loop_trains_at_the_positions_generation_uses(processor, tiny_model_dir, demo_dir):
+    # verl's trainer and the hand-written loop must train on the same thing: the same ids, the response and its
+    # end-of-turn labelled (so that the model learns to stop after </answer>), and the M-RoPE positions the
+    # model's own generate and the rollout use (Qwen's released rule), not transformers 5.9's.
+    from transformers import AutoModelForImageTextToText
+
+    from verl_video.models.mrope import TRANSFORMERS_RULES, released_rope_index
+
+    settings = settings_from_defaults(["experiment=tiny_tvg_cpu"]).video
+    dataset = _dataset(processor, [demo_dir / "train.yaml"], **settings.as_section())
+    example = loop.load_examples(processor, demo_dir / "train.yaml", 1, settings=settings)[0]
+    batch = loop.encode_batch(processor, [example], [loop.target_text(example)])
+    item = dataset[0]
+    ids, labels = batch["input_ids"][0], batch["labels"][0]
+    assert torch.equal(item["input_ids"], ids)
+    supervised = item["input_ids"][item["loss_mask"].bool()]
+    assert torch.equal(supervised, ids[labels != loop.IGNORE_INDEX])
+    assert int(supervised[-1]) == processor.tokenizer.eos_token_id
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    grids = {k: batch[k] for k in ("mm_token_type_ids", "video_grid_thw", "second_per_grid_ts", "attention_mask")}
+    released, _ = released_rope_index(model.model, batch["input_ids"], **grids)
+    assert torch.equal(item["position_ids"][1:], released[:, 0])
+    transformers_rule, _ = TRANSFORMERS_RULES["Qwen2_5_VLModel"](model.model, batch["input_ids"], **grids)
+    assert not torch.equal(item["position_ids"][1:], transformers_rule[:, 0])
+
+
+def test_warm_start_through_verl_reads_the_runs_video_settings(processor, demo_dir, tmp_path):
+    # `warm-start --trainer verl --set ...` must decode and prompt as the run's settings say, as the loop does.
+    from hydra import compose, initialize_config_dir
+
+    from verl_video.tools.verl_sft import sft_overrides
+
+    settings = settings_from_defaults(["experiment=tiny_tvg_cpu", "data.video.fps=1.0"]).video
+    overrides = sft_overrides(tmp_path, demo_dir / "train.yaml", tmp_path, 1, 1, 1e-3, 0, "answer_only",
+                              settings=settings)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        config = compose("sft", overrides)
+    item = VideoSFTDataset([str(demo_dir / "train.yaml")], processor.tokenizer, config.data, processor)[0]
+    settings = replace(settings, prompt_template="answer_only")
+    example = loop.load_examples(processor, demo_dir / "train.yaml", 1, settings=settings)[0]
+    expected = loop.encode_batch(processor, [example], [answer_text(example.item.record, "answer_only")])
+    assert torch.equal(item["multi_modal_inputs"]["video_grid_thw"], expected["video_grid_thw"])
+    assert torch.equal(item["input_ids"], expected["input_ids"][0])
+    # 1 fps: fewer temporal grids than the 2 fps default (which the dataset would use without the settings).
+    default = _dataset(processor, [demo_dir / "train.yaml"])[0]["multi_modal_inputs"]["video_grid_thw"]
+    assert int(item["multi_modal_inputs"]["video_grid_thw"][0, 0]) < int(default[0, 0])

@@ -12,13 +12,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from verl_video.data.settings import VideoDataSettings
+
+
+def video_overrides(settings: VideoDataSettings) -> list[str]:
+    """`data.video` of config/sft.yaml set to `settings` (sft.yaml's block is empty: every key is added)."""
+    values = {key: "null" if value is None else value for key, value in settings.as_section().items()}
+    return [f"+data.video.{key}={value}" for key, value in values.items()]
 
 
 def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_size: int, lr: float, seed: int,
-                  template: str | None = None, max_samples: int | None = None) -> list[str]:
-    """Hydra overrides of config/sft.yaml for a CPU run of `steps` optimizer steps of `batch_size` records."""
+                  template: str | None = None, max_samples: int | None = None,
+                  settings: VideoDataSettings | None = None) -> list[str]:
+    """Hydra overrides of config/sft.yaml for a CPU run of `steps` optimizer steps of `batch_size` records, whose
+    videos and prompts follow `settings` (default: the YAML's), as the GRPO run after it will."""
+    settings = settings or VideoDataSettings()
+    if template:
+        settings = replace(settings, prompt_template=template)
     overrides = [
         "sft_profile=cpu",
         f"model.path={model_dir}",
@@ -43,13 +56,12 @@ def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_
         # Only the Hugging Face copy of the weights: the warm start is not resumed.
         "checkpoint.save_contents=[hf_model]",
     ]
-    if template:
-        overrides.append(f"+data.video.prompt_template={template}")
-    return overrides
+    return overrides + video_overrides(settings)
 
 
 def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, seed: int,
-                    template: str | None = None, max_samples: int | None = None) -> dict:
+                    template: str | None = None, max_samples: int | None = None,
+                    settings: VideoDataSettings | None = None) -> dict:
     """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -59,10 +71,13 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
     with tempfile.TemporaryDirectory(prefix="verl_sft_") as tmp:
         workdir = Path(tmp)
         metrics = workdir / "metrics.jsonl"
-        overrides = sft_overrides(model_dir, data, workdir, steps, batch_size, lr, seed, template, max_samples)
+        overrides = sft_overrides(model_dir, data, workdir, steps, batch_size, lr, seed, template, max_samples,
+                                  settings)
         # Its own process: verl patches transformers' Qwen-VL forward for its engine (it then needs verl's
         # position ids), which must not leak into the caller's models; and it owns the process group.
-        env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(metrics))
+        # The caller's torch thread count (warm-start --threads, default 1), which a new process would not get:
+        # on a loaded CPU, OpenMP threads spinning for each other made verl's steps 8x slower than the loop's.
+        env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(metrics), OMP_NUM_THREADS=str(torch.get_num_threads()))
         subprocess.run([sys.executable, "-m", "verl_video.sft", *overrides], env=env, check=True)
         result = json.loads((workdir / RESULT_NAME).read_text())
         losses = [json.loads(line)["data"]["train/loss"] for line in metrics.read_text().splitlines()

@@ -4,12 +4,15 @@ A random-weight model practically never writes `<think>...</think><answer>a to b
 GRPO sample would score the same and the advantages would all be zero. The default 150 steps on the
 demo's training split teach the format halfway (greedy: always; sampled at T=1: about half the time)
 and stop well before the model uses the video (intervals about the best constant guess), so GRPO has
-both the format and the localisation left to improve; measured on the demo's validation split:
-60 steps format 0 at T=1, 150 steps 0.53, 300 steps 0.91 (greedy IoU 0.43), 2000 steps 0.94 (IoU 0.62).
+both the format and the localisation left to improve; measured on the demo's validation split with the
+loop: 60 steps format 0 at T=1, 150 steps 0.44-0.53, 300 steps 0.91 (greedy IoU 0.43), 2000 steps 0.94
+(IoU 0.62); with verl's trainer, 150 steps: 0.66 at T=1, greedy format 1.0, greedy IoU 0.41.
 `--noise` jitters the target intervals for an even rougher start.
 
-`--trainer verl` trains through verl's SFT trainer instead (tools/verl_sft.py: `python -m verl_video.sft`,
-CPU profile, our `VideoSFTDataset`); the default is this module's single-process loop.
+It trains through verl's SFT trainer (tools/verl_sft.py: `python -m verl_video.sft`, CPU profile, our
+`VideoSFTDataset`, the same settings). `--trainer loop` is this module's single-process loop instead, kept
+for `--noise` (jittered targets, which verl's dataset does not draw) and as the reference that
+benchmarks/bench_sft_step.py times verl's trainer against; both train on the same ids, labels and positions.
 
 Records, prompt and video go through the pipeline training uses (`verl_video.data.pipeline`), under
 the settings training will use: tvg_grpo.yaml composed with `--set` overrides (e.g.
@@ -202,7 +205,7 @@ def warm_start(
     seed: int = 0,
     template: str | None = None,
     max_samples: int | None = None,
-    trainer: str = "loop",
+    trainer: str = "verl",
     settings: VideoDataSettings | None = None,
 ) -> dict:
     """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT."""
@@ -211,7 +214,7 @@ def warm_start(
             raise ValueError("--noise jitters targets in the hand-written loop only: add --trainer loop")
         from verl_video.tools.verl_sft import train_with_verl
 
-        result = train_with_verl(model_dir, data, out, steps, batch_size, lr, seed, template, max_samples)
+        result = train_with_verl(model_dir, data, out, steps, batch_size, lr, seed, template, max_samples, settings)
         losses, seconds, samples = result["losses"], result["seconds"], result["samples"]
     else:
         losses, seconds, samples = _train_by_hand(model_dir, data, out, steps, batch_size, lr, noise, seed, template,
@@ -248,9 +251,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--template", default=None, help="prompt template name (default: data.video.prompt_template)")
     parser.add_argument("--max-samples", type=int, default=None, help="use only the first N training records")
-    parser.add_argument("--trainer", choices=("verl", "loop"), default="loop",
+    parser.add_argument("--trainer", choices=("verl", "loop"), default="verl",
                         help="verl: verl's SFT trainer (python -m verl_video.sft, CPU profile); loop: the "
-                             "single-process loop (needed for --noise)")
+                             "hand-written single-process loop (needed for --noise)")
     parser.add_argument("--eval", type=Path, default=None, help="data_config or JSONL to evaluate on afterwards")
     parser.add_argument("--eval-samples", type=int, default=32, help="records of --eval to generate for")
     # A tiny model gains nothing from a second thread, and on a shared CPU OpenMP threads that spin
