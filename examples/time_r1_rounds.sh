@@ -60,7 +60,8 @@ for round in $(seq 1 "$ROUNDS"); do
 import json, sys
 r = json.load(open(sys.argv[1]))
 c = r["counts"]
-print("kept %d of %d (dropped: %s)" % (c["kept"], r["records"], ", ".join("%s %s" % kv for kv in c.items() if kv[0] != "kept")))
+dropped = ", ".join("%s %s" % kv for kv in c.items() if kv[0] != "kept")
+print("kept %d of %d (dropped: %s)" % (c["kept"], r["records"], dropped))
 PY
 )
   echo "== round $round/$ROUNDS: GRPO from $MODEL on the selection: $counts"
@@ -76,7 +77,8 @@ PY
   actor="$dir/checkpoints/global_step_$step/actor"
   echo "== round $round/$ROUNDS: merge $actor"
   python -m verl.model_merger merge --backend fsdp --local_dir "$actor" --target_dir "$actor/huggingface_merged"
-  echo "round $round: start model $MODEL; selection $counts; trained $step steps; checkpoint $actor" >> "$OUT/rounds.txt"
+  echo "round $round: start model $MODEL; selection $counts; trained $step steps; checkpoint $actor" \
+    >> "$OUT/rounds.txt"
   MODEL="$actor/huggingface_merged"
 done
 cat "$OUT/rounds.txt"
