@@ -8,7 +8,7 @@
    k sampled rewards vary), seeded with --seed (or --select-seed).
 2. Three GRPO runs of --steps steps from the same model with the same seed: `full` (all of DATA), `selected`
    (the selection's data_config) and `dynamic` (all of DATA with `algorithm.filter_groups.enable=true`, metric
-   `reward`, `max_num_gen_batches`); validation once, after the last step.
+   `reward`, `max_num_gen_batches`); validation after the last step (and before the first, in `full`).
 3. Tables from each run's metrics.jsonl: the share of zero-variance groups in each trained batch
    (`groups/zero_variance_fraction`), the dynamic run's groups generated / kept / share of generated groups
    with zero variance / generation batches, the training reward and IoU per step, and the final validation.
@@ -31,6 +31,7 @@ from verl_video.tools.summarize import RunMetrics
 
 RUNS = ("full", "selected", "dynamic")
 FILTER = "training/filter_groups"
+COUNTS = {f"{FILTER}/{name}" for name in ("groups_generated", "groups_kept", "gen_batches")}
 
 
 def verl_video(*args: str) -> list[str]:
@@ -68,7 +69,8 @@ def steps_done(metrics: Path) -> int:
     return sum(1 for _, data in RunMetrics.load(metrics).steps if "training/global_step" in data)
 
 
-def train(args: argparse.Namespace, name: str, train_files: str, extra: list[str]) -> None:
+def train(args: argparse.Namespace, name: str, train_files: str, extra: list[str],
+          val_before: bool = False) -> None:
     """One GRPO run of args.steps steps into OUT/runs/NAME (skipped when already complete)."""
     root = Path(args.output_dir) / "runs" / name
     metrics = root / "metrics.jsonl"
@@ -80,7 +82,7 @@ def train(args: argparse.Namespace, name: str, train_files: str, extra: list[str
     cmd = [sys.executable, "-m", "verl_video.main", f"experiment={args.experiment}",
            f"actor_rollout_ref.model.path={args.model}", f"data.train_files={train_files}",
            f"data.val_files={args.val}", f"trainer.seed={args.seed}", f"trainer.total_training_steps={args.steps}",
-           "trainer.val_before_train=false", f"trainer.test_freq={args.steps}", "trainer.save_freq=-1",
+           f"trainer.val_before_train={str(val_before).lower()}", f"trainer.test_freq={args.steps}", "trainer.save_freq=-1",
            f"trainer.default_local_dir={root / 'checkpoints'}", f"trainer.validation_data_dir={root / 'validation'}",
            *extra, *args.overrides]
     env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(metrics)}
@@ -90,7 +92,15 @@ def train(args: argparse.Namespace, name: str, train_files: str, extra: list[str
 
 
 def _value(data: dict, key: str) -> str:
-    return f"{data[key]:.3f}" if key in data else "-"
+    if key not in data:
+        return "-"
+    # Group and batch counts print as counts, fractions and rewards with three decimals.
+    return f"{data[key]:.0f}" if key in COUNTS else f"{data[key]:.3f}"
+
+
+def _at(run: RunMetrics, key: str | None, index: int) -> str:
+    series = run.series(key) if key else []
+    return f"{series[index][1]:.3f}" if series else "-"
 
 
 def _first_key(run: RunMetrics, prefix: str, suffix: str) -> str | None:
@@ -133,8 +143,8 @@ def tables(out: Path) -> str:
              [(f"{name} reward", name, "critic/score/mean") for name in runs]
              + [(f"{name} IoU", name, iou[name]) for name in runs if iou[name]])
     lines += ["Means over the steps and validation after the last step (greedy)", "",
-              "| run | steps | zero-variance | reward | IoU | val mIoU | val R1@0.5 | s/step |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| run | steps | zero-variance | reward | IoU | answer parsed | val mIoU | val R1@0.5 | s/step |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, run in runs.items():
         rows = [d for _, d in train_steps[name]]
 
@@ -144,9 +154,11 @@ def tables(out: Path) -> str:
 
         val_iou = _first_key(run, "val-aux/", "/iou/mean@1")
         val_r1 = _first_key(run, "val-aux/", "/r1@0.5/mean@1")
-        last = lambda key: f"{run.series(key)[-1][1]:.3f}" if key and run.series(key) else "-"  # noqa: E731
+        parsed = _first_key(run, "reward/", "/parse_ok")
+        if val_iou and run.series(val_iou)[0][0] == 0:
+            lines.append(f"| start (step 0) | 0 | - | - | - | - | {_at(run, val_iou, 0)} | {_at(run, val_r1, 0)} | - |")
         lines.append(f"| {name} | {len(rows)} | {mean(zero)} | {mean('critic/score/mean')} | {mean(iou[name])} | "
-                     f"{last(val_iou)} | {last(val_r1)} | {mean('timing_s/step')} |")
+                     f"{mean(parsed)} | {_at(run, val_iou, -1)} | {_at(run, val_r1, -1)} | {mean('timing_s/step')} |")
     return "\n".join(lines)
 
 
@@ -175,7 +187,7 @@ def main() -> None:
         if not (args.data and args.val):
             parser.error("--model needs --data and --val")
         selected = run_select(args, out / "select")
-        train(args, "full", args.data, [])
+        train(args, "full", args.data, [], val_before=True)  # the starting model's validation, once
         train(args, "selected", str(selected), [])
         train(args, "dynamic", args.data, ["algorithm.filter_groups.enable=true",
                                            "algorithm.filter_groups.metric=reward",
