@@ -82,7 +82,8 @@ def train(args: argparse.Namespace, name: str, train_files: str, extra: list[str
     cmd = [sys.executable, "-m", "verl_video.main", f"experiment={args.experiment}",
            f"actor_rollout_ref.model.path={args.model}", f"data.train_files={train_files}",
            f"data.val_files={args.val}", f"trainer.seed={args.seed}", f"trainer.total_training_steps={args.steps}",
-           f"trainer.val_before_train={str(val_before).lower()}", f"trainer.test_freq={args.steps}", "trainer.save_freq=-1",
+           f"trainer.val_before_train={str(val_before).lower()}", f"trainer.test_freq={args.steps}",
+           "trainer.save_freq=-1",
            f"trainer.default_local_dir={root / 'checkpoints'}", f"trainer.validation_data_dir={root / 'validation'}",
            *extra, *args.overrides]
     env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(metrics)}
