@@ -189,7 +189,11 @@ def main() -> None:
             parser.error("--model needs --data and --val")
         selected = run_select(args, out / "select")
         train(args, "full", args.data, [], val_before=True)  # the starting model's validation, once
-        train(args, "selected", str(selected), [])
+        report = json.loads((out / "select" / "selection.json").read_text())
+        if report["counts"]["kept"] < report["records"]:
+            train(args, "selected", str(selected), [])
+        else:  # the same records, seed and model: the run would repeat `full`
+            print("compare_selection: the selection kept every record; no `selected` run", file=sys.stderr)
         train(args, "dynamic", args.data, ["algorithm.filter_groups.enable=true",
                                            "algorithm.filter_groups.metric=reward",
                                            f"algorithm.filter_groups.max_num_gen_batches={args.max_gen_batches}"])
