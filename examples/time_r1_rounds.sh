@@ -54,8 +54,13 @@ for round in $(seq 1 "$ROUNDS"); do
   dir="$OUT/round_$round"
   echo "== round $round/$ROUNDS: select ($STRATEGY, k=$K) with $MODEL"
   # shellcheck disable=SC2086
-  verl-video select "$DATA" --model "$MODEL" -k "$K" --strategy "$STRATEGY" -o "$dir/select" \
-    "${SELECT_BACKEND[@]}" "${SELECT_SETTINGS[@]}" $SELECT_ARGS
+  if ! verl-video select "$DATA" --model "$MODEL" -k "$K" --strategy "$STRATEGY" -o "$dir/select" \
+      "${SELECT_BACKEND[@]}" "${SELECT_SETTINGS[@]}" $SELECT_ARGS; then
+    # Exit 1: nothing left to train on (e.g. every record outside the IoU band); the rounds so far stand.
+    echo "== round $round/$ROUNDS: selection failed or kept nothing; stopping with $MODEL" >&2
+    [[ -f "$OUT/rounds.txt" ]] && cat "$OUT/rounds.txt"
+    exit 1
+  fi
   counts=$(python - "$dir/select/selection.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -18,6 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "time_r1_rounds.sh"
 # trainer.total_training_steps steps; `python -m verl.model_merger`: the merged folder. Other python calls run.
 FAKE_VERL_VIDEO = """#!/usr/bin/env bash
 echo "verl-video $*" >> "$CALLS"
+[[ -n "$EMPTY_FROM_ROUND" && "$*" == *"/round_$EMPTY_FROM_ROUND/select"* ]] && exit 1
 out=""; prev=""
 for a in "$@"; do [[ "$prev" == -o ]] && out="$a"; prev="$a"; done
 mkdir -p "$out"
@@ -39,7 +40,7 @@ fi
 """
 
 
-def _run(tmp_path: Path, *extra: str, **env: str) -> list[list[str]]:
+def _run(tmp_path: Path, *extra: str, expect: int = 0, **env: str) -> list[list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, text in (("verl-video", FAKE_VERL_VIDEO), ("python", FAKE_PYTHON)):
@@ -48,9 +49,10 @@ def _run(tmp_path: Path, *extra: str, **env: str) -> list[list[str]]:
     calls = tmp_path / "calls.txt"
     run_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls),
                "REAL_PYTHON": sys.executable, "OUT": str(tmp_path / "out"), "MODEL": "/models/start",
-               "DATA": "/data/train.yaml", "VAL": "/data/val.yaml", **env}
+               "DATA": "/data/train.yaml", "VAL": "/data/val.yaml", "EMPTY_FROM_ROUND": "", **env}
     done = subprocess.run(["bash", str(SCRIPT), *extra], env=run_env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == expect, done.stdout + done.stderr
+    (tmp_path / "output.txt").write_text(done.stdout + done.stderr)
     return [shlex.split(line) for line in calls.read_text().splitlines()]
 
 
@@ -92,3 +94,12 @@ def test_selection_sees_the_records_with_the_settings_training_uses(tmp_path):
         # Every trainer override the script or the user passes (experiment, video budget) reaches select.
         assert "experiment=tiny_tvg_cpu" in overrides and "data.video.max_frames=16" in overrides
         assert set(overrides) <= set(train[3:])
+
+
+def test_an_empty_selection_stops_the_loop_and_keeps_the_rounds_so_far(tmp_path):
+    # Round 2's selection keeps nothing (verl-video select exits 1): no training on it, round 1 stands.
+    calls = _run(tmp_path, ROUNDS="3", STEPS="3", EMPTY_FROM_ROUND="2", expect=1)
+    merged = "round_1/checkpoints/global_step_3/actor/huggingface_merged"
+    assert f"stopping with {tmp_path}/out/{merged}" in (tmp_path / "output.txt").read_text()
+    assert [c[0] for c in calls] == ["verl-video", "train", "merge", "verl-video"]
+    assert len((tmp_path / "out" / "rounds.txt").read_text().splitlines()) == 1
