@@ -22,6 +22,7 @@ SELECT_ARGS=${SELECT_ARGS:-}
 OUT=${OUT:-runs/time_r1_rounds_$MODE}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+rm -f "$OUT/rounds.txt"
 
 if [[ "$MODE" == cpu ]]; then
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -35,23 +36,41 @@ if [[ "$MODE" == cpu ]]; then
   DATA=${DATA:-$OUT/data/train.yaml}
   VAL=${VAL:-$OUT/data/val.yaml}
   TRAIN_ARGS=(experiment=tiny_tvg_cpu trainer.val_before_train=false)
-  SELECT_BACKEND=(--backend hf --device cpu --max-new-tokens 48)
+  SELECT_BACKEND=(--backend hf --device cpu)
 else
   STEPS=${STEPS:-}
   MODEL=${MODEL:-Qwen/Qwen2.5-VL-3B-Instruct}
   DATA=${DATA:-data_config/tvg.yaml}
   VAL=${VAL:-data_config/tvg_val.yaml}
   TRAIN_ARGS=(profile=gpu)
-  SELECT_BACKEND=(--backend vllm --max-new-tokens 256)
+  SELECT_BACKEND=(--backend vllm)
 fi
+
+# Selection sees the records as training does (video budget, template, response length): the same overrides.
+SELECT_SETTINGS=()
+for override in "${TRAIN_ARGS[@]}" "$@"; do SELECT_SETTINGS+=(--set "$override"); done
 
 for round in $(seq 1 "$ROUNDS"); do
   dir="$OUT/round_$round"
   echo "== round $round/$ROUNDS: select ($STRATEGY, k=$K) with $MODEL"
   # shellcheck disable=SC2086
-  verl-video select "$DATA" --model "$MODEL" -k "$K" --strategy "$STRATEGY" -o "$dir/select" \
-    "${SELECT_BACKEND[@]}" $SELECT_ARGS
-  echo "== round $round/$ROUNDS: GRPO on $(wc -l < "$dir/select/stats.jsonl") scored records, selection in $dir/select/selection.md"
+  if ! verl-video select "$DATA" --model "$MODEL" -k "$K" --strategy "$STRATEGY" -o "$dir/select" \
+      "${SELECT_BACKEND[@]}" "${SELECT_SETTINGS[@]}" $SELECT_ARGS; then
+    # Exit 1: nothing left to train on (e.g. every record outside the IoU band); the rounds so far stand.
+    echo "== round $round/$ROUNDS: selection failed or kept nothing; stopping with $MODEL" >&2
+    [[ -f "$OUT/rounds.txt" ]] && cat "$OUT/rounds.txt"
+    exit 1
+  fi
+  counts=$(python - "$dir/select/selection.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["counts"]
+dropped = ", ".join("%s %s" % kv for kv in c.items() if kv[0] != "kept")
+print("kept %d of %d (dropped: %s)" % (c["kept"], r["records"], dropped))
+PY
+)
+  echo "== round $round/$ROUNDS: GRPO from $MODEL on the selection: $counts"
+  rm -f "$dir/metrics.jsonl"
   VERL_FILE_LOGGER_PATH="$dir/metrics.jsonl" python -m verl_video.main "${TRAIN_ARGS[@]}" \
     actor_rollout_ref.model.path="$MODEL" \
     data.train_files="$dir/select/data_config.yaml" \
@@ -63,6 +82,9 @@ for round in $(seq 1 "$ROUNDS"); do
   actor="$dir/checkpoints/global_step_$step/actor"
   echo "== round $round/$ROUNDS: merge $actor"
   python -m verl.model_merger merge --backend fsdp --local_dir "$actor" --target_dir "$actor/huggingface_merged"
+  echo "round $round: start model $MODEL; selection $counts; trained $step steps; checkpoint $actor" \
+    >> "$OUT/rounds.txt"
   MODEL="$actor/huggingface_merged"
 done
+cat "$OUT/rounds.txt"
 echo "== done: last model $MODEL"

@@ -87,3 +87,24 @@ def test_tiny_model_samples_k_seeded_answers(demo, tmp_path, tiny_model_dir):
         assert len(line["answers"]) == 3 and len(set(line["answers"])) > 1  # temperature 1: the answers differ
         assert isinstance(line["greedy"], str) and len(line["ious"]) == len(line["rewards"]) == 3
     assert [r["answers"] for r in runs[0]] == [r["answers"] for r in runs[1]]  # seeded: the same answers again
+
+
+def test_a_resume_under_other_run_settings_is_refused(demo, tmp_path, tiny_model_dir, capsys):
+    """--set changes the seed or the video budget without a flag; such a rerun must not mix its answers in."""
+    from transformers import AutoProcessor
+
+    truth = {r.id: r.timestamps[0] for r in read_annotations(str(demo / "train.yaml").replace("yaml", "jsonl"))}
+    processor = AutoProcessor.from_pretrained(str(tiny_model_dir))
+    out = tmp_path / "sel"
+    base = [str(demo / "train.yaml"), "--model", str(tiny_model_dir), "-k", "2", "-o", str(out), "--batch-size", "2"]
+    first = AlternatingBackend(processor, truth)
+    assert cli.run(select_args(*base, "--limit", "2"), backend_factory=lambda model: first) == 0
+    for override in ("trainer.seed=7", "data.video.max_frames=8", "experiment=tiny_tvg_cpu"):
+        other = AlternatingBackend(processor, truth)
+        assert cli.run(select_args(*base, "--set", override), backend_factory=lambda model: other) == 2, override
+        assert other.requests == [] and "different settings (resolved)" in capsys.readouterr().err
+    assert len((out / "stats.jsonl").read_text().splitlines()) == 2
+    # The same settings again resume: only the two records not done yet are generated.
+    again = AlternatingBackend(processor, truth)
+    assert cli.run(select_args(*base), backend_factory=lambda model: again) == 0
+    assert sorted(set(again.requests)) == sorted(set(truth) - set(first.requests))

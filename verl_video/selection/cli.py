@@ -16,14 +16,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import yaml
 from tqdm import tqdm
 
 from verl_video.data.pipeline import read_data_config
-from verl_video.data.run_settings import settings_from_args
+from verl_video.data.run_settings import RunSettings, settings_from_args
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
 from verl_video.evaluation.predictions import PredictionFileError, PredictionWriter, recover, start_or_resume
@@ -78,12 +78,16 @@ def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, sco
                        extra={"answers": sampled, "greedy": greedy})
 
 
-def run_settings(args: argparse.Namespace) -> dict:
+def run_settings(args: argparse.Namespace, run: RunSettings, samples: list[EvalSample]) -> dict:
     """What determines the answers and their scores; a resumed run must match it."""
     keys = ("video_root", "model", "k", "seed", "temperature", "greedy", "reward_preset", "template", "think",
             "max_new_tokens", "top_p", "backend", "decoder", "fps", "max_frames", "min_frames", "total_pixels",
             "min_pixels", "max_pixels")
-    return {"data": os.path.abspath(args.data), **{k: getattr(args, k, None) for k in keys}}
+    # The flags alone miss what --set / --run change (seed, video budget, template, response length).
+    resolved = {**run.values(), "reward": run.reward,
+                "datasets": {s.dataset: {"template": s.item.template, **asdict(s.item.video.budget)} for s in samples}}
+    return {"data": os.path.abspath(args.data), **{k: getattr(args, k, None) for k in keys},
+            "resolved": json.loads(json.dumps(resolved))}
 
 
 def sample_stats(args: argparse.Namespace, backend_factory=None) -> list[RecordStats]:
@@ -98,11 +102,11 @@ def sample_stats(args: argparse.Namespace, backend_factory=None) -> list[RecordS
     run = run_eval.apply_flags(settings_from_args(args, model=args.model), flags)
     samples = [replace(s, item=run_eval.force_flags(s.item, flags))
                for s in load_eval_set(args.data, args.video_root, run.video)]
+    settings = run_settings(args, run, samples)
     if args.limit:
         samples = samples[:args.limit]
     os.makedirs(args.output_dir, exist_ok=True)
     stats_file, run_file = os.path.join(args.output_dir, STATS_FILE), os.path.join(args.output_dir, RUN_FILE)
-    settings = run_settings(args)
     start_or_resume(run_file, stats_file, settings, args.overwrite, run_eval.check_resumable)
     with open(run_file, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=2)
