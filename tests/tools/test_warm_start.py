@@ -62,6 +62,19 @@ def test_targets_have_the_rewarded_format() -> None:
     assert len(set(noisy)) > 1
 
 
+def test_an_answer_only_template_gets_an_answer_only_target() -> None:
+    from verl_video.data.dataset import DatasetItem
+    from verl_video.data.records import GroundingRecord
+    from verl_video.data.sft_dataset import SFTExample
+
+    record = GroundingRecord(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
+    example = SFTExample(DatasetItem("demo", record, None, "answer_only"), torch.zeros(0), {}, "", duration=10.0)
+    target = target_text(example)
+    # The reward for this template would score a <think> block as a format failure.
+    assert target == "<answer>2.00 to 5.50</answer>"
+    assert template_ok(target, think=False) and not template_ok(target, think=True)
+
+
 def test_labels_cover_the_response_only(setup) -> None:
     _, processor, examples = setup
     responses = [target_text(ex) for ex in examples[:2]]

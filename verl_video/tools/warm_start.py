@@ -33,9 +33,10 @@ from pathlib import Path
 import torch
 
 from verl_video.data.pipeline import load_items
+from verl_video.data.prompts import get_template
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
-from verl_video.data.sft_dataset import SFTExample, encode, load_example, processor_inputs
+from verl_video.data.sft_dataset import SFTExample, answer_text, encode, load_example, processor_inputs
 from verl_video.models.mrope import install_released_mrope_rule
 from verl_video.tools.demo_data import explain
 
@@ -71,7 +72,11 @@ def target_text(example: SFTExample, rng: torch.Generator | None = None, noise: 
         end += noise * float(torch.randn((), generator=rng))
         # Keep half-second granularity and an ordered, in-range pair: the model should learn the form.
         start, end = sorted(min(max(round(2 * x) / 2, 0.0), example.duration) for x in (start, end))
-    return f"<think>{explain(record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
+    # The example's own template decides the form (answer only, JSON, think); a think template without the
+    # record's reasoning gets the demo's one-line explanation of its query.
+    return answer_text(record, example.item.template, (start, end)) or (
+        f"<think>{explain(record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
+    )
 
 
 def model_inputs(processor, examples: list[SFTExample], texts: list[str]) -> dict:
@@ -160,7 +165,7 @@ def evaluate(
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
         text = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         result = parse_interval(text, ex.duration)
-        formatted += template_ok(text) and result.ok
+        formatted += template_ok(text, get_template(ex.item.template).think) and result.ok
         parsed += result.ok
         ious.append(best_iou(result.interval, ex.item.record.timestamps) if result.ok else 0.0)
         samples.append(text)
