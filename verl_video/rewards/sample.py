@@ -61,11 +61,21 @@ class Sample:
             return gt
         if gt is None:
             return {}
-        if self.task == "tracking":
-            return {"boxes": gt}
-        if self.task == "mcq" or (isinstance(gt, str) and not find_pairs(gt)):
+        if isinstance(gt, str) and not find_pairs(gt):
             return {"answer": gt}
+        if _looks_like_boxes(gt):
+            return {"boxes": gt}
         return {"timestamps": gt}
+
+    @lazy
+    def answer_kind(self) -> str:
+        """What the main answer holds: "interval" (default), "choice" or "boxes" (set by the row's task)."""
+        kind = self.truth.get("answer_kind")
+        if kind:
+            return str(kind)
+        if self.truth.get("boxes") is not None:
+            return "boxes"
+        return "choice" if self.truth.get("answer") is not None else "interval"
 
     @lazy
     def task(self) -> str:
@@ -135,6 +145,14 @@ def read_windows(value: Any) -> list[Interval]:
         return [w for w in map(as_interval, value) if w]
     except TypeError:
         return []
+
+
+def _looks_like_boxes(value: Any) -> bool:
+    # A bare list of [x0, y0, x1, y1] (lists or numpy rows), never a bare [s, e] or a list of pairs.
+    try:
+        return len(value[0]) == 4 and not isinstance(value[0], (str, bytes))
+    except (TypeError, IndexError, KeyError):
+        return False
 
 
 def _truthy(value: Any) -> bool:

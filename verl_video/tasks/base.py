@@ -1,0 +1,70 @@
+"""The task interface: what a task declares so that a record can go from file to prompt to reward to metric.
+
+A task is one small class, registered under its name (see registry.py):
+
+    fields         the record fields it needs, each checked by `validate` (errors name the field)
+    validate       problems of one record, as (field, message) pairs; empty when it is usable
+    ground_truth   what the row's reward reads (`reward_model.ground_truth`), with an `answer_kind`
+                   ("interval", "choice", "boxes") that tells the rewards how to read the answer
+    prompts        user prompt templates by style ("think", "no_think"), `<video>` where the video goes
+    default_preset the reward preset (rewards/presets.yaml or the run's presets file) its rows use
+    metrics        evaluation metrics of one scored response (name -> value), averaged per task
+
+Records are the canonical ones (data/records.py): task fields that are not canonical live in `record.extra`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from verl_video.data.records import GroundingRecord
+
+PROMPT_STYLES = ("think", "no_think")
+
+
+class Task:
+    """Base class of a task; subclasses set the class attributes and override what differs."""
+
+    name: ClassVar[str] = ""
+    # Record fields the task reads: canonical attributes (query, timestamps, duration) or `extra` keys.
+    fields: ClassVar[tuple[str, ...]] = ()
+    default_preset: ClassVar[str] = ""
+    prompts: ClassVar[Mapping[str, str]] = {}
+
+    def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
+        """(field, problem) for every problem of `record` for this task; the base checks presence."""
+        return [(name, "missing field") for name in self.fields if _missing(field_value(record, name))]
+
+    def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
+        """The row's reward ground truth for `record` (duration: seconds the model sees)."""
+        raise NotImplementedError
+
+    def prompt_values(self, record: GroundingRecord, duration: float | None) -> dict[str, str]:
+        """The values the prompt templates format in (`{query}`, `{duration}` and the task's own)."""
+        return {"query": " ".join(str(record.query).split()), "duration": _seconds(duration)}
+
+    def render_prompt(self, record: GroundingRecord, style: str, duration: float | None) -> str:
+        """The user prompt text (with `<video>`) of `record` in prompt `style`."""
+        if style not in self.prompts:
+            raise ValueError(f"task {self.name!r} has no {style!r} prompt; it has {', '.join(self.prompts)}")
+        return self.prompts[style].format(**self.prompt_values(record, duration))
+
+    def metrics(self, sample: Any) -> dict[str, float]:
+        """Evaluation metrics of one scored response (a rewards `Sample` of this task's row)."""
+        raise NotImplementedError
+
+
+def field_value(record: GroundingRecord, name: str) -> Any:
+    """A record field by name: a canonical attribute, else the `extra` key."""
+    if name in ("query", "timestamps", "duration", "video"):
+        return getattr(record, name)
+    return record.extra.get(name)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | tuple) and len(value) == 0)
+
+
+def _seconds(duration: float | None) -> str:
+    return f"{duration:.2f}" if duration is not None else ""

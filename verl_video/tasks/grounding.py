@@ -1,0 +1,36 @@
+"""Temporal video grounding: when does the sentence happen? The answer is one interval in seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verl_video.data.checks import check_record
+from verl_video.data.prompts import TEMPLATES
+from verl_video.data.records import DEFAULT_TASK, GroundingRecord
+from verl_video.grounding_metrics import per_sample_metrics
+from verl_video.rewards.components import iou, parse_ok
+
+from .base import Task
+from .registry import register_task
+
+
+@register_task
+class Grounding(Task):
+    """One query, one or more ground-truth windows (the best-matching one counts)."""
+
+    name = DEFAULT_TASK
+    fields = ("query", "timestamps")
+    default_preset = "default"
+    prompts = {"think": TEMPLATES["think"].user, "no_think": TEMPLATES["answer_only"].user}
+
+    def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
+        """Presence, then the span checks the validator has always made (NaN, order, duration)."""
+        return super().validate(record) or [(p.field, p.problem) for p in check_record(record)]
+
+    def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
+        """The windows in seconds and the duration the model sees."""
+        return {"answer_kind": "interval", "timestamps": record.timestamps, "duration": duration}
+
+    def metrics(self, sample: Any) -> dict[str, float]:
+        """IoU, parse rate and R1@m, exactly as `verl-video score` computes them."""
+        return per_sample_metrics(iou(sample), bool(parse_ok(sample)))
