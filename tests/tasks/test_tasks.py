@@ -52,7 +52,6 @@ def test_every_builtin_task_declares_prompts_preset_and_fields():
         (MCQ, qa_record(answer="(E)"), "answer"),  # not among the options
         (MCQ, qa_record(options="A or B"), "options"),
         (GQA, qa_record(timestamps=[]), "timestamps"),
-        (GQA, qa_record(timestamps=[(30.0, 10.0)]), "timestamps[0]"),
         (TRACK, record(query="sloth", boxes=[[0.1, 0.1, 0.3, 0.3], [0.1, 0.1, 1.3, 0.3], [0, 0, 1, 1]]), "boxes[1]"),
         (TRACK, record(query="sloth", boxes=[[0.1, 0.1, 0.3, 0.3], [0.5, 0.1, 0.3, 0.3], [0, 0, 1, 1]]), "boxes[1]"),
         (TRACK, record(query="sloth", boxes=[[0.1, 0.1, 0.3, 0.3]]), "boxes"),
@@ -68,6 +67,7 @@ def test_validation_names_the_bad_field(task, rec, field):
 def test_good_records_have_no_problems():
     assert MCQ.validate(qa_record()) == [] and GQA.validate(qa_record()) == []
     assert TRACK.validate(record(query="sloth", boxes=BOXES)) == []
+    assert TRACK.video_problems(record(query="sloth", boxes=BOXES), 2) == [("boxes", "4 boxes need 3 frames, the video has 2")]
     assert TASKS["tvg"].validate(record(timestamps=[(1.0, 2.0)])) == []
 
 

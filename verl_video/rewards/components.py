@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .boxes import mean_box_iou, parse_boxes, read_boxes
+from .boxes import read_boxes
 from .choice import choice_accuracy, read_choice
 from .format import format_score
 from .iou import best_iou, multi_iou, normalized_iou, timestamp_iou
@@ -99,7 +99,10 @@ def _evidence_tag(sample: Sample, tag: str | None) -> str:
 def box_iou_reward(sample: Sample, exact: bool = True) -> float:
     """Tracking: mean box IoU over the asked frames, 0 unless one box per frame (VideoChat-R1's rule;
     `exact=False` scores a missing box 0 and ignores extra ones instead)."""
-    return mean_box_iou(parse_boxes(sample.response), _boxes(sample), exact)
+    truth = _boxes(sample)
+    if not truth or (exact and len(sample.predicted_boxes) != len(truth)):
+        return 0.0
+    return sum(sample.box_ious) / len(truth)
 
 
 def _evidence(sample: Sample, tag: str) -> list:
@@ -152,9 +155,10 @@ def answer_status(sample: Sample) -> str:
     content = answer_block(sample.response)
     if content is None:
         return NO_ANSWER
-    if _CONTENT_OK[sample.answer_kind](sample, content, None):
-        return OK
-    return WRONG_COUNT if sample.answer_kind == "boxes" and read_boxes(content) else UNPARSEABLE
+    if sample.answer_kind == "boxes":  # the same block the reward reads, parsed once
+        boxes = sample.predicted_boxes
+        return OK if len(boxes) == len(_boxes(sample)) else WRONG_COUNT if boxes else UNPARSEABLE
+    return OK if _CONTENT_OK[sample.answer_kind](sample, content, None) else UNPARSEABLE
 
 
 def main_overlap(sample: Sample) -> float:

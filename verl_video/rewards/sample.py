@@ -15,6 +15,7 @@ from typing import Any
 
 from verl_video.data.prompts import TEMPLATES
 
+from .boxes import box_iou, parse_boxes
 from .iou import Interval, as_interval
 from .parser import DEFAULT_CONFIG, ParseResult, ParserConfig, as_duration, find_pairs, parse_interval, parse_intervals
 
@@ -105,6 +106,19 @@ class Sample:
     def intervals(self) -> list[Interval]:
         """Every predicted interval, for multi-segment answers."""
         return [r.interval for r in parse_intervals(self.response, self.duration, self.parser_config) if r.interval]
+
+    @lazy
+    def predicted_boxes(self) -> list:
+        """Every `[x0, y0, x1, y1]` of the last answer block (tracking answers), read once."""
+        return parse_boxes(self.response)
+
+    @lazy
+    def box_ious(self) -> list[float]:
+        """IoU of each predicted box with the ground-truth box of the same frame (pairs in order), computed once."""
+        boxes = self.truth.get("boxes")
+        if boxes is None or isinstance(boxes, (str, bytes)):
+            return []
+        return [box_iou(pred, gt) for pred, gt in zip(self.predicted_boxes, boxes)]
 
     @lazy
     def think(self) -> bool:

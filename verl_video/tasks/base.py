@@ -3,7 +3,9 @@
 A task is one small class, registered under its name (see registry.py):
 
     fields         the record fields it needs, each checked by `validate` (errors name the field)
-    validate       problems of one record, as (field, message) pairs; empty when it is usable
+    validate       problems of one record's task fields, as (field, message) pairs; empty when it is usable
+                   (the spans, duration and clip of every record are checked apart, by data/checks.py)
+    video_problems what the video reveals about the record (e.g. too few frames for its boxes)
     ground_truth   what the row's reward reads (`reward_model.ground_truth`), with an `answer_kind`
                    ("interval", "choice", "boxes") that tells the rewards how to read the answer
     prompts        user prompt templates by style ("think", "no_think"), `<video>` where the video goes
@@ -35,6 +37,14 @@ class Task:
     def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
         """(field, problem) for every problem of `record` for this task; the base checks presence."""
         return [(name, "missing field") for name in self.fields if _missing(field_value(record, name))]
+
+    def video_problems(self, record: GroundingRecord, num_frames: int) -> list[tuple[str, str]]:
+        """(field, problem) that the video (`num_frames` frames, 0 when unknown) reveals; none by default."""
+        return []
+
+    def frame_indices(self, record: GroundingRecord, num_frames: int) -> list[int] | None:
+        """The exact source frames the model must see, in order, or None to sample by time (the default)."""
+        return None
 
     def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
         """The row's reward ground truth for `record` (duration: seconds the model sees)."""

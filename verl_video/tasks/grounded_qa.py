@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.checks import check_record
 from verl_video.data.records import GroundingRecord
 from verl_video.rewards.components import evidence_iou
 
@@ -30,10 +29,6 @@ class GroundedQA(MultipleChoice):
         "think": "<video>\n{query}\nOptions:\n{options}\nReason about it inside <think></think>. Then " + _ANSWER,
         "no_think": "<video>\n{query}\nOptions:\n{options}\n" + _ANSWER,
     }
-
-    def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
-        """The multiple-choice checks, then the evidence windows as grounding checks them."""
-        return super().validate(record) or [(p.field, p.problem) for p in check_record(record)]
 
     def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
         """The letter, the option count, the evidence windows and where the answer puts its evidence."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.checks import check_record
 from verl_video.data.prompts import TEMPLATES
 from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.grounding_metrics import per_sample_metrics
@@ -22,10 +21,6 @@ class Grounding(Task):
     fields = ("query", "timestamps")
     default_preset = "default"
     prompts = {"think": TEMPLATES["think"].user, "no_think": TEMPLATES["answer_only"].user}
-
-    def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
-        """Presence, then the span checks the validator has always made (NaN, order, duration)."""
-        return super().validate(record) or [(p.field, p.problem) for p in check_record(record)]
 
     def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
         """The windows in seconds and the duration the model sees."""

@@ -18,7 +18,6 @@ from typing import Any
 
 from verl_video.data.records import GroundingRecord
 from verl_video.rewards.components import box_iou_reward, parse_ok
-from verl_video.rewards.boxes import box_iou, parse_boxes
 
 from .base import Task
 from .fields import boxes_problems
@@ -76,6 +75,13 @@ class Tracking(Task):
         boxes = len(record.extra["boxes"])
         return boxes - 1 if record.extra.get("box_frames", DEFAULT_BOX_FRAMES) == DEFAULT_BOX_FRAMES else boxes
 
+    def video_problems(self, record: GroundingRecord, num_frames: int) -> list[tuple[str, str]]:
+        """A video with fewer frames than the boxes name."""
+        needed = self.frames_needed(record)
+        if 0 < num_frames < needed:
+            return [("boxes", f"{len(record.extra['boxes'])} boxes need {needed} frames, the video has {num_frames}")]
+        return []
+
     def frame_indices(self, record: GroundingRecord, total_frames: int) -> list[int]:
         """The source frames the model sees, in order; ValueError when the video has too few frames."""
         mapping = record.extra.get("box_frames", DEFAULT_BOX_FRAMES)
@@ -100,8 +106,7 @@ class Tracking(Task):
 
     def metrics(self, sample: Any) -> dict[str, float]:
         """Mean per-frame box IoU (0 when the box count is wrong), success rate at IoU 0.5, parse rate."""
-        truth = list(sample.truth.get("boxes") or [])
-        preds = parse_boxes(sample.response)
-        exact = len(preds) == len(truth) and bool(truth)
-        success = sum(box_iou(p, g) >= SUCCESS_IOU for p, g in zip(preds, truth)) / len(truth) if exact else 0.0
+        asked = len(sample.truth.get("boxes") or [])
+        exact = asked > 0 and len(sample.predicted_boxes) == asked
+        success = sum(iou >= SUCCESS_IOU for iou in sample.box_ious) / asked if exact else 0.0
         return {"box_iou": box_iou_reward(sample, exact=True), "box_success@0.5": success, "parse_ok": parse_ok(sample)}
