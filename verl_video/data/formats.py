@@ -49,6 +49,7 @@ GOT10K_FRAME_RATE = 10.0
 # Keys whose presence identifies a record format (the first match wins).
 _SIGNATURES = (
     ("canonical", {"video", "query", "timestamps"}),
+    ("canonical", {"video", "query", "task"}),  # the other tasks' canonical records need no timestamps
     ("temporal_r1", {"problem", "solution", "video_length"}),
     ("videochat_qa", {"video", "question", "options", "answer"}),
     ("videochat_tracking", {"path", "object", "gt"}),
