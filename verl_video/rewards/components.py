@@ -148,6 +148,14 @@ def _boxes_ok(sample: Sample, content: str, style: str | None) -> bool:
 _CONTENT_OK = {"choice": _choice_ok, "boxes": _boxes_ok}
 
 
+def register_answer_kind(kind: str, readable: Callable[[Sample, str], bool]) -> None:
+    """Teach `format`, `parse_ok` and the parse status a new answer kind (a user task's `answer_kind`):
+    `readable(sample, content)` says whether an answer block's content can be scored."""
+    if kind == "interval" or (kind in _CONTENT_OK and _CONTENT_OK[kind] in (_choice_ok, _boxes_ok)):
+        raise ValueError(f"answer kind {kind!r} is built in; choose another name")
+    _CONTENT_OK[kind] = lambda sample, content, style: bool(readable(sample, content))
+
+
 def answer_status(sample: Sample) -> str:
     """The parse status of the row's main answer: an interval, an option letter, or one box per asked frame."""
     if sample.answer_kind not in _CONTENT_OK:
