@@ -166,3 +166,12 @@ def test_the_worked_example_of_docs_tasks_md_works(tmp_path):
     assert right["count_exact"] == 1.0 and right["parse_ok"] == 1.0 and right["score"] == 2.0
     assert wrong["count_exact"] == 0.0 and wrong["parse_unparseable"] == 1.0
     assert "How many times" in task.render_prompt(rec, "think", None)
+
+
+def test_scored_rows_carry_their_own_tasks_metrics_and_nan_for_the_others():
+    import math
+
+    rec = record(query="sloth", boxes=BOXES)
+    row = RewardScorer()("got", f"<answer>{BOXES[1:]}</answer>", TRACK.ground_truth(rec, None), {"task": "tracking"})
+    assert row["tracking/box_iou"] == 1.0 and row["tracking/box_success@0.5"] == 1.0
+    assert math.isnan(row["tvg/r1@0.5"]) and math.isnan(row["mcq/accuracy"])  # never averaged into another task

@@ -10,7 +10,8 @@ A task is one small class, registered under its name (see registry.py):
                    ("interval", "choice", "boxes") that tells the rewards how to read the answer
     prompts        user prompt templates by style ("think", "no_think"), `<video>` where the video goes
     default_preset the reward preset (rewards/presets.yaml or the run's presets file) its rows use
-    metrics        evaluation metrics of one scored response (name -> value), averaged per task
+    metrics        evaluation metrics of one scored response (name -> value, names in `metric_keys`), averaged
+                   per task; training and validation log them as `<task>/<name>` per data source
 
 Records are the canonical ones (data/records.py): task fields that are not canonical live in `record.extra`.
 """
@@ -33,6 +34,7 @@ class Task:
     fields: ClassVar[tuple[str, ...]] = ()
     default_preset: ClassVar[str] = ""
     prompts: ClassVar[Mapping[str, str]] = {}
+    metric_keys: ClassVar[tuple[str, ...]] = ()
 
     def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
         """(field, problem) for every problem of `record` for this task; the base checks presence."""

@@ -25,6 +25,7 @@ class GroundedQA(MultipleChoice):
     name = "grounded_qa"
     fields = ("query", "options", "answer", "timestamps")
     default_preset = "grounded_qa"
+    metric_keys = ("accuracy", "parse_ok", "evidence_iou", "evidence_iou@0.5")
     prompts = {
         "think": "<video>\n{query}\nOptions:\n{options}\nReason about it inside <think></think>. Then " + _ANSWER,
         "no_think": "<video>\n{query}\nOptions:\n{options}\n" + _ANSWER,

@@ -20,6 +20,7 @@ class Grounding(Task):
     name = DEFAULT_TASK
     fields = ("query", "timestamps")
     default_preset = "default"
+    metric_keys = tuple(per_sample_metrics(0.0, False))
     prompts = {"think": TEMPLATES["think"].user, "no_think": TEMPLATES["answer_only"].user}
 
     def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:

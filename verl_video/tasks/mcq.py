@@ -22,6 +22,7 @@ class MultipleChoice(Task):
     name = "mcq"
     fields = ("query", "options", "answer")
     default_preset = "mcq"
+    metric_keys = ("accuracy", "parse_ok")
     prompts = {
         "think": "<video>\n{query}\nOptions:\n{options}\nReason about it inside <think></think>. Then " + _ANSWER_LETTER,
         "no_think": "<video>\n{query}\nOptions:\n{options}\n" + _ANSWER_LETTER,

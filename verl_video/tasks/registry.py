@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from verl_video.rewards.registry import load_modules
+from verl_video.rewards.scorer import register_row_metrics
 
 from .base import Task
 
@@ -40,7 +41,8 @@ def register_task(cls: type[Task] | None = None, *, override: bool = False) -> C
                 f"{task_cls.__module__}.{task_cls.__qualname__} registers the same name: rename one, or pass "
                 "override=True to replace it on purpose"
             )
-        TASKS[name] = task_cls()
+        TASKS[name] = task = task_cls()
+        register_row_metrics(name, task_cls.metric_keys, task.metrics)
         return task_cls
 
     return decorator(cls) if cls is not None else decorator

@@ -55,6 +55,7 @@ class Tracking(Task):
     name = "tracking"
     fields = ("query", "boxes")
     default_preset = "tracking"
+    metric_keys = ("box_iou", "box_success@0.5", "parse_ok")
     prompts = {
         "think": _PROMPT + ". Reason about it inside <think></think>. Then give the list" + _ANSWER,
         "no_think": _PROMPT + _ANSWER,
