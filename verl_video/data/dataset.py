@@ -33,13 +33,14 @@ from verl_video.data.formats import read_annotations
 from verl_video.data.issues import issue_log
 from verl_video.data.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
 from verl_video.data.probe import VideoError, probe_video
-from verl_video.data.prompts import build_messages, get_template
+from verl_video.data.prompts import get_template
 from verl_video.data.records import GroundingRecord
 from verl_video.data.rope_time import install_rope_time_hook
 from verl_video.data.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.data.settings import VideoBudget, VideoDataSettings, settings_from_config
 from verl_video.data.video import DecodedVideo, clip_window, plan_for_file, video_metadata
 from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.tasks.rows import record_frame_rate, task_problems, task_row
 
 logger = logging.getLogger("verl_video.data")
 install_rope_time_hook()
@@ -56,6 +57,7 @@ class DatasetItem:
     record: GroundingRecord
     video: VideoRequest
     template: str
+    reward_preset: str | None = None  # the entry's; None: the record's task default
 
 
 def load_items(data_files: list[str], settings: VideoDataSettings) -> list[DatasetItem]:
@@ -81,8 +83,8 @@ def _config_items(config: DataConfig, settings: VideoDataSettings) -> list[Datas
 def _training_records(records: list[GroundingRecord], entry: DatasetEntry) -> list[GroundingRecord]:
     usable, dropped, fixed = [], 0, 0
     for record in records:
-        ready, changes = training_ready(record)
-        if ready is None:
+        ready, changes = training_ready(replace(record, task=entry.task or record.task))
+        if ready is None or task_problems(ready):
             dropped += 1
             continue
         fixed += bool(changes)
@@ -100,22 +102,25 @@ def _make_item(entry: DatasetEntry, record: GroundingRecord, settings: VideoData
         record = replace(record, task=entry.task)
     budget = settings.budget.with_overrides(entry.budget_overrides)
     request = VideoRequest(
-        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end
-    )
+        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end,
+        frame_rate=record_frame_rate(record, entry.read_options.get("frame_rate")),
+    )  # fmt: skip
     template = entry.prompt_template or record.extra.get("prompt_template") or settings.prompt_template
-    return DatasetItem(dataset=entry.name, record=record, video=request, template=template)
+    return DatasetItem(dataset=entry.name, record=record, video=request, template=template, reward_preset=entry.reward_preset)
 
 
 def build_row(item: DatasetItem, index: int, duration: float) -> dict[str, Any]:
     """The verl row for `item`: prompt with `<video>`, the `videos` column, reward ground truth, extra_info."""
     record = item.record
     template = get_template(item.template)
+    parts = task_row(record, template, duration, item.video, item.reward_preset)
     return {
         "data_source": item.dataset,
-        "prompt": build_messages(record.query, template, duration=duration),
-        "videos": [item.video.to_item()],
-        "reward_model": {"style": "rule", "ground_truth": {"timestamps": record.timestamps, "duration": duration}},
+        "prompt": parts.messages,
+        "videos": [parts.video.to_item()],
+        "reward_model": {"style": "rule", "ground_truth": parts.ground_truth},
         "extra_info": {
+            **({"reward_preset": parts.reward_preset} if parts.reward_preset else {}),
             "index": index,
             "id": record.id,
             "task": record.task,
@@ -136,7 +141,7 @@ def seen_duration(item: DatasetItem) -> float:
 
     The header is read either way (once per file and process): a missing or unreadable video raises here.
     """
-    probe = probe_video(item.video.path)
+    probe = probe_video(item.video.path, item.video.frame_rate)
     window = clip_window(probe.duration, item.video.video_start, item.video.video_end, item.video.path)
     return float(item.record.duration) if item.record.duration else window[1]
 
@@ -233,7 +238,8 @@ class VideoGroundingDataset(RLHFDataset):
             messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
         )
         text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-        plan = plan_for_file(item.video.path, item.video.budget, item.video.video_start, item.video.video_end)
+        video = VideoRequest.from_item(row["videos"][0], item.video.budget)
+        plan = plan_for_file(video.path, video.budget, video.video_start, video.video_end, video.frame_rate, video.frame_indices)
         return text_tokens - 1 + plan.num_video_tokens  # the one video placeholder becomes the video tokens
 
     # ---- rows ---------------------------------------------------------------------------------

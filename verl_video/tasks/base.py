@@ -9,7 +9,8 @@ A task is one small class, registered under its name (see registry.py):
     ground_truth   what the row's reward reads (`reward_model.ground_truth`), with an `answer_kind`
                    ("interval", "choice", "boxes") that tells the rewards how to read the answer
     prompts        user prompt templates by style ("think", "no_think"), `<video>` where the video goes
-    default_preset the reward preset (rewards/presets.yaml or the run's presets file) its rows use
+    default_preset the reward preset (rewards/presets.yaml or the run's presets file) its rows use; None: the
+                   run's `preset` option (reward.reward_kwargs.preset)
     metrics        evaluation metrics of one scored response (name -> value, names in `metric_keys`), averaged
                    per task; training and validation log them as `<task>/<name>` per data source
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from verl_video.data.prompts import PromptTemplate
 from verl_video.data.records import GroundingRecord
 
 PROMPT_STYLES = ("think", "no_think")
@@ -32,9 +34,11 @@ class Task:
     name: ClassVar[str] = ""
     # Record fields the task reads: canonical attributes (query, timestamps, duration) or `extra` keys.
     fields: ClassVar[tuple[str, ...]] = ()
-    default_preset: ClassVar[str] = ""
+    default_preset: ClassVar[str | None] = None
     prompts: ClassVar[Mapping[str, str]] = {}
     metric_keys: ClassVar[tuple[str, ...]] = ()
+    # Whether the model must see exactly the frames `frame_indices` names (else frames are sampled by time).
+    exact_frames: ClassVar[bool] = False
 
     def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
         """(field, problem) for every problem of `record` for this task; the base checks presence."""
@@ -55,6 +59,11 @@ class Task:
     def prompt_values(self, record: GroundingRecord, duration: float | None) -> dict[str, str]:
         """The values the prompt templates format in (`{query}`, `{duration}` and the task's own)."""
         return {"query": " ".join(str(record.query).split()), "duration": _seconds(duration)}
+
+    def messages(self, record: GroundingRecord, template: PromptTemplate, duration: float | None) -> list[dict]:
+        """Chat messages of `record`: the task's prompt in the style the row's template asks for (think or not)."""
+        style = PROMPT_STYLES[0] if template.think else PROMPT_STYLES[1]
+        return [{"role": "user", "content": self.render_prompt(record, style, duration)}]
 
     def render_prompt(self, record: GroundingRecord, style: str, duration: float | None) -> str:
         """The user prompt text (with `<video>`) of `record` in prompt `style`."""

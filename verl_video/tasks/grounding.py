@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.prompts import TEMPLATES
+from verl_video.data.prompts import TEMPLATES, PromptTemplate, build_messages
 from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.grounding_metrics import per_sample_metrics
 from verl_video.rewards.components import iou, parse_ok
@@ -19,13 +19,17 @@ class Grounding(Task):
 
     name = DEFAULT_TASK
     fields = ("query", "timestamps")
-    default_preset = "default"
+    default_preset = None  # the run's `preset` option, as before tasks existed
     metric_keys = tuple(per_sample_metrics(0.0, False))
     prompts = {"think": TEMPLATES["think"].user, "no_think": TEMPLATES["answer_only"].user}
 
+    def messages(self, record: GroundingRecord, template: PromptTemplate, duration: float | None) -> list[dict]:
+        """The row's prompt template (a name in data/prompts.py or custom text) around the query, as always."""
+        return build_messages(record.query, template, duration=duration)
+
     def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
         """The windows in seconds and the duration the model sees."""
-        return {"answer_kind": "interval", "timestamps": record.timestamps, "duration": duration}
+        return {"timestamps": record.timestamps, "duration": duration}  # answer_kind "interval" is the default
 
     def metrics(self, sample: Any) -> dict[str, float]:
         """IoU, parse rate and R1@m, exactly as `verl-video score` computes them."""

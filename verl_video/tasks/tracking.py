@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from verl_video.data.probe import VideoError
 from verl_video.data.records import GroundingRecord
 from verl_video.rewards.components import box_iou_reward, parse_ok
 
@@ -55,6 +56,7 @@ class Tracking(Task):
     name = "tracking"
     fields = ("query", "boxes")
     default_preset = "tracking"
+    exact_frames = True
     metric_keys = ("box_iou", "box_success@0.5", "parse_ok")
     prompts = {
         "think": _PROMPT + ". Reason about it inside <think></think>. Then give the list" + _ANSWER,
@@ -84,11 +86,12 @@ class Tracking(Task):
         return []
 
     def frame_indices(self, record: GroundingRecord, total_frames: int) -> list[int]:
-        """The source frames the model sees, in order; ValueError when the video has too few frames."""
+        """The source frames the model sees, in order; VideoError when the video has too few frames (the
+        dataset then replaces the sample, as for any unusable video)."""
         mapping = record.extra.get("box_frames", DEFAULT_BOX_FRAMES)
         boxes = len(record.extra["boxes"])
         if total_frames < self.frames_needed(record):
-            raise ValueError(f"{boxes} boxes need {self.frames_needed(record)} frames, the video has {total_frames}")
+            raise VideoError(f"{record.video}: {boxes} boxes need {self.frames_needed(record)} frames, the video has {total_frames}")
         frames = box_frame_indices(total_frames, boxes, mapping)
         return [frames[j] for j in shown_box_indices(boxes, mapping)]
 

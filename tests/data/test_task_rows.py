@@ -1,0 +1,68 @@
+"""The dataset builds each task's rows: its prompt, ground truth, reward preset and (tracking) exact frames."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from verl_video.data.dataset import VideoGroundingDataset, build_row, load_items, seen_duration
+from verl_video.data.settings import VideoDataSettings
+from verl_video.rewards import RewardScorer
+from verl_video.tools.demo_data import generate
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_tasks") / "data"
+    generate(out, num_train=3, num_val=1, seed=0)
+    return out
+
+
+def rows_by_source(config) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {}
+    for i, item in enumerate(load_items([str(config)], VideoDataSettings())):
+        rows.setdefault(item.dataset, []).append(build_row(item, i, seen_duration(item)))
+    return rows
+
+
+def test_each_task_gets_its_prompt_truth_preset_and_frames(demo):
+    rows = rows_by_source(demo / "train_mix.yaml")
+    assert {k: len(v) for k, v in rows.items()} == {"demo": 3, "demo_mcq": 3, "demo_grounded_qa": 3, "demo_tracking": 3}
+    grounding, mcq, gqa, track = (rows[k][0] for k in ("demo", "demo_mcq", "demo_grounded_qa", "demo_tracking"))
+    assert "reward_preset" not in grounding["extra_info"]  # the run's `preset` option scores grounding, as before
+    assert mcq["extra_info"]["reward_preset"] == "mcq" and "Options:\n(A) " in mcq["prompt"][-1]["content"]
+    assert gqa["reward_model"]["ground_truth"]["evidence_tag"] == "glue"
+    video = track["videos"][0]
+    assert video["frame_rate"] == 10.0 and len(video["frame_indices"]) == 7 and video["frame_indices"][0] == 0
+    assert len(track["reward_model"]["ground_truth"]["boxes"]) == 7
+    scorer = RewardScorer()
+    truth = track["reward_model"]["ground_truth"]
+    scored = scorer("demo_tracking", f"<think>x</think><answer>{truth['boxes']}</answer>", truth, track["extra_info"])
+    assert scored["tracking/box_iou"] == 1.0 and scored["box_iou"] == 1.0
+
+
+def test_entry_preset_overrides_and_bad_task_records_are_dropped_in_training(demo, tmp_path):
+    records = [json.loads(line) for line in (demo / "train_mcq.jsonl").read_text().splitlines()]
+    records[1]["answer"] = "F"  # not among the 4 options
+    del records[2]["options"]
+    (tmp_path / "mcq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    entry = {"name": "m", "json_path": "mcq.jsonl", "data_folder": str(demo), "format": "canonical", "task": "mcq",
+             "reward_preset": "grounded_qa"}  # fmt: skip
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"datasets": [entry]}))
+    rows = rows_by_source(tmp_path / "data.yaml")["m"]
+    assert [r["extra_info"]["id"] for r in rows] == [records[0]["id"]]
+    assert rows[0]["extra_info"]["reward_preset"] == "grounded_qa"
+
+
+def test_the_agent_loop_decodes_exactly_the_tracking_frames(demo):
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"video": {"min_pixels": 784, "max_pixels": 112 * 112, "total_pixels": 8 * 112 * 112}})
+    rows = rows_by_source(demo / "train_mix.yaml")["demo_tracking"]
+    video = rows[0]["videos"][0]
+    messages = [{"role": "user", "content": [{"type": "video", **video}]}]
+    _, videos, _ = VideoGroundingDataset._process_multi_modal_info(messages, 14, config)
+    frames, metadata = videos[0]
+    assert frames.shape[0] == 8 and metadata["video_backend"] == "frames"
