@@ -1,0 +1,51 @@
+"""GRPO on the four-task demo mixture (experiment=tiny_tasks_cpu): every task's reward varies inside a group
+and every task's metrics are logged per dataset.
+
+Shares the tiny model, the demo data (which carries all four tasks) and the warm start with test_grpo_cpu.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_grpo_cpu import _assert_ran, _metrics, _train, _trajectories
+
+from verl_video.tasks import TASKS
+
+STEPS = 2
+# The mixture's datasets (demo_data.mixture_config) and the task each one holds.
+DATASETS = {"demo": "tvg", "demo_mcq": "mcq", "demo_grounded_qa": "grounded_qa", "demo_tracking": "tracking"}
+
+
+@pytest.fixture(scope="module")
+def tasks_run(prepared) -> dict:
+    """Two steps on the mixture with the project's `tvg` reward manager (each row scored by its task's preset)."""
+    run = _train(prepared, "tasks", "data.max_response_length=160", steps=STEPS, experiment="tiny_tasks_cpu", data="_mix")
+    _assert_ran(run)
+    return run
+
+
+def _task_of(row: dict) -> str | None:
+    # A trajectory's own task is the one whose metrics are numbers; the other tasks' read nan.
+    found = [task for task in TASKS if isinstance(row.get(f"{task}/parse_ok"), float) and not math.isnan(row[f"{task}/parse_ok"])]
+    return found[0] if len(found) == 1 else None
+
+
+def test_every_tasks_reward_varies_inside_a_group(tasks_run):
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in _trajectories(tasks_run):
+        if not row.get("probe_decode_failed"):
+            groups.setdefault((_task_of(row), row["input"]), []).append(float(row["score"]))
+    varied = {task for (task, _), scores in groups.items() if len(set(scores)) > 1}
+    assert varied >= set(DATASETS.values()), {task: [s for (t, _), s in groups.items() if t == task] for task in DATASETS.values()}
+
+
+def test_every_tasks_metrics_are_logged_per_dataset(tasks_run):
+    logged = set().union(*(step.keys() for step in _metrics(tasks_run)))
+    for dataset, task in DATASETS.items():
+        for name in TASKS[task].metric_keys:
+            assert f"reward/{dataset}/{task}/{name}" in logged, (dataset, task, name)
+        # No dataset logs another task's metric (nan is never averaged in).
+        others = [key for key in logged if key.startswith(f"reward/{dataset}/") and key.split("/")[2] in TASKS and key.split("/")[2] != task]
+        assert not others, others
