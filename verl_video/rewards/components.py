@@ -88,7 +88,11 @@ def accuracy(sample: Sample, num_options: int | None = None) -> float:
 def evidence_iou(sample: Sample, tag: str | None = None) -> float:
     """Grounded QA (VideoChat-R1's `iou_glue_reward`): IoU of the merged evidence intervals in `<tag>` (default:
     the row's `evidence_tag`, else `glue`) with the merged ground-truth windows."""
-    return multi_iou(_evidence(sample, _evidence_tag(sample, tag)), sample.windows)
+    tag = _evidence_tag(sample, tag)
+    memo = sample.__dict__.setdefault("_evidence_iou", {})  # the reward, the monitor and the task metric share it
+    if tag not in memo:
+        memo[tag] = multi_iou(_evidence(sample, tag), sample.windows)
+    return memo[tag]
 
 
 def _evidence_tag(sample: Sample, tag: str | None) -> str:

@@ -84,6 +84,8 @@ class RewardScorer:
         self.task_metrics = {task: (names, fn) for task, (names, fn) in ROW_METRICS.items()}
         task_keys = tuple(f"{task}/{name}" for task, (names, _) in self.task_metrics.items() for name in names)
         self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + component_keys + failure_keys + task_keys))
+        # Every row starts from this (one dict copy): 0 for the keys its composite leaves unset, nan for task metrics.
+        self._blank = {**dict.fromkeys(self.keys, 0.0), **dict.fromkeys(task_keys, math.nan)}
         self._warned: set[str] = set()
 
     @classmethod
@@ -122,7 +124,7 @@ class RewardScorer:
         sample = Sample(response, ground_truth, extra_info, str(data_source), composite.parser)
         total, values, failures = composite.evaluate(sample)
         status = answer_status(sample)
-        result = dict.fromkeys(self.keys, 0.0)
+        result = self._blank.copy()
         result.update(per_sample_metrics(main_overlap(sample), bool(parse_ok(sample))))
         result.update((f"parse_{s}", float(status == s)) for s in _FAILURES)
         result.update(values)
@@ -132,16 +134,15 @@ class RewardScorer:
         return result
 
     def _task_metrics(self, sample: Sample) -> dict[str, float]:
-        values = {f"{task}/{name}": math.nan for task, (names, _) in self.task_metrics.items() for name in names}
         own = self.task_metrics.get(sample.task)
-        if own is not None:
-            try:
-                computed = own[1](sample)
-            except Exception as exc:  # a metric bug must not kill a training step; it reads nan and is logged once
-                self._warn_once(f"task {sample.task!r} metrics raised {type(exc).__name__}: {exc}")
-                computed = {}
-            values.update((f"{sample.task}/{name}", float(computed[name])) for name in own[0] if name in computed)
-        return values
+        if own is None:
+            return {}
+        try:
+            computed = own[1](sample)
+        except Exception as exc:  # a metric bug must not kill a training step; it reads nan and is logged once
+            self._warn_once(f"task {sample.task!r} metrics raised {type(exc).__name__}: {exc}")
+            return {}
+        return {f"{sample.task}/{name}": float(computed[name]) for name in own[0] if name in computed}
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
