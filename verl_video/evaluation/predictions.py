@@ -11,6 +11,8 @@ One JSON object a line. Read by `verl-video score`; written by `verl-video eval`
     error         optional: why there is no response (e.g. the video did not decode); status `error`
     ...           anything else (video, query, qsemtype, ...) is kept and can be a breakdown key
 
+Lines of another task (`task` other than tvg, with `ground_truth`: evaluation/task_scores.py) are skipped here.
+
 `eval` also writes `parse_status` and `iou`; `score` recomputes both and ignores those stored.
 """
 
@@ -22,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from verl_video.data.records import RecordError, parse_timestamps
+from verl_video.data.records import DEFAULT_TASK, RecordError, parse_timestamps
 
 
 class PredictionFileError(ValueError):
@@ -97,6 +99,8 @@ def read_predictions(path: str) -> list[PredictionLine]:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise PredictionFileError(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}") from None
+            if isinstance(obj, dict) and obj.get("task") not in (None, "", DEFAULT_TASK):
+                continue  # another task's line: scored by evaluation/task_scores.py
             lines.append(parse_line(obj, where))
     if not lines:
         raise PredictionFileError(f"{name}: no predictions in the file")
