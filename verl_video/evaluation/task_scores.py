@@ -8,15 +8,13 @@ numbers are never averaged with another task's, nor into the grounding report's 
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from verl_video.data.records import DEFAULT_TASK
-from verl_video.evaluation.predictions import PredictionFileError
+from verl_video.evaluation.predictions import PredictionFileError, iter_objects
 from verl_video.rewards import Sample
 from verl_video.rewards.components import answer_status
 from verl_video.tasks import get_task
@@ -44,31 +42,22 @@ def is_task_line(obj: Any) -> bool:
 
 def score_task_lines(path: str) -> dict[str, TaskScores]:
     """Grade every non-grounding line of a predictions file, per task; errors name file, line and field."""
-    name = os.path.basename(path)
     scores: dict[str, TaskScores] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            where = f"{name}:{line_no}"
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise PredictionFileError(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}") from None
-            if not is_task_line(obj):
-                continue
-            try:
-                task = get_task(str(obj["task"]))
-            except ValueError as exc:
-                raise PredictionFileError(f"{where}: field 'task': {exc}") from None
-            if not isinstance(obj.get("ground_truth"), Mapping):
-                raise PredictionFileError(f"{where}: field 'ground_truth' must be the row's ground truth mapping")
-            sample = Sample(obj.get("response") or "", obj["ground_truth"], {"task": task.name})
-            entry = scores.setdefault(task.name, TaskScores(task.name))
-            entry.count += 1
-            entry.statuses[answer_status(sample)] += 1
-            for metric, value in task.metrics(sample).items():
-                entry.sums[metric] += float(value)
+    for where, obj in iter_objects(path):
+        if not is_task_line(obj):
+            continue
+        try:
+            task = get_task(str(obj["task"]))
+        except ValueError as exc:
+            raise PredictionFileError(f"{where}: field 'task': {exc}") from None
+        if not isinstance(obj.get("ground_truth"), Mapping):
+            raise PredictionFileError(f"{where}: field 'ground_truth' must be the row's ground truth mapping")
+        sample = Sample(obj.get("response") or "", obj["ground_truth"], {"task": task.name})
+        entry = scores.setdefault(task.name, TaskScores(task.name))
+        entry.count += 1
+        entry.statuses[answer_status(sample)] += 1
+        for metric, value in task.metrics(sample).items():
+            entry.sums[metric] += float(value)
     return scores
 
 
