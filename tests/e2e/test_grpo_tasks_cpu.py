@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import _cli
 from test_grpo_cpu import _assert_ran, _metrics, _train, _trajectories
 
 from verl_video.tasks import TASKS
@@ -20,8 +21,11 @@ DATASETS = {"demo": "tvg", "demo_mcq": "mcq", "demo_grounded_qa": "grounded_qa",
 
 @pytest.fixture(scope="module")
 def tasks_run(prepared) -> dict:
-    """Two steps on the mixture with the project's `tvg` reward manager (each row scored by its task's preset)."""
-    run = _train(prepared, "tasks", "data.max_response_length=160", steps=STEPS, experiment="tiny_tasks_cpu", data="_mix")
+    """Two steps on the mixture with the project's `tvg` reward manager (each row scored by its task's preset),
+    from a warm start on the mixture (each task's reference answer), so that every task's answers can score."""
+    warm = prepared / "warm_mix"
+    _cli("warm-start", str(prepared / "tiny"), str(prepared / "data" / "train_mix.yaml"), str(warm))
+    run = _train(prepared, "tasks", f"actor_rollout_ref.model.path={warm}", steps=STEPS, experiment="tiny_tasks_cpu", data="_mix")
     _assert_ran(run)
     return run
 

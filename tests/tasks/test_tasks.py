@@ -176,3 +176,15 @@ def test_scored_rows_carry_their_own_tasks_metrics_and_nan_for_the_others():
     row = RewardScorer()("got", f"<answer>{BOXES[1:]}</answer>", TRACK.ground_truth(rec, None), {"task": "tracking"})
     assert row["tracking/box_iou"] == 1.0 and row["tracking/box_success@0.5"] == 1.0
     assert math.isnan(row["tvg/r1@0.5"]) and math.isnan(row["mcq/accuracy"])  # never averaged into another task
+
+
+def test_each_tasks_reference_answer_scores_full_marks():
+    cases = [
+        (TASKS["tvg"], record(timestamps=[(1.0, 2.5)])),
+        (MCQ, qa_record()),
+        (GQA, qa_record(timestamps=[(10.0, 20.0), (30.0, 40.0)])),
+        (TRACK, record(query="sloth", boxes=BOXES)),
+    ]
+    for task, rec in cases:
+        sample = row_sample(task, rec, task.reference_answer(rec, 90.0))
+        assert all(v == 1.0 for v in task.metrics(sample).values()), (task.name, task.metrics(sample))

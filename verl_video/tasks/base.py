@@ -75,6 +75,10 @@ class Task:
         """Evaluation metrics of one scored response (a rewards `Sample` of this task's row)."""
         raise NotImplementedError
 
+    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+        """The right answer as the prompt asks for it (answer blocks only), e.g. for a supervised warm start."""
+        raise NotImplementedError(f"task {self.name!r} gives no reference answer")
+
 
 def field_value(record: GroundingRecord, name: str) -> Any:
     """A record field by name: a canonical attribute, else the `extra` key."""

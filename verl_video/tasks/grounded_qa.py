@@ -40,6 +40,11 @@ class GroundedQA(MultipleChoice):
             "evidence_tag": EVIDENCE_TAG,
         }
 
+    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+        """The right letter and the evidence windows."""
+        windows = ", ".join(f"({start:.1f}, {end:.1f})" for start, end in record.timestamps)
+        return f"{super().reference_answer(record, duration)}<{EVIDENCE_TAG}>[{windows}]</{EVIDENCE_TAG}>"
+
     def metrics(self, sample: Any) -> dict[str, float]:
         """Accuracy, evidence IoU (mean: mIoU) and evidence IoU >= 0.5, parse rate."""
         overlap = evidence_iou(sample, EVIDENCE_TAG)

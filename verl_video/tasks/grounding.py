@@ -31,6 +31,11 @@ class Grounding(Task):
         """The windows in seconds and the duration the model sees."""
         return {"timestamps": record.timestamps, "duration": duration}  # answer_kind "interval" is the default
 
+    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+        """The first window as `<answer>s to e</answer>`."""
+        start, end = record.timestamps[0]
+        return f"<answer>{start:.2f} to {end:.2f}</answer>"
+
     def metrics(self, sample: Any) -> dict[str, float]:
         """IoU, parse rate and R1@m, exactly as `verl-video score` computes them."""
         return per_sample_metrics(iou(sample), bool(parse_ok(sample)))

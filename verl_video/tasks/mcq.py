@@ -41,6 +41,10 @@ class MultipleChoice(Task):
         """The question, and the options one per line with their letters."""
         return {**super().prompt_values(record, duration), "options": numbered_options(record.extra["options"])}
 
+    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+        """The right letter."""
+        return f"<answer>{choice_letter(record.extra['answer'])}</answer>"
+
     def metrics(self, sample: Any) -> dict[str, float]:
         """Accuracy and whether a letter could be read at all."""
         return {"accuracy": accuracy(sample), "parse_ok": parse_ok(sample)}

@@ -108,6 +108,11 @@ class Tracking(Task):
         first = "[" + ", ".join(f"{float(v):.3f}" for v in boxes[0]) + "]"
         return {**super().prompt_values(record, duration), "first_box": first, "which_frames": which, "num_boxes": str(len(boxes) - 1)}
 
+    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+        """The asked boxes, three decimals."""
+        boxes = ", ".join("[" + ", ".join(f"{float(v):.3f}" for v in box) + "]" for box in record.extra["boxes"][1:])
+        return f"<answer>[{boxes}]</answer>"
+
     def metrics(self, sample: Any) -> dict[str, float]:
         """Mean per-frame box IoU (0 when the box count is wrong), success rate at IoU 0.5, parse rate."""
         asked = len(sample.truth.get("boxes") or [])

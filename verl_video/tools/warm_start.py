@@ -24,11 +24,12 @@ from pathlib import Path
 
 import torch
 
-from verl_video.data.dataset import build_row, load_items
+from verl_video.data.dataset import build_row, load_items, seen_duration
 from verl_video.data.prompts import render_prompt
-from verl_video.data.records import GroundingRecord
+from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.data.settings import VideoDataSettings
-from verl_video.data.video_loader import load_video
+from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.tasks import get_task
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
@@ -55,15 +56,23 @@ def load_examples(processor, data: Path, max_samples: int | None = None, templat
         raise ValueError(f"{data}: no usable records")
     examples = []
     for index, item in enumerate(tqdm(items, desc="decode", unit="video", leave=False)):
-        frames, metadata = load_video(item.video, settings).as_processor_input()
+        row = build_row(item, index, seen_duration(item))
+        # The row's video request: a task may ask for exact frames (tracking), as training shows them.
+        frames, metadata = load_video(VideoRequest.from_item(row["videos"][0], item.video.budget), settings).as_processor_input()
         duration = item.record.duration or metadata["duration"]
-        prompt = render_prompt(processor, build_row(item, index, duration)["prompt"])
+        prompt = render_prompt(processor, row["prompt"])
         examples.append(Example(item.record, frames, metadata, prompt, duration))
     return examples
 
 
 def target_text(example: Example, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
-    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect."""
+    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect.
+
+    Records of other tasks get their task's reference answer (letter, evidence, boxes) after the same reasoning.
+    """
+    if example.record.task != DEFAULT_TASK:
+        answer = get_task(example.record.task).reference_answer(example.record, example.duration)
+        return f"<think>{explain(example.record.query)}</think>{answer}"
     start, end = example.record.timestamps[0]
     if noise > 0 and rng is not None:
         start += noise * float(torch.randn((), generator=rng))
