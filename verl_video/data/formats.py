@@ -129,6 +129,13 @@ def read_annotations(
     return records
 
 
+def parse_object(fmt: str, obj: Any, where: str = "document", key: Any = 0) -> list[GroundingRecord]:
+    """The records of one JSON object of a JSON format (e.g. one lmms-eval document); errors name `where`."""
+    if fmt not in _PARSERS or fmt == "charades_sta":
+        raise RecordError(f"{where}: {fmt!r} is not a JSON record format; choose from {', '.join(FORMAT_NAMES)}")
+    return _PARSERS[fmt](where, key, obj, ReadContext(ReadOptions().video_ext, "document", {}, ReadOptions()))
+
+
 def _required(obj: dict, where: str, *names: str) -> list[Any]:
     if not isinstance(obj, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
