@@ -14,6 +14,8 @@ task and the rewards it needs.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterable
 
 from verl_video.rewards.registry import load_modules
@@ -32,9 +34,9 @@ def register_task(cls: type[Task] | None = None, *, override: bool = False) -> C
         if not name:
             raise ValueError(f"task class {task_cls.__qualname__} sets no `name`")
         existing = TASKS.get(name)
-        same = existing is not None and type(existing).__qualname__ == task_cls.__qualname__ and (
-            type(existing).__module__.rsplit(".", 1)[-1] == task_cls.__module__.rsplit(".", 1)[-1]
-        )
+        # A file imported again (each Ray worker loads user files itself, maybe under another module name)
+        # defines the same class in the same file: that is the same task, not a clash.
+        same = existing is not None and _origin(type(existing)) == _origin(task_cls)
         if existing is not None and not override and not same:
             raise ValueError(
                 f"task {name!r} is already registered by {type(existing).__module__}.{type(existing).__qualname__}; "
@@ -46,6 +48,12 @@ def register_task(cls: type[Task] | None = None, *, override: bool = False) -> C
         return task_cls
 
     return decorator(cls) if cls is not None else decorator
+
+
+def _origin(cls: type) -> tuple[str, str]:
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None) or cls.__module__
+    return os.path.realpath(path), cls.__qualname__
 
 
 def get_task(name: str) -> Task:
