@@ -43,7 +43,7 @@ RUN_TIMEOUT_S = 1500
 
 def _train(
     root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: float = RUN_TIMEOUT_S,
-    experiment: str = "tiny_tvg_cpu", data: str = "",
+    experiment: str = "tiny_tvg_cpu",
 ) -> dict:  # fmt: skip
     """Run `steps` GRPO steps into root/name; returns the run's folder, exit code (None: timed out) and log."""
     out = root / name
@@ -55,8 +55,8 @@ def _train(
         "verl_video.main",
         f"experiment={experiment}",
         f"actor_rollout_ref.model.path={root / 'warm'}",
-        f"data.train_files={root / 'data' / f'train{data}.yaml'}",
-        f"data.val_files={root / 'data' / f'val{data}.yaml'}",
+        f"data.train_files={root / 'data' / 'train.yaml'}",
+        f"data.val_files={root / 'data' / 'val.yaml'}",
         f"trainer.total_training_steps={steps}",
         "trainer.val_before_train=false",
         f"trainer.test_freq={steps}",

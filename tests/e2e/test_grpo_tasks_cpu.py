@@ -22,10 +22,15 @@ DATASETS = {"demo": "tvg", "demo_mcq": "mcq", "demo_grounded_qa": "grounded_qa",
 @pytest.fixture(scope="module")
 def tasks_run(prepared) -> dict:
     """Two steps on the mixture with the project's `tvg` reward manager (each row scored by its task's preset),
-    from a warm start on the mixture (each task's reference answer), so that every task's answers can score."""
-    warm = prepared / "warm_mix"
-    _cli("warm-start", str(prepared / "tiny"), str(prepared / "data" / "train_mix.yaml"), str(warm))
-    run = _train(prepared, "tasks", f"actor_rollout_ref.model.path={warm}", steps=STEPS, experiment="tiny_tasks_cpu", data="_mix")
+    from a warm start on the mixture (each task's reference answer), so that every task's answers can score.
+    The mixture has its own demo data: the shared one has videos broken on purpose after its warm start."""
+    data, warm = prepared / "data_mix", prepared / "warm_mix"
+    _cli("make-demo-data", str(data), "--num-train", "16", "--num-val", "4")
+    _cli("warm-start", str(prepared / "tiny"), str(data / "train_mix.yaml"), str(warm))
+    run = _train(
+        prepared, "tasks", f"actor_rollout_ref.model.path={warm}", f"data.train_files={data / 'train_mix.yaml'}",
+        f"data.val_files={data / 'val_mix.yaml'}", steps=STEPS, experiment="tiny_tasks_cpu",
+    )  # fmt: skip
     _assert_ran(run)
     return run
 
