@@ -41,7 +41,10 @@ ROLLOUTS = 8
 RUN_TIMEOUT_S = 1500
 
 
-def _train(root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: float = RUN_TIMEOUT_S) -> dict:
+def _train(
+    root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: float = RUN_TIMEOUT_S,
+    experiment: str = "tiny_tvg_cpu",
+) -> dict:  # fmt: skip
     """Run `steps` GRPO steps into root/name; returns the run's folder, exit code (None: timed out) and log."""
     out = root / name
     out.mkdir()
@@ -50,7 +53,7 @@ def _train(root: Path, name: str, *overrides: str, steps: int = STEPS, timeout: 
         sys.executable,
         "-m",
         "verl_video.main",
-        "experiment=tiny_tvg_cpu",
+        f"experiment={experiment}",
         f"actor_rollout_ref.model.path={root / 'warm'}",
         f"data.train_files={root / 'data' / 'train.yaml'}",
         f"data.val_files={root / 'data' / 'val.yaml'}",

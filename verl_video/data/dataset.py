@@ -135,7 +135,8 @@ class VideoGroundingDataset(RLHFDataset):
             messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
         )
         text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-        plan = plan_for_file(item.video.path, item.video.budget, item.video.video_start, item.video.video_end)
+        video = VideoRequest.from_item(row["videos"][0], item.video.budget)
+        plan = plan_for_file(video.path, video.budget, video.video_start, video.video_end, video.frame_rate, video.frame_indices)
         return text_tokens - 1 + plan.num_video_tokens  # the one video placeholder becomes the video tokens
 
     # ---- rows ---------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ def entry_key(request: Any, decoder: str) -> dict[str, Any]:
         "budget": asdict(request.budget),
         "clip": list(request.clip),
         "decoder": decoder,
+        # Frame folders and exact frames only: older entries keep their keys (and stay valid).
+        **({"frame_rate": request.frame_rate} if getattr(request, "frame_rate", None) is not None else {}),
+        **({"frame_indices": list(request.frame_indices)} if getattr(request, "frame_indices", None) else {}),
     }
 
 
@@ -67,7 +70,7 @@ class PersistentVideoCache:
         return DecodedVideo(
             frames=torch.from_numpy(frames),
             metadata=meta["metadata"],
-            plan=SamplingPlan(**meta["plan"]),
+            plan=SamplingPlan(**{**meta["plan"], "exact_times": _as_tuple(meta["plan"].get("exact_times"))}),
             backend=meta["backend"],
         )
 
@@ -85,7 +88,10 @@ class PersistentVideoCache:
         cached = self.load(key)
         if cached is not None:
             return cached
-        video = decode_video(request.path, request.budget, request.video_start, request.video_end, decoder)
+        video = decode_video(
+            request.path, request.budget, request.video_start, request.video_end, decoder,
+            getattr(request, "frame_rate", None), getattr(request, "frame_indices", None),
+        )  # fmt: skip
         self.store(key, video)
         return video
 
@@ -115,6 +121,11 @@ class PersistentVideoCache:
             total -= size
             deleted += 1
         return deleted
+
+
+def _as_tuple(values: list | None) -> tuple | None:
+    # JSON gives lists; the plan is frozen and hashable, so its sequences are tuples.
+    return tuple(values) if values is not None else None
 
 
 def _atomic_write(path: str, write) -> None:

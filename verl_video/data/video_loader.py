@@ -20,22 +20,34 @@ from verl_video.data.video import DecodedVideo, decode_video
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """A video file, the optional clip of it the model sees, and the sampling budget."""
+    """A video file (or frame folder at `frame_rate`), the optional clip of it the model sees, and the sampling
+    budget, or the exact source frames to show (`frame_indices`)."""
 
     path: str
     budget: VideoBudget = VideoBudget()
     video_start: float | None = None
     video_end: float | None = None
+    frame_rate: float | None = None
+    frame_indices: tuple[int, ...] | None = None
 
     def to_item(self) -> dict[str, Any]:
         """The dict stored in a row's `videos` column (keys mirror qwen-vl-utils' video items)."""
-        return {"video": self.path, "video_start": self.video_start, "video_end": self.video_end, **asdict(self.budget)}
+        item = {"video": self.path, "video_start": self.video_start, "video_end": self.video_end, **asdict(self.budget)}
+        if self.frame_rate is not None:
+            item["frame_rate"] = self.frame_rate
+        if self.frame_indices is not None:
+            item["frame_indices"] = list(self.frame_indices)
+        return item
 
     @classmethod
     def from_item(cls, item: dict[str, Any], default: VideoBudget) -> VideoRequest:
         """Rebuild a request from a message's video item; budget keys it lacks take `default`."""
         budget = default.with_overrides({k: item.get(k) for k in BUDGET_FIELDS})
-        return cls(path=str(item["video"]), budget=budget, video_start=item.get("video_start"), video_end=item.get("video_end"))
+        indices = item.get("frame_indices")
+        return cls(
+            path=str(item["video"]), budget=budget, video_start=item.get("video_start"), video_end=item.get("video_end"),
+            frame_rate=item.get("frame_rate"), frame_indices=tuple(int(i) for i in indices) if indices is not None else None,
+        )  # fmt: skip
 
     @property
     def clip(self) -> tuple[float | None, float | None]:
@@ -44,7 +56,7 @@ class VideoRequest:
 
     def cache_key(self, decoder: str) -> tuple:
         """Identity of the decoded result: the file as it is now plus every sampling parameter."""
-        return (FileIdentity.of(self.path), self.budget.as_key(), *self.clip, decoder)
+        return (FileIdentity.of(self.path), self.budget.as_key(), *self.clip, decoder, self.frame_rate, self.frame_indices)
 
 
 _memory_cache: DecodeCache[DecodedVideo] | None = None
@@ -91,4 +103,7 @@ def persistent_cache(root: str, max_gb: float) -> PersistentVideoCache:
 def _load_uncached(request: VideoRequest, settings: VideoDataSettings) -> DecodedVideo:
     if settings.cache_dir:
         return persistent_cache(settings.cache_dir, settings.cache_max_gb).get_or_decode(request, settings.decoder)
-    return decode_video(request.path, request.budget, request.video_start, request.video_end, settings.decoder)
+    return decode_video(
+        request.path, request.budget, request.video_start, request.video_end, settings.decoder, request.frame_rate,
+        request.frame_indices,
+    )  # fmt: skip

@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 
 from verl_video.data.pipeline import load_items, prepare_item
-from verl_video.data.records import GroundingRecord
+from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
+from verl_video.tasks import get_task
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
@@ -70,7 +71,13 @@ def load_examples(
 
 
 def target_text(example: Example, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
-    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect."""
+    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect.
+
+    Records of other tasks get their task's reference answer (letter, evidence, boxes) after the same reasoning.
+    """
+    if example.record.task != DEFAULT_TASK:
+        answer = get_task(example.record.task).reference_answer(example.record, example.duration)
+        return f"<think>{explain(example.record.query)}</think>{answer}"
     start, end = example.record.timestamps[0]
     if noise > 0 and rng is not None:
         start += noise * float(torch.randn((), generator=rng))
