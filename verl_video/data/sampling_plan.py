@@ -27,10 +27,15 @@ class SamplingPlan:
     height: int
     width: int
     geometry: VideoGeometry = default_geometry()
+    # Exact instants (seconds in the file) to show instead of the regular grid, e.g. the frames a tracking
+    # record annotates; padded to `num_frames` by repeating the last. The time encoding still follows `fps`.
+    exact_times: tuple[float, ...] | None = None
 
     @property
     def times(self) -> list[float]:
         """Seconds in the file at which each frame is taken (padding frames repeat the clip end)."""
+        if self.exact_times:
+            return [self.exact_times[min(i, len(self.exact_times) - 1)] for i in range(self.num_frames)]
         end = self.start + self.duration
         return [min(self.start + i / self.fps, end) for i in range(self.num_frames)]
 
@@ -133,4 +138,28 @@ def plan_sampling(
     h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels, geometry)
     return SamplingPlan(
         fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w, geometry=geometry
+    )
+
+
+def plan_exact_frames(
+    times: list[float],
+    duration: float,
+    height: int,
+    width: int,
+    budget: VideoBudget,
+    start: float = 0.0,
+    geometry: VideoGeometry | None = None,
+) -> SamplingPlan:
+    """A plan that shows exactly the instants `times` (padded to whole frame groups by repeating the last)."""
+    if not times:
+        raise ValueError("an exact-frame plan needs at least one instant")
+    geometry = geometry or default_geometry()
+    patch = geometry.temporal_patch_size
+    num_frames = patch * math.ceil(len(times) / patch)
+    fps = sampling_rate(duration, budget, geometry)
+    per_frame = budget.total_pixels * patch // num_frames
+    max_pixels = max(budget.min_pixels, min(budget.max_pixels, per_frame))
+    h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels, geometry)
+    return SamplingPlan(
+        fps, num_frames, start, duration, h, w, geometry=geometry, exact_times=tuple(float(t) for t in times)
     )

@@ -18,11 +18,17 @@ from verl_video.evaluation.grading import Grade, grade_prediction, grade_respons
 from verl_video.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
 from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
 from verl_video.evaluation.report import ScoreReport
+from verl_video.evaluation.task_scores import score_task_lines, task_scores_markdown
 from verl_video.rewards.parser import DEFAULT_CONFIG, ParserConfig
 from verl_video.rewards.scorer import RewardScorer
 
 PREFER = ("response", "prediction")
 ERROR = "error"
+
+
+def _count_lines(path: str) -> int:
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for text in f if text.strip())
 
 
 def grade_line(line: PredictionLine, parser: ParserConfig, prefer: str = "response") -> Grade:
@@ -126,13 +132,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score a predictions file, print the markdown report, optionally write it with plots."""
+    """Score a predictions file, print the markdown report, optionally write it with plots.
+
+    Lines of other tasks (multiple choice, grounded QA, tracking, ...) get one table per task after it.
+    """
     try:
         convention, parser = scoring_from_args(args)
-        report = score_file(args.predictions, convention, parser, args.by, parse_buckets(args.buckets), args.prefer)
+        tasks = score_task_lines(args.predictions)
+        report = None
+        if not tasks or sum(t.count for t in tasks.values()) < _count_lines(args.predictions):
+            report = score_file(args.predictions, convention, parser, args.by, parse_buckets(args.buckets), args.prefer)
     except (PredictionFileError, ValueError, OSError) as exc:
         print(f"verl-video score: {exc}", file=sys.stderr)
         return 2
+    if tasks:
+        print(task_scores_markdown(tasks))
+    if report is None:
+        return 0
     print(report.to_markdown())
     if args.output_dir:
         for path in report.write(args.output_dir, plots=not args.no_plots):

@@ -30,10 +30,12 @@ from pathlib import Path
 import torch
 
 from verl_video.data.pipeline import load_items
+from verl_video.data.records import DEFAULT_TASK
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.sft_dataset import SFTExample, encode, load_example, processor_inputs
 from verl_video.models.mrope import install_released_mrope_rule
+from verl_video.tasks import get_task
 from verl_video.tools.demo_data import explain
 
 IGNORE_INDEX = -100
@@ -60,8 +62,13 @@ def load_examples(
 
 
 def target_text(example: SFTExample, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
-    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect."""
+    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect.
+
+    Records of other tasks get their task's reference answer (letter, evidence, boxes) after the same reasoning.
+    """
     record = example.item.record
+    if record.task != DEFAULT_TASK:
+        return f"<think>{explain(record.query)}</think>{get_task(record.task).reference_answer(record, example.duration)}"
     start, end = record.timestamps[0]
     if noise > 0 and rng is not None:
         start += noise * float(torch.randn((), generator=rng))
