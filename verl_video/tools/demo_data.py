@@ -36,10 +36,12 @@ DURATIONS = tuple(range(8, 17))  # seconds, integers
 MIN_EVENT, MAX_EVENT = 2.0, 6.0  # event length bounds, seconds
 SHAPE_SIZE = 36  # pixels, the side of the shape's bounding box
 # Bumped whenever the generator changes, so an old output directory is not mistaken for a current one.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # Tracking videos: frames, boxes and how many options a colour question offers.
 TRACK_FRAMES = (40, 80)  # frame count range at FPS (4 to 8 s)
-TRACK_BOXES = 8  # as VideoChat-R1's GOT-10k records
+# VideoChat-R1's GOT-10k records have 8 boxes (7 asked: ~225 tokens of the tiny tokenizer, which spells digits one by
+# one). 4 boxes (3 asked, ~115 tokens) fit tiny_tasks_cpu's response length, so a rollout can close its answer.
+TRACK_BOXES = 4
 TRACK_SIZE = 24  # pixels, the side of the moving square
 NUM_OPTIONS = 4
 
