@@ -8,16 +8,21 @@ numbers are never averaged with another task's, nor into the grounding report's 
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from verl_video.data.records import DEFAULT_TASK
+from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.evaluation.predictions import PredictionFileError, iter_objects
 from verl_video.rewards import Sample
 from verl_video.rewards.components import answer_status
 from verl_video.tasks import get_task
+
+TASK_JSON = "task_metrics.json"
+TASK_MD = "task_metrics.md"
 
 
 @dataclass
@@ -55,10 +60,33 @@ def score_task_lines(path: str) -> dict[str, TaskScores]:
         sample = Sample(obj.get("response") or "", obj["ground_truth"], {"task": task.name})
         entry = scores.setdefault(task.name, TaskScores(task.name))
         entry.count += 1
-        entry.statuses[answer_status(sample)] += 1
+        # No response ever existed (eval: the video did not decode): counted apart, scored 0, as for grounding.
+        failed = obj.get("response") is None and obj.get("error")
+        entry.statuses["error" if failed else answer_status(sample)] += 1
         for metric, value in task.metrics(sample).items():
             entry.sums[metric] += float(value)
     return scores
+
+
+def task_line(record: GroundingRecord, response: str | None) -> dict[str, Any]:
+    """What `eval` writes for a record of a task other than grounding: its ground truth (as training's row
+    has it), its parse status and its metrics (`score` recomputes them from `response` and `ground_truth`)."""
+    task = get_task(record.task)
+    truth = task.ground_truth(record, record.duration)
+    sample = Sample(response or "", truth, {"task": task.name})
+    return {"ground_truth": truth, "parse_status": answer_status(sample), **task.metrics(sample)}
+
+
+def write_task_scores(scores: Mapping[str, TaskScores], out_dir: str) -> list[str]:
+    """Write task_metrics.json (per task: count, metric means, parse statuses) and task_metrics.md into `out_dir`."""
+    os.makedirs(out_dir, exist_ok=True)
+    data = {t: {"count": e.count, "metrics": e.means, "parse_status": dict(sorted(e.statuses.items()))}
+            for t, e in scores.items()}  # fmt: skip
+    paths = [os.path.join(out_dir, TASK_JSON), os.path.join(out_dir, TASK_MD)]
+    for path, text in zip(paths, (json.dumps(data, indent=2) + "\n", task_scores_markdown(scores))):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    return paths
 
 
 def task_scores_markdown(scores: Mapping[str, TaskScores]) -> str:
