@@ -74,7 +74,7 @@ def test_scorer_is_total_and_bounded(text, truth, extra, source):
     assert tuple(result) == scorer.keys
     # Only the metrics of tasks other than the row's read nan (not applicable; per-source means skip them).
     own = f"{row_task(truth, extra)}/"
-    task_keys = {f"{task}/{name}" for task, (names, _) in scorer.task_metrics.items() for name in names}
+    task_keys = {key for _, _, keys in scorer.task_metrics.values() for key in keys}
     assert all(math.isfinite(v) for k, v in result.items() if k not in task_keys or k.startswith(own))
     low, high = _BOUNDS
     assert low <= result["score"] <= high

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .boxes import read_boxes
-from .choice import choice_accuracy, read_choice
+from verl_video.grounding_metrics import per_sample_metrics
+
+from .choice import choice_letter, read_choice
 from .format import format_score
 from .iou import best_iou, multi_iou, normalized_iou, timestamp_iou
 from .parser import NO_ANSWER, OK, UNPARSEABLE, WRONG_COUNT, answer_block, answer_style, find_pairs, repair
@@ -81,7 +82,17 @@ def accuracy(sample: Sample, num_options: int | None = None) -> float:
 
     A letter beyond the row's options (`num_options` in the ground truth, else 26) is no answer.
     """
-    return choice_accuracy(sample.response, sample.truth.get("answer"), _num_options(sample, num_options))
+    expected = choice_letter(sample.truth.get("answer"))
+    return float(expected is not None and _chosen(sample, _num_options(sample, num_options)) == expected)
+
+
+def _chosen(sample: Sample, num_options: int) -> str | None:
+    # The letter of the last answer block, read once per sample (accuracy, format and the task metric ask).
+    memo = sample.__dict__.setdefault("_chosen", {})
+    if num_options not in memo:
+        content = answer_block(sample.response)
+        memo[num_options] = None if content is None else read_choice(content, num_options)
+    return memo[num_options]
 
 
 @register_reward("evidence_iou", low=0.0, high=1.0)
@@ -103,7 +114,7 @@ def _evidence_tag(sample: Sample, tag: str | None) -> str:
 def box_iou_reward(sample: Sample, exact: bool = True) -> float:
     """Tracking: mean box IoU over the asked frames, 0 unless one box per frame (VideoChat-R1's rule;
     `exact=False` scores a missing box 0 and ignores extra ones instead)."""
-    truth = _boxes(sample)
+    truth = sample.truth_boxes
     if not truth or (exact and len(sample.predicted_boxes) != len(truth)):
         return 0.0
     return sum(sample.box_ious) / len(truth)
@@ -122,11 +133,6 @@ def _drop_block(text: str, tag: str) -> str:
     return text[:start] + text[end + len(tag) + 3 :] if 0 <= start < end else text
 
 
-def _boxes(sample: Sample) -> list:
-    boxes = sample.truth.get("boxes")
-    return list(boxes) if boxes is not None and not isinstance(boxes, (str, bytes)) else []
-
-
 def _interval_ok(sample: Sample, content: str, style: str | None) -> bool:
     return answer_style(content) == (style or sample.answer_style)
 
@@ -141,11 +147,13 @@ def _num_options(sample: Sample, num_options: int | None) -> int:
 
 
 def _choice_ok(sample: Sample, content: str, style: str | None) -> bool:
-    return read_choice(content, _num_options(sample, None)) is not None
+    # `content` is the last answer block, closed: the block `_chosen` reads.
+    return _chosen(sample, _num_options(sample, None)) is not None
 
 
 def _boxes_ok(sample: Sample, content: str, style: str | None) -> bool:
-    return len(read_boxes(content)) == len(_boxes(sample))
+    # `content` is the last answer block, closed: the block `predicted_boxes` already read.
+    return len(sample.predicted_boxes) == len(sample.truth_boxes)
 
 
 # How to tell, per answer kind, that an answer's content can be scored ("interval" rows use the parser).
@@ -162,15 +170,32 @@ def register_answer_kind(kind: str, readable: Callable[[Sample, str], bool]) -> 
 
 def answer_status(sample: Sample) -> str:
     """The parse status of the row's main answer: an interval, an option letter, or one box per asked frame."""
+    memo = sample.__dict__  # the reward, parse_ok, the diagnostics and the task metric all ask: read once
+    if "_answer_status" not in memo:
+        memo["_answer_status"] = _answer_status(sample)
+    return memo["_answer_status"]
+
+
+def _answer_status(sample: Sample) -> str:
     if sample.answer_kind not in _CONTENT_OK:
         return sample.parse.status
+    if sample.answer_kind == "boxes":  # the same block the reward reads, parsed once
+        boxes = sample.predicted_boxes
+        if boxes:
+            return OK if len(boxes) == len(sample.truth_boxes) else WRONG_COUNT
+        return NO_ANSWER if answer_block(sample.response) is None else UNPARSEABLE
     content = answer_block(sample.response)
     if content is None:
         return NO_ANSWER
-    if sample.answer_kind == "boxes":  # the same block the reward reads, parsed once
-        boxes = sample.predicted_boxes
-        return OK if len(boxes) == len(_boxes(sample)) else WRONG_COUNT if boxes else UNPARSEABLE
     return OK if _CONTENT_OK[sample.answer_kind](sample, content, None) else UNPARSEABLE
+
+
+def overlap_metrics(sample: Sample) -> dict[str, float]:
+    """The row's diagnostics `iou` (its `main_overlap`), `parse_ok` and `r1@m`, computed once per sample."""
+    memo = sample.__dict__
+    if "_overlap_metrics" not in memo:
+        memo["_overlap_metrics"] = per_sample_metrics(main_overlap(sample), bool(parse_ok(sample)))
+    return memo["_overlap_metrics"]
 
 
 def main_overlap(sample: Sample) -> float:

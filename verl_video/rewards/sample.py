@@ -49,7 +49,7 @@ class Sample:
     def __post_init__(self) -> None:
         if not isinstance(self.response, str):
             self.response = "" if self.response is None else str(self.response)
-        if not isinstance(self.extra_info, Mapping):
+        if type(self.extra_info) is not dict and not isinstance(self.extra_info, Mapping):  # dict: skip the ABC check
             self.extra_info = {}
         if _truthy(self.extra_info.get("answer_normalized")):
             self.parser_config = replace(self.parser_config, normalized=True)
@@ -113,12 +113,15 @@ class Sample:
         return parse_boxes(self.response)
 
     @lazy
+    def truth_boxes(self) -> list:
+        """The ground-truth boxes, one per asked frame (empty when the row has none)."""
+        boxes = self.truth.get("boxes")
+        return list(boxes) if boxes is not None and not isinstance(boxes, (str, bytes)) else []
+
+    @lazy
     def box_ious(self) -> list[float]:
         """IoU of each predicted box with the ground-truth box of the same frame (pairs in order), computed once."""
-        boxes = self.truth.get("boxes")
-        if boxes is None or isinstance(boxes, (str, bytes)):
-            return []
-        return [box_iou(pred, gt) for pred, gt in zip(self.predicted_boxes, boxes)]
+        return [box_iou(pred, gt) for pred, gt in zip(self.predicted_boxes, self.truth_boxes)]
 
     @lazy
     def think(self) -> bool:

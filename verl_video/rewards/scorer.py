@@ -23,7 +23,7 @@ from typing import Any
 
 from verl_video.grounding_metrics import per_sample_metrics
 
-from .components import answer_status, main_overlap, parse_ok
+from .components import answer_status, overlap_metrics
 from .composite import FAILURE_KINDS, Composite, load_presets, to_plain
 from .parser import OK, STATUSES
 from .registry import load_modules
@@ -33,6 +33,8 @@ logger = logging.getLogger("verl_video.rewards")
 
 DEFAULT_PRESET = "default"
 _FAILURES = tuple(status for status in STATUSES if status != OK)
+# Each row sets exactly one of these to 1 (none when its answer parsed): the zeros come with the blank row.
+_FAILURE_KEYS = {status: f"parse_{status}" for status in _FAILURES}
 # iou, parse_ok and r1@m come from evaluation's per-sample metrics, so validation during training reports
 # mIoU, parse rate and R1@m exactly as `verl-video score` computes them.
 # The options `reward.reward_kwargs` (and the custom reward function's reward_kwargs) accept.
@@ -81,8 +83,11 @@ class RewardScorer:
                 raise ValueError(f"task_presets[{task!r}] = {name!r} is not a known preset")
         component_keys = tuple(dict.fromkeys(key for c in self.presets.values() for key in c.keys))
         failure_keys = tuple(f"{key}/{kind}" for key in component_keys for kind in FAILURE_KINDS)
-        self.task_metrics = {task: (names, fn) for task, (names, fn) in ROW_METRICS.items()}
-        task_keys = tuple(f"{task}/{name}" for task, (names, _) in self.task_metrics.items() for name in names)
+        # Per task: (metric names, fn, the `<task>/<name>` keys), the keys spelt once, not per row.
+        self.task_metrics = {
+            task: (names, fn, tuple(f"{task}/{name}" for name in names)) for task, (names, fn) in ROW_METRICS.items()
+        }
+        task_keys = tuple(key for _, _, keys in self.task_metrics.values() for key in keys)
         self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + component_keys + failure_keys + task_keys))
         # Every row starts from this (one dict copy): 0 for the keys its composite leaves unset, nan for task metrics.
         self._blank = {**dict.fromkeys(self.keys, 0.0), **dict.fromkeys(task_keys, math.nan)}
@@ -125,8 +130,9 @@ class RewardScorer:
         total, values, failures = composite.evaluate(sample)
         status = answer_status(sample)
         result = self._blank.copy()
-        result.update(per_sample_metrics(main_overlap(sample), bool(parse_ok(sample))))
-        result.update((f"parse_{s}", float(status == s)) for s in _FAILURES)
+        result.update(overlap_metrics(sample))
+        if status in _FAILURE_KEYS:
+            result[_FAILURE_KEYS[status]] = 1.0
         result.update(values)
         result.update((f"{key}/{kind}", 1.0) for key, kind in failures.items())
         result.update(self._task_metrics(sample))
@@ -137,12 +143,13 @@ class RewardScorer:
         own = self.task_metrics.get(sample.task)
         if own is None:
             return {}
+        names, fn, keys = own
         try:
-            computed = own[1](sample)
+            computed = fn(sample)
         except Exception as exc:  # a metric bug must not kill a training step; it reads nan and is logged once
             self._warn_once(f"task {sample.task!r} metrics raised {type(exc).__name__}: {exc}")
             return {}
-        return {f"{sample.task}/{name}": float(computed[name]) for name in own[0] if name in computed}
+        return {key: float(computed[name]) for name, key in zip(names, keys) if name in computed}
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:

@@ -7,7 +7,7 @@ from typing import Any
 from verl_video.data.prompts import TEMPLATES, PromptTemplate, build_messages
 from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.grounding_metrics import per_sample_metrics
-from verl_video.rewards.components import iou, parse_ok
+from verl_video.rewards.components import overlap_metrics
 
 from .base import Task
 from .registry import register_task
@@ -37,5 +37,5 @@ class Grounding(Task):
         return f"<answer>{start:.2f} to {end:.2f}</answer>"
 
     def metrics(self, sample: Any) -> dict[str, float]:
-        """IoU, parse rate and R1@m, exactly as `verl-video score` computes them."""
-        return per_sample_metrics(iou(sample), bool(parse_ok(sample)))
+        """IoU, parse rate and R1@m, exactly as `verl-video score` computes them (the row's diagnostics, reused)."""
+        return overlap_metrics(sample)
