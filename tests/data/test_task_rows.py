@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from verl_video.data.pipeline import build_row, for_model, item_video, load_item
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.video_loader import VideoRequest, load_video
 from verl_video.rewards import RewardScorer
-from verl_video.tools.demo_data import generate
+from verl_video.tools.demo_data import TRACK_BOXES, generate
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,9 @@ def test_each_task_gets_its_prompt_truth_preset_and_frames(demo):
     assert mcq["extra_info"]["reward_preset"] == "mcq" and "Options:\n(A) " in mcq["prompt"][-1]["content"]
     assert gqa["reward_model"]["ground_truth"]["evidence_tag"] == "glue"
     video = track["videos"][0]
-    assert video["frame_rate"] == 10.0 and len(video["frame_indices"]) == 7 and video["frame_indices"][0] == 0
-    assert len(track["reward_model"]["ground_truth"]["boxes"]) == 7
+    asked = TRACK_BOXES - 1  # box 0 is given in the prompt; one frame for each other box
+    assert video["frame_rate"] == 10.0 and len(video["frame_indices"]) == asked and video["frame_indices"][0] == 0
+    assert len(track["reward_model"]["ground_truth"]["boxes"]) == asked
     scorer = RewardScorer()
     truth = track["reward_model"]["ground_truth"]
     scored = scorer("demo_tracking", f"<think>x</think><answer>{truth['boxes']}</answer>", truth, track["extra_info"])
@@ -68,7 +70,8 @@ def test_the_agent_loop_decodes_exactly_the_tracking_frames(demo):
     messages = [{"role": "user", "content": [{"type": "video", **video}]}]
     _, videos, _ = VideoGroundingDataset._process_multi_modal_info(messages, 14, config)
     frames, metadata = videos[0]
-    assert frames.shape[0] == 8 and metadata["video_backend"] == "frames"
+    # One frame per asked box, padded to whole frame pairs.
+    assert frames.shape[0] == 2 * math.ceil((TRACK_BOXES - 1) / 2) and metadata["video_backend"] == "frames"
 
 
 def test_rows_tell_rewards_the_prompts_think_block_and_the_tasks_answer_kind(demo):

@@ -125,41 +125,29 @@ def plan_sampling(
     budget: VideoBudget,
     start: float = 0.0,
     geometry: VideoGeometry | None = None,
+    exact_times: list[float] | None = None,
 ) -> SamplingPlan:
-    """Plan the frames for `duration` seconds from `start` of a height x width video under `budget`."""
+    """Plan the frames for `duration` seconds from `start` of a height x width video under `budget`.
+
+    `exact_times` (seconds in the file): show exactly those instants instead of the time grid, padded to
+    whole frame groups by repeating the last (the time encoding still follows the budget's rate).
+    """
     if not math.isfinite(duration) or duration <= 0:
         raise ValueError(f"video duration must be a positive number of seconds, got {duration}")
-    geometry = geometry or default_geometry()
-    fps = sampling_rate(duration, budget, geometry)
-    num_frames = frame_count(duration, fps, budget, geometry)
-    # total_pixels bounds one frame's pixels summed over the frame groups: the video's tokens, whatever its length.
-    per_frame = budget.total_pixels * geometry.temporal_patch_size // num_frames
-    max_pixels = max(budget.min_pixels, min(budget.max_pixels, per_frame))
-    h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels, geometry)
-    return SamplingPlan(
-        fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w, geometry=geometry
-    )
-
-
-def plan_exact_frames(
-    times: list[float],
-    duration: float,
-    height: int,
-    width: int,
-    budget: VideoBudget,
-    start: float = 0.0,
-    geometry: VideoGeometry | None = None,
-) -> SamplingPlan:
-    """A plan that shows exactly the instants `times` (padded to whole frame groups by repeating the last)."""
-    if not times:
+    if exact_times is not None and not exact_times:
         raise ValueError("an exact-frame plan needs at least one instant")
     geometry = geometry or default_geometry()
     patch = geometry.temporal_patch_size
-    num_frames = patch * math.ceil(len(times) / patch)
     fps = sampling_rate(duration, budget, geometry)
+    if exact_times:
+        num_frames = patch * math.ceil(len(exact_times) / patch)
+    else:
+        num_frames = frame_count(duration, fps, budget, geometry)
+    # total_pixels bounds one frame's pixels summed over the frame groups: the video's tokens, whatever its length.
     per_frame = budget.total_pixels * patch // num_frames
     max_pixels = max(budget.min_pixels, min(budget.max_pixels, per_frame))
     h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels, geometry)
     return SamplingPlan(
-        fps, num_frames, start, duration, h, w, geometry=geometry, exact_times=tuple(float(t) for t in times)
-    )
+        fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w, geometry=geometry,
+        exact_times=tuple(float(t) for t in exact_times) if exact_times else None,
+    )  # fmt: skip

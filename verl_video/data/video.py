@@ -24,7 +24,7 @@ import torch
 
 from verl_video.data.frame_folder import FrameFolderError, list_frames, read_frames
 from verl_video.data.probe import VideoError, probe_video
-from verl_video.data.sampling_plan import SamplingPlan, plan_exact_frames, plan_sampling
+from verl_video.data.sampling_plan import SamplingPlan, plan_sampling
 from verl_video.data.settings import VideoBudget
 from verl_video.models.family import VideoGeometry
 
@@ -106,8 +106,9 @@ def plan_for_file(
             raise VideoError(f"{path}: frame {max(frame_indices)} asked for, the video has {probe.num_frames} frames")
         # The middle of each frame's display time, so that no rounding can reach its neighbour.
         times = [(index + 0.5) / probe.fps for index in frame_indices]
-        return plan_exact_frames(times, duration, probe.height, probe.width, budget, start=start, geometry=geometry)
-    return plan_sampling(duration, probe.height, probe.width, budget, start=start, geometry=geometry)
+    else:
+        times = None
+    return plan_sampling(duration, probe.height, probe.width, budget, start=start, geometry=geometry, exact_times=times)
 
 
 def decode_video(
