@@ -70,3 +70,24 @@ def test_json_answer_style(demo_dir):
     record = GroundingRecord(id="a", video="v.mp4", query="q", timestamps=[[1.0, 2.5]], extra={"cot": "because"})
     expected = '<think>because</think><answer>{"start_time": 1.0, "end_time": 2.5}</answer>'
     assert answer_text(record, "think_json") == expected
+
+
+def test_other_tasks_get_their_tasks_answer_blocks():
+    from verl_video.data.records import GroundingRecord
+    from verl_video.rewards import RewardScorer
+    from verl_video.tasks import get_task
+
+    boxes = [[0.1, 0.1, 0.3, 0.3], [0.2, 0.2, 0.4, 0.4], [0.3, 0.3, 0.5, 0.5]]
+    records = [
+        GroundingRecord(id="m", video="v.mp4", query="q", timestamps=[], task="mcq",
+                        extra={"options": ["a", "b", "c"], "answer": "B", "cot": "because"}),
+        GroundingRecord(id="t", video="v", query="red square", timestamps=[], task="tracking",
+                        extra={"boxes": boxes, "cot": "it moves"}),
+    ]  # fmt: skip
+    for record in records:
+        think, bare = answer_text(record, "think"), answer_text(record, "answer_only")
+        assert think.startswith(f"<think>{record.extra['cot']}</think>") and not bare.startswith("<think>")
+        # The supervised target scores full marks under the task's own reward, format included.
+        truth = get_task(record.task).ground_truth(record, 10.0)
+        scored = RewardScorer()("d", think, truth, {"task": record.task, "think": True})
+        assert scored["format"] == 1.0 and scored["parse_ok"] == 1.0, (record.task, think)
