@@ -15,7 +15,9 @@ from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 from verl_video import main
-from verl_video.main import CONFIG_DIR, ConfigError, check_device_settings, imply_cpu_profile, prepare_environment
+from verl_video.main import (
+    CONFIG_DIR, ConfigError, check_device_settings, check_reward_presets, imply_cpu_profile, prepare_environment,
+)
 
 SCRIPT = REPO_ROOT / "examples" / "qwen2_5_vl_3b_tvg.sh"
 # The script calls `python`: make it this interpreter, as an activated virtualenv would.
@@ -230,3 +232,15 @@ def test_cpu_vllm_rollout_differs_from_the_gpu_example_only_in_device_keys():
     unexplained = {key: values for key, values in differ.items() if key not in CPU_VLLM_DIFFERS_FROM_GPU}
     assert set(differ) == set(CPU_VLLM_DIFFERS_FROM_GPU), unexplained
     assert gpu["name"] == cpu["name"] == "vllm" and gpu["mode"] == cpu["mode"]
+
+
+def test_a_data_config_naming_an_unknown_reward_preset_stops_the_run(tmp_path: Path):
+    entry = {"name": "qa", "json_path": "qa.jsonl", "data_folder": ".", "task": "mcq", "reward_preset": "grounded_qa"}
+    (tmp_path / "qa.jsonl").write_text("")
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"datasets": [entry]}))
+    check_reward_presets(_compose(f"data.train_files=[{good}]", f"data.val_files=[{good}]"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"datasets": [{**entry, "reward_preset": "grounded_qa_v2"}]}))
+    with pytest.raises(ConfigError, match=r"bad.yaml: dataset 'qa': reward_preset 'grounded_qa_v2' is not a known"):
+        check_reward_presets(_compose(f"data.train_files=[{good}]", f"data.val_files=[{bad}]"))

@@ -15,10 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "verl_video"
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
     "verl_video.grounding_metrics": ("verl_video",),
-    # Rewards read what they need from the row (extra_info), never the data or evaluation code that made it.
+    # Rewards read what they need from the row (extra_info, ground truth), never the data, task or evaluation
+    # code that made it.
     "verl_video.rewards": (
-        "verl_video.data", "verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"
-    ),
+        "verl_video.data", "verl_video.tasks", "verl_video.evaluation", "verl_video.tools", "verl_video.trainer",
+        "verl_video.main",
+    ),  # fmt: skip
+    # Tasks sit on the record schema and the rewards; the data pipeline and evaluation use them.
+    "verl_video.tasks": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
     "verl_video.data": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
     "verl_video.models": ("verl_video.data", "verl_video.rewards", "verl_video.evaluation", "verl_video.tools"),
     "verl_video.evaluation": ("verl_video.selection", "verl_video.tools", "verl_video.trainer", "verl_video.main"),

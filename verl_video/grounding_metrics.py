@@ -14,12 +14,14 @@ exact arithmetic may come out as 0.49999999999999994 in floating point and then 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 
 
+@functools.lru_cache(maxsize=256)  # rewards ask for the same few keys for every row
 def recall_key(threshold: float) -> str:
     """The metric name of R1 at one IoU threshold, e.g. `r1@0.5`."""
     return f"r1@{threshold:g}"
@@ -81,10 +83,12 @@ def per_sample_metrics(iou: float, parsed: bool, convention: Convention = DEFAUL
     emitting these keys yields `val-aux/<source>/iou/mean@1` (mIoU), `.../parse_ok/mean@1` and
     `.../r1@0.5/mean@1` (R1@0.5) with the same convention as `verl-video score`.
     """
+    parsed = bool(parsed)
     iou = float(iou) if parsed else 0.0
-    values = {"iou": iou, "parse_ok": float(bool(parsed))}
+    values = {"iou": iou, "parse_ok": float(parsed)}
+    strict = convention.strict
     for m in convention.thresholds:
-        values[recall_key(m)] = float(bool(parsed) and convention.hit(iou, m))
+        values[recall_key(m)] = float(parsed and (iou > m if strict else iou >= m))
     return values
 
 

@@ -101,6 +101,33 @@ def check_model_family(config: DictConfig) -> None:
     print(f"verl-video: model family {family.model_type} (video time: {family.time_encoding})")
 
 
+def check_reward_presets(config: DictConfig) -> None:
+    """Refuse a data_config entry whose `reward_preset` names no preset: its rows would be scored by another one."""
+    from verl_video.data.config import DataConfigError
+    from verl_video.data.pipeline import read_data_config
+    from verl_video.rewards import RewardScorer
+
+    wanted: dict[str, str] = {}
+    for key in ("train_files", "val_files"):
+        files = config.data.get(key) or []
+        for path in [files] if isinstance(files, str) else files:
+            if not (str(path).endswith((".yaml", ".yml")) and os.path.isfile(str(path))):
+                continue
+            try:
+                entries = read_data_config(str(path)).datasets
+            except DataConfigError:
+                continue  # the dataset reports it, with file and line, when it loads
+            for entry in entries:
+                if entry.reward_preset:
+                    wanted.setdefault(entry.reward_preset, f"{path}: dataset {entry.name!r}")
+    if not wanted:
+        return
+    known = RewardScorer.from_kwargs(config.reward.get("reward_kwargs")).presets
+    for name, where in wanted.items():
+        if name not in known:
+            raise ConfigError(f"{where}: reward_preset {name!r} is not a known preset; known: {', '.join(sorted(known))}")
+
+
 def prepare_environment(config: DictConfig) -> None:
     """Environment every process needs; set before Ray starts so workers inherit it."""
     if config.trainer.device == "cpu":
@@ -129,6 +156,7 @@ def run(config: DictConfig) -> None:
 
     check_device_settings(config)
     check_model_family(config)
+    check_reward_presets(config)
     prepare_environment(config)
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))

@@ -22,6 +22,7 @@ logger = logging.getLogger("verl_video")
 _REGISTRATIONS = (
     "verl_video.backends.register",
     "verl_video.rewards.reward_manager",
+    "verl_video.tasks",
     "verl_video.data.agent_loop",
     "verl_video.trainer",
 )

@@ -69,6 +69,7 @@ def _train(
     timeout: float = RUN_TIMEOUT_S,
     kill_when: Callable[[Path], bool] | None = None,
     env: dict | None = None,
+    experiment: str = "tiny_tvg_cpu",
 ) -> dict:
     """Run `steps` GRPO steps into root/name (again: resumes there); returns the run's folder, exit code
     (None: timed out, or SIGKILLed with its whole process group once `kill_when(folder)` held), log, seconds."""
@@ -79,7 +80,7 @@ def _train(
         sys.executable,
         "-m",
         "verl_video.main",
-        "experiment=tiny_tvg_cpu",
+        f"experiment={experiment}",
         f"actor_rollout_ref.model.path={root / 'warm'}",
         f"data.train_files={root / 'data' / 'train.yaml'}",
         f"data.val_files={root / 'data' / 'val.yaml'}",

@@ -105,3 +105,32 @@ def test_a_clip_record_is_refused_not_shown_whole(utils, tmp_path, monkeypatch):
     # The text and scoring hooks still work on the record (lmms-eval builds all of them per document).
     assert "q" in utils.doc_to_text(clip, {"template": "think"}) and utils.doc_to_target(clip) == "2.00 to 6.00"
     assert utils.process_results(clip, ["<answer>2 to 6</answer>"])["miou"]["iou"] == 1.0
+
+
+GQA = TASKS.parent / "verl_video_gqa"
+
+
+def test_the_grounded_qa_task_uses_the_task_registry(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("vv_lmms_gqa_utils", GQA / "utils.py")
+    gqa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gqa)
+    config = yaml.load((GQA / "vv_nextgqa.yaml").read_text(), Loader=_Loader)
+    hooks = [config[k] for k in ("doc_to_visual", "doc_to_text", "doc_to_target", "process_results")]
+    hooks += [m["aggregation"] for m in config["metric_list"]]
+    assert all(hook.startswith("!function utils.") and callable(getattr(gqa, hook.split(".", 1)[1])) for hook in hooks)
+    assert [m["metric"] for m in config["metric_list"]] == list(gqa.METRICS)
+    # A row of VideoChat-R1's nextgqa_val.json, as lmms-eval's json loader hands it over.
+    doc = {"id": "4882821564_1", "video": "1104/4882821564.mp4", "question": "why did the boy pick up the present",
+           "options": ["(A) share", "(B) approach", "(C) unwrap it"], "answer": "(C)", "duration": 90,
+           "glue": [[13.8, 29.8]], "type": "CW"}  # fmt: skip
+    (tmp_path / "1104").mkdir()
+    (tmp_path / "1104" / "4882821564.mp4").write_bytes(b"")
+    monkeypatch.setenv("VERL_VIDEO_NEXTGQA_ROOT", str(tmp_path))
+    assert gqa.doc_to_visual(doc) == [str(tmp_path / "1104" / "4882821564.mp4")]
+    text = gqa.doc_to_text(doc, {"style": "think"})
+    assert "(C) unwrap it" in text and "<glue>" in text and "<video>" not in text
+    right = gqa.process_results(doc, [gqa.doc_to_target(doc)])
+    wrong = gqa.process_results(doc, ["<answer>A</answer><glue>[(50, 60)]</glue>"])
+    assert right == {"accuracy": 1.0, "parse_ok": 1.0, "evidence_iou": 1.0, "evidence_iou@0.5": 1.0}
+    assert wrong["accuracy"] == 0.0 and wrong["evidence_iou"] == 0.0 and wrong["parse_ok"] == 1.0
+    assert gqa.mean_percent([right["accuracy"], wrong["accuracy"]]) == 50.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -99,3 +100,73 @@ def test_val_split_does_not_depend_on_train_size(tmp_path, demo_dir) -> None:
     other = tmp_path / "other"
     generate(other, num_train=1, num_val=2, seed=0)
     assert read(other / "val.jsonl") == read(demo_dir / "val.jsonl")
+
+
+def test_choice_records_name_the_shown_colour(demo_dir) -> None:
+    videos = {r["video"]: r for r in read(demo_dir / "train.jsonl")}
+    for task in ("mcq", "grounded_qa"):
+        for r in read(demo_dir / f"train_{task}.jsonl"):
+            grounding = videos[r["video"]]
+            colour = named(grounding["query"], COLOURS)
+            assert r["options"]["ABCD".index(r["answer"])] == colour and len(set(r["options"])) == 4
+            if task == "grounded_qa":
+                assert r["timestamps"] == grounding["timestamps"]  # the evidence is the visible window
+
+
+def square_box(frame: np.ndarray, colour: tuple[int, int, int]) -> list[float]:
+    """Normalised [x0, y0, x1, y1] of the pixels of `colour` in an H x W x 3 frame."""
+    close = np.abs(frame.astype(int) - np.array(colour)).max(axis=2) < 60
+    ys, xs = np.nonzero(close)
+    height, width = frame.shape[:2]
+    return [xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height]
+
+
+def test_tracking_shows_exactly_the_annotated_frames_and_the_boxes_line_up(demo_dir) -> None:
+    from verl_video.data.formats import read_annotations
+    from verl_video.data.probe import probe_video
+    from verl_video.data.settings import VideoBudget
+    from verl_video.data.video import decode_video
+    from verl_video.rewards.boxes import box_iou
+    from verl_video.tasks import get_task
+
+    budget = VideoBudget(total_pixels=8 * 112 * 112, max_pixels=112 * 112)  # frames keep their 112 x 112 size
+    for record in read_annotations(str(demo_dir / "train_tracking.jsonl")):
+        task = get_task(record.task)
+        folder = str(demo_dir / record.video)
+        total = probe_video(folder, record.extra["frame_rate"]).num_frames
+        indices = task.frame_indices(record, total)
+        asked = len(record.extra["boxes"]) - 1
+        # VideoChat-R1's frames: the first, int(i * (n - 1) / (asked - 1)) between, the last.
+        assert indices == [int(i * (total - 1) / (asked - 1)) for i in range(asked)] and indices[-1] == total - 1
+        video = decode_video(folder, budget, frame_rate=record.extra["frame_rate"], frame_indices=tuple(indices))
+        truth = task.ground_truth(record, None)
+        colour = COLOURS[record.query.split()[0]]
+        shown = [square_box(frame.permute(1, 2, 0).numpy(), colour) for frame in video.frames]
+        # Frames come in pairs: an odd count repeats the last.
+        assert len(truth["boxes"]) == len(indices) == asked and video.frames.shape[0] == asked + asked % 2
+        for j, box in enumerate(truth["boxes"]):
+            assert box_iou(shown[j], box) > 0.95, (record.id, j, shown[j], box)
+        # The box the prompt gives is the square in the folder's first frame, and the square moves.
+        assert box_iou(shown[0], truth["first_box"]) > 0.95 and box_iou(shown[0], shown[asked - 1]) < 0.2
+
+
+def test_every_tasks_reference_answer_fits_the_mixture_experiments_response_length(demo_dir) -> None:
+    # A reference answer longer than the rollout may write is cut before </answer>: every rollout of that
+    # task then scores 0 and GRPO gets no signal from it (the 8-box tracking demo took 225 tokens of 160).
+    from verl_video.data.pipeline import load_items
+    from verl_video.data.run_settings import settings_from_defaults
+    from verl_video.tasks import get_task
+    from verl_video.tools.tiny_model import build_tokenizer
+    from verl_video.tools.warm_start import target_text
+
+    settings = settings_from_defaults(["experiment=tiny_tasks_cpu"])
+    tokenizer = build_tokenizer()
+    longest = {}
+    for item in load_items([str(demo_dir / "train_mix.yaml")], settings.video):
+        record = item.record
+        text = target_text(SimpleNamespace(item=item, duration=record.duration))
+        assert get_task(record.task).reference_answer(record, record.duration) in text
+        longest[record.task] = max(longest.get(record.task, 0), len(tokenizer(text)["input_ids"]) + 1)  # + EOS
+    assert set(longest) == {"tvg", "mcq", "grounded_qa", "tracking"}
+    # A margin for what a sampled answer adds (a longer number, a space).
+    assert all(n <= 0.8 * settings.max_response_length for n in longest.values()), (longest, settings.max_response_length)

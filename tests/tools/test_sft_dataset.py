@@ -121,3 +121,24 @@ def test_warm_start_through_verl_reads_the_runs_video_settings(processor, demo_d
     # 1 fps: fewer temporal grids than the 2 fps default (which the dataset would use without the settings).
     default = _dataset(processor, [demo_dir / "train.yaml"])[0]["multi_modal_inputs"]["video_grid_thw"]
     assert int(item["multi_modal_inputs"]["video_grid_thw"][0, 0]) < int(default[0, 0])
+
+
+def test_other_tasks_get_their_tasks_answer_blocks():
+    from verl_video.data.records import GroundingRecord
+    from verl_video.rewards import RewardScorer
+    from verl_video.tasks import get_task
+
+    boxes = [[0.1, 0.1, 0.3, 0.3], [0.2, 0.2, 0.4, 0.4], [0.3, 0.3, 0.5, 0.5]]
+    records = [
+        GroundingRecord(id="m", video="v.mp4", query="q", timestamps=[], task="mcq",
+                        extra={"options": ["a", "b", "c"], "answer": "B", "cot": "because"}),
+        GroundingRecord(id="t", video="v", query="red square", timestamps=[], task="tracking",
+                        extra={"boxes": boxes, "cot": "it moves"}),
+    ]  # fmt: skip
+    for record in records:
+        think, bare = answer_text(record, "think"), answer_text(record, "answer_only")
+        assert think.startswith(f"<think>{record.extra['cot']}</think>") and not bare.startswith("<think>")
+        # The supervised target scores full marks under the task's own reward, format included.
+        truth = get_task(record.task).ground_truth(record, 10.0)
+        scored = RewardScorer()("d", think, truth, {"task": record.task, "think": True})
+        assert scored["format"] == 1.0 and scored["parse_ok"] == 1.0, (record.task, think)

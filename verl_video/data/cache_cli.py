@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -19,10 +20,11 @@ from tqdm import tqdm
 
 from verl_video.data.config import DataConfigError
 from verl_video.data.persistent_cache import PersistentVideoCache
-from verl_video.data.pipeline import load_items
+from verl_video.data.pipeline import item_video, load_items
 from verl_video.data.probe import VideoError
 from verl_video.data.records import RecordError
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
+from verl_video.data.video_loader import VideoRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-gb", type=float, help="bound of the cache folder (default: data.video.cache_max_gb)")
     parser.add_argument("--workers", type=int, default=2, help="videos decoded in parallel (threads)")
     add_settings_arguments(parser)
+
+
+def _requests(items: list, failed: list[str]) -> Iterator[VideoRequest]:
+    """Each item's request keyed as training asks for it (a tracking record's exact frames); unreadable ones to `failed`."""
+    for item in items:
+        try:
+            yield item_video(item)
+        except VideoError as exc:
+            failed.append(str(exc))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"verl-video cache: {exc}", file=sys.stderr)
         return 2
     cache = PersistentVideoCache(settings.cache_dir, int((args.max_gb or settings.cache_max_gb) * 1024**3))
-    requests = list(dict.fromkeys(item.video for item in items))
     failed: list[str] = []
+    requests = list(dict.fromkeys(_requests(items, failed)))
 
     def fill(request) -> None:
         try:

@@ -8,13 +8,16 @@
         format: canonical            # optional; detected when absent
         sampling_strategy: all       # all | first:N | end:N | random:N | random:P%
         weight: 1.0                  # optional mixing ratio between datasets
-        task: tvg                    # optional; overrides the records' task
+        task: tvg                    # optional; overrides the records' task (tvg, mcq, grounded_qa, tracking, yours)
+        reward_preset: mcq           # optional; the preset scoring this dataset's rows (default: the task's)
         prompt_template: think       # optional template name or text with {query}
         fps: 2.0                     # optional video budget overrides (see settings.VideoBudget)
         max_frames: 768
         total_pixels: 2809856
         durations: Charades_v1_train.csv   # charades_sta text only: the CSV with id,length
         video_ext: .mp4              # ids without extension (Charades-STA, dict of videos)
+        frame_rate: 10               # videos that are folders of frame images play at this rate (fps)
+        box_frames: videochat_r1     # tracking: which frame each annotated box belongs to (tasks/tracking.py)
 
 Relative paths are resolved against the YAML file's folder, then against the working directory.
 A Temporal-R1 `tvg.yaml` (`datasets: [{json_path, data_folder, sampling_strategy}]`) is accepted as is.
@@ -33,10 +36,11 @@ import yaml
 from verl_video.data.formats import FORMAT_NAMES, ReadOptions
 from verl_video.data.records import RecordError, read_text
 from verl_video.data.settings import BUDGET_FIELDS
+from verl_video.tasks.tracking import BOX_FRAMES
 
 _ENTRY_KEYS = {
-    "name", "json_path", "data_folder", "format", "sampling_strategy", "weight", "task", "prompt_template",
-    "durations", "video_ext", *BUDGET_FIELDS,
+    "name", "json_path", "data_folder", "format", "sampling_strategy", "weight", "task", "reward_preset",
+    "prompt_template", "durations", "video_ext", "frame_rate", "box_frames", *BUDGET_FIELDS,
 }  # fmt: skip
 _STRATEGY = re.compile(r"^(all|first:(\d+)|end:(\d+)|random:(\d+)|random:(\d+(?:\.\d+)?)%)$")
 
@@ -56,6 +60,7 @@ class DatasetEntry:
     sampling_strategy: str = "all"
     weight: float | None = None
     task: str | None = None
+    reward_preset: str | None = None
     prompt_template: str | None = None
     budget_overrides: dict[str, Any] = field(default_factory=dict)
     read_options: ReadOptions = field(default_factory=ReadOptions)
@@ -189,7 +194,10 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
             raise fail(key, "missing (required)")
         if not isinstance(raw[key], str):
             raise fail(key, f"must be a path, got {raw[key]!r}")
-    for key in ("name", "format", "task", "prompt_template", "durations", "video_ext", "sampling_strategy"):
+    for key in (
+        "name", "format", "task", "reward_preset", "prompt_template", "durations", "video_ext", "sampling_strategy",
+        "box_frames",
+    ):  # fmt: skip
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise fail(key, f"must be a string, got {raw[key]!r}")
     json_path = _resolve_path(raw["json_path"], base_dir)
@@ -214,7 +222,11 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
         if not _positive_number(value):
             raise fail(key, f"must be a positive number, got {value!r}")
         budget[key] = value
-    options = ReadOptions(video_ext=raw.get("video_ext"))
+    if raw.get("frame_rate") is not None and not _positive_number(raw["frame_rate"]):
+        raise fail("frame_rate", f"must be a positive number (frames per second), got {raw['frame_rate']!r}")
+    if raw.get("box_frames") is not None and raw["box_frames"] not in BOX_FRAMES:
+        raise fail("box_frames", f"{raw['box_frames']!r} is not one of {', '.join(BOX_FRAMES)}")
+    options = ReadOptions(video_ext=raw.get("video_ext"), frame_rate=raw.get("frame_rate"), box_frames=raw.get("box_frames"))
     if raw.get("durations"):
         options["durations"] = _resolve_path(raw["durations"], base_dir)
         if not os.path.exists(options["durations"]):
@@ -227,6 +239,7 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
         sampling_strategy=strategy,
         weight=float(weight) if weight is not None else None,
         task=raw.get("task"),
+        reward_preset=raw.get("reward_preset"),
         prompt_template=raw.get("prompt_template"),
         budget_overrides=budget,
         read_options=options,

@@ -137,8 +137,12 @@ class VideoGroundingDataset(RLHFDataset):
             messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
         )
         text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-        video = item.video
-        plan = plan_for_file(video.path, video.budget, video.video_start, video.video_end, video.geometry)
+        # The row's request, not the item's: a task may ask for exact frames (tracking).
+        video = VideoRequest.from_item(row["videos"][0], item.video.budget)
+        plan = plan_for_file(
+            video.path, video.budget, video.video_start, video.video_end, video.geometry, video.frame_rate,
+            video.frame_indices,
+        )  # fmt: skip
         # The one video placeholder becomes the video tokens (and, for Qwen3-VL, a timestamp per frame group).
         return text_tokens - 1 + plan.num_video_tokens + prompt_tokens_besides_video(self.processor, plan.group_seconds)
 

@@ -7,6 +7,12 @@ Formats (name: what it looks like):
     dict_of_videos  VideoChat-R1 / TimeZero / ActivityNet Captions: {vid: {duration, timestamps, sentences}}
     charades_sta  Charades-STA text: `VID START END##sentence`, durations from the Charades CSV (id, length)
     tvgbench      TVGBench: [{path, question, answer: "s-e", start, end, duration, dataset_name, ...}]
+    videochat_qa  VideoChat-R1's NExT-GQA: [{id, video, question, options: ["(A) ..."], answer: "(C)", duration,
+                  glue: [[s, e], ...] evidence windows in seconds, type}]: grounded QA (set `task: mcq` for
+                  the question alone)
+    videochat_tracking  VideoChat-R1's GOT-10k: [{path: frame folder, object, gt: boxes [x0, y0, x1, y1] in [0, 1]}]:
+                  tracking; the video is the folder's last path component under data_folder, its frames
+                  played at `frame_rate` (default 10 fps, GOT-10k's), boxes mapped to frames by `box_frames`
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from verl_video.tasks.grounded_qa import GroundedQA
+from verl_video.tasks.tracking import DEFAULT_BOX_FRAMES, Tracking
+
 from verl_video.data.records import (
+    DEFAULT_FRAME_RATE_KEY,
     CANONICAL_FIELDS,
     GroundingRecord,
     RecordError,
@@ -30,18 +40,27 @@ from verl_video.data.records import (
     record_from_json,
 )
 
-FORMAT_NAMES = ("canonical", "temporal_r1", "time_r1", "dict_of_videos", "charades_sta", "tvgbench")
+FORMAT_NAMES = (
+    "canonical", "temporal_r1", "time_r1", "dict_of_videos", "charades_sta", "tvgbench", "videochat_qa",
+    "videochat_tracking",
+)  # fmt: skip
+# GOT-10k's frame rate: its frame folders are played at this rate unless the entry sets `frame_rate`.
+GOT10K_FRAME_RATE = 10.0
 # Keys whose presence identifies a record format (the first match wins).
 _SIGNATURES = (
     ("canonical", {"video", "query", "timestamps"}),
+    ("canonical", {"video", "query", "task"}),  # the other tasks' canonical records need no timestamps
     ("temporal_r1", {"problem", "solution", "video_length"}),
+    ("videochat_qa", {"video", "question", "options", "answer"}),
+    ("videochat_tracking", {"path", "object", "gt"}),
     ("time_r1", {"video", "sentence", "timestamp"}),
     ("tvgbench", {"path", "question", "answer"}),
 )
 
 
 class ReadOptions(dict):
-    """Per-dataset reader options: `durations` (Charades CSV path), `video_ext` (default .mp4)."""
+    """Per-dataset reader options: `durations` (Charades CSV path), `video_ext` (default .mp4), `frame_rate` and
+    `box_frames` (frame folders and their boxes, videochat_tracking)."""
 
     @property
     def video_ext(self) -> str:
@@ -57,6 +76,7 @@ class ReadContext:
     video_ext: str
     stem: str
     durations: dict[str, float]
+    options: ReadOptions
 
 
 def detect_format(path: str) -> str:
@@ -96,7 +116,7 @@ def read_annotations(
         raise RecordError(f"{path}: unknown format {fmt!r}; choose from {', '.join(FORMAT_NAMES)}")
     options = options or ReadOptions()
     durations = read_duration_csv(options["durations"]) if options.get("durations") else {}
-    context = ReadContext(options.video_ext, os.path.splitext(os.path.basename(path))[0], durations)
+    context = ReadContext(options.video_ext, os.path.splitext(os.path.basename(path))[0], durations, options)
     raw_items = _iter_text_lines(path) if fmt == "charades_sta" else iter_json_objects(path)
     records: list[GroundingRecord] = []
     for where, key, obj in raw_items:
@@ -107,6 +127,13 @@ def read_annotations(
                 raise
             on_error(exc)
     return records
+
+
+def parse_object(fmt: str, obj: Any, where: str = "document", key: Any = 0) -> list[GroundingRecord]:
+    """The records of one JSON object of a JSON format (e.g. one lmms-eval document); errors name `where`."""
+    if fmt not in _PARSERS or fmt == "charades_sta":
+        raise RecordError(f"{where}: {fmt!r} is not a JSON record format; choose from {', '.join(FORMAT_NAMES)}")
+    return _PARSERS[fmt](where, key, obj, ReadContext(ReadOptions().video_ext, "document", {}, ReadOptions()))
 
 
 def _required(obj: dict, where: str, *names: str) -> list[Any]:
@@ -243,6 +270,47 @@ def _parse_tvgbench(where: str, index: Any, obj: Any, ctx: ReadContext) -> list[
     ]
 
 
+def _parse_videochat_qa(where: str, index: Any, obj: Any, ctx: ReadContext) -> list[GroundingRecord]:
+    video, question, options, answer, glue = _required(obj, where, "video", "question", "options", "answer", "glue")
+    return [
+        GroundingRecord(
+            id=str(obj.get("id") or f"{ctx.stem}-{index}"),
+            video=str(video),
+            query=str(question),
+            timestamps=parse_timestamps(glue, where, "glue"),
+            duration=parse_number(obj.get("duration"), where, "duration", optional=True),
+            task=GroundedQA.name,
+            source=ctx.stem,
+            extra={"options": options, "answer": answer, **_extras(obj, {"id", "video", "question", "options", "answer", "glue", "duration"})},
+            origin=where,
+        )
+    ]
+
+
+def _parse_videochat_tracking(where: str, index: Any, obj: Any, ctx: ReadContext) -> list[GroundingRecord]:
+    path, name, boxes = _required(obj, where, "path", "object", "gt")
+    folder = os.path.basename(str(path).rstrip("/"))
+    rate = parse_number(ctx.options.get("frame_rate") or GOT10K_FRAME_RATE, where, "frame_rate")
+    return [
+        GroundingRecord(
+            id=folder or f"{ctx.stem}-{index}",
+            video=folder,
+            query=str(name),
+            timestamps=[],
+            task=Tracking.name,
+            source=ctx.stem,
+            extra={
+                "boxes": boxes,
+                DEFAULT_FRAME_RATE_KEY: rate,
+                "box_frames": ctx.options.get("box_frames") or DEFAULT_BOX_FRAMES,
+                "original_path": str(path),
+                **_extras(obj, {"path", "object", "gt"}),
+            },
+            origin=where,
+        )
+    ]
+
+
 _PARSERS: dict[str, Callable[[str, Any, Any, ReadContext], list[GroundingRecord]]] = {
     "canonical": _parse_canonical,
     "temporal_r1": _parse_temporal_r1,
@@ -250,4 +318,6 @@ _PARSERS: dict[str, Callable[[str, Any, Any, ReadContext], list[GroundingRecord]
     "dict_of_videos": _parse_dict_of_videos,
     "charades_sta": _parse_charades_sta,
     "tvgbench": _parse_tvgbench,
+    "videochat_qa": _parse_videochat_qa,
+    "videochat_tracking": _parse_videochat_tracking,
 }

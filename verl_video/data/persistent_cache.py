@@ -38,6 +38,9 @@ def entry_key(request: Any, decoder: str) -> dict[str, Any]:
         "geometry": asdict(request.geometry),
         "clip": list(request.clip),
         "decoder": decoder,
+        # Frame folders and exact frames only: older entries keep their keys (and stay valid).
+        **({"frame_rate": request.frame_rate} if getattr(request, "frame_rate", None) is not None else {}),
+        **({"frame_indices": list(request.frame_indices)} if getattr(request, "frame_indices", None) else {}),
     }
 
 
@@ -69,7 +72,13 @@ class PersistentVideoCache:
         return DecodedVideo(
             frames=torch.from_numpy(frames),
             metadata=meta["metadata"],
-            plan=SamplingPlan(**{**meta["plan"], "geometry": VideoGeometry(**meta["plan"]["geometry"])}),
+            plan=SamplingPlan(
+                **{
+                    **meta["plan"],
+                    "geometry": VideoGeometry(**meta["plan"]["geometry"]),
+                    "exact_times": _as_tuple(meta["plan"].get("exact_times")),
+                }
+            ),
             backend=meta["backend"],
         )
 
@@ -88,8 +97,9 @@ class PersistentVideoCache:
         if cached is not None:
             return cached
         video = decode_video(
-            request.path, request.budget, request.video_start, request.video_end, decoder, request.geometry
-        )
+            request.path, request.budget, request.video_start, request.video_end, decoder, request.geometry,
+            getattr(request, "frame_rate", None), getattr(request, "frame_indices", None),
+        )  # fmt: skip
         self.store(key, video)
         return video
 
@@ -119,6 +129,11 @@ class PersistentVideoCache:
             total -= size
             deleted += 1
         return deleted
+
+
+def _as_tuple(values: list | None) -> tuple | None:
+    # JSON gives lists; the plan is frozen and hashable, so its sequences are tuples.
+    return tuple(values) if values is not None else None
 
 
 def _atomic_write(path: str, write) -> None:

@@ -23,12 +23,13 @@ from verl_video.data.config import DataConfig, DatasetEntry, load_data_config, s
 from verl_video.data.formats import read_annotations
 from verl_video.data.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
 from verl_video.data.probe import probe_video
-from verl_video.data.prompts import build_messages, get_template, render_prompt
+from verl_video.data.prompts import get_template, render_prompt
 from verl_video.data.records import GroundingRecord
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.video import clip_window
 from verl_video.data.video_loader import VideoRequest, load_video
 from verl_video.models.family import video_geometry
+from verl_video.tasks.rows import record_frame_rate, task_problems, task_row, task_video
 
 logger = logging.getLogger("verl_video.data")
 
@@ -41,6 +42,7 @@ class DatasetItem:
     record: GroundingRecord
     video: VideoRequest
     template: str
+    reward_preset: str | None = None  # the entry's; None: the record's task default
 
 
 def read_data_config(path: str, video_root: str | None = None) -> DataConfig:
@@ -80,8 +82,8 @@ def load_items(
 def _training_records(records: list[GroundingRecord], entry: DatasetEntry) -> list[GroundingRecord]:
     usable, dropped, fixed = [], 0, 0
     for record in records:
-        ready, changes = training_ready(record)
-        if ready is None:
+        ready, changes = training_ready(replace(record, task=entry.task or record.task))
+        if ready is None or task_problems(ready):
             dropped += 1
             continue
         fixed += bool(changes)
@@ -95,30 +97,35 @@ def _training_records(records: list[GroundingRecord], entry: DatasetEntry) -> li
 
 
 def make_item(entry: DatasetEntry, record: GroundingRecord, settings: VideoDataSettings) -> DatasetItem:
-    """The item of one record: the entry's task, budget overrides and template over the run's settings."""
+    """The item of one record: the entry's task, preset, budget overrides and template over the run's settings."""
     record = replace(record, task=entry.task or record.task, source=record.source or entry.name)
     budget = settings.budget.with_overrides(entry.budget_overrides)
     request = VideoRequest(
-        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end
-    )
+        path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end,
+        frame_rate=record_frame_rate(record, entry.read_options.get("frame_rate")),
+    )  # fmt: skip
     template = entry.prompt_template or record.extra.get("prompt_template") or settings.prompt_template
-    return DatasetItem(dataset=entry.name, record=record, video=request, template=template)
+    return DatasetItem(dataset=entry.name, record=record, video=request, template=template, reward_preset=entry.reward_preset)
 
 
 def build_row(item: DatasetItem, index: int, duration: float) -> dict[str, Any]:
     """The verl row for `item`: prompt with `<video>`, the `videos` column, reward ground truth, extra_info.
 
-    extra_info carries what the rewards need to know about the prompt (answer style, whether it asks for
-    a <think> block), so that they never look up templates themselves.
+    The record's task gives prompt, ground truth (with its `answer_kind`), video request (exact frames
+    when it needs them) and default preset, so nothing here branches on a task. extra_info carries what
+    the rewards need to know about the prompt (answer style, whether it asks for a <think> block), so
+    that they never look up templates themselves.
     """
     record = item.record
     template = get_template(item.template)
+    parts = task_row(record, template, duration, item.video, item.reward_preset)
     return {
         "data_source": item.dataset,
-        "prompt": build_messages(record.query, template, duration=duration),
-        "videos": [item.video.to_item()],
-        "reward_model": {"style": "rule", "ground_truth": {"timestamps": record.timestamps, "duration": duration}},
+        "prompt": parts.messages,
+        "videos": [parts.video.to_item()],
+        "reward_model": {"style": "rule", "ground_truth": parts.ground_truth},
         "extra_info": {
+            **({"reward_preset": parts.reward_preset} if parts.reward_preset else {}),
             "index": index,
             "id": record.id,
             "task": record.task,
@@ -135,12 +142,17 @@ def build_row(item: DatasetItem, index: int, duration: float) -> dict[str, Any]:
     }
 
 
+def item_video(item: DatasetItem) -> VideoRequest:
+    """The video request training makes for `item` (its task's exact frames when it needs them), without a row."""
+    return task_video(item.record, item.video)
+
+
 def seen_duration(item: DatasetItem) -> float:
     """Seconds the model sees: the annotation's duration, else the clip or file length from the header.
 
     The header is read either way (once per file and process): a missing or unreadable video raises here.
     """
-    probe = probe_video(item.video.path)
+    probe = probe_video(item.video.path, item.video.frame_rate)
     window = clip_window(probe.duration, item.video.video_start, item.video.video_end, item.video.path)
     return float(item.record.duration) if item.record.duration else window[1]
 
@@ -165,8 +177,8 @@ class PreparedItem:
 
     @property
     def duration(self) -> float:
-        """Seconds the model sees (the ground truth's time base)."""
-        return float(self.row["reward_model"]["ground_truth"]["duration"])
+        """Seconds the model sees (the ground truth's time base; every task's row carries it in extra_info)."""
+        return float(self.row["extra_info"]["duration"])
 
 
 def prepare_item(
@@ -175,5 +187,7 @@ def prepare_item(
     """Decode `item`'s video (through the caches training uses) and render its prompt as training does."""
     [item] = for_model([item], processor)
     row = build_row(item, index, seen_duration(item))
-    frames, metadata = load_video(item.video, settings, keep_in_memory).as_processor_input()
+    # The row's request, not the item's: a task may ask for exact frames (tracking), as training shows them.
+    video = VideoRequest.from_item(row["videos"][0], item.video.budget)
+    frames, metadata = load_video(video, settings, keep_in_memory).as_processor_input()
     return PreparedItem(item, row, render_prompt(processor, row["prompt"]), frames, metadata)

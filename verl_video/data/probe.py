@@ -3,6 +3,7 @@
 A probe is cached per file identity (real path, size, mtime), so each file is probed once per process.
 A header without a duration (common for browser-recorded WebM: the recorder cannot seek back to write
 it) is measured instead: the packets are read, not decoded, and the end of the last frame is the length.
+A folder of frame images (frame_folder.py) is a video too when its frame rate is declared: n frames last n / rate s.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+
+from verl_video.data.frame_folder import FrameFolderError, frame_size, list_frames
 
 
 class VideoError(RuntimeError):
@@ -47,21 +50,37 @@ class VideoProbe:
     measured: bool = False  # the header gave no duration; it was measured from the packets' timestamps
 
 
-_probe_cache: dict[FileIdentity, VideoProbe] = {}
+_probe_cache: dict[tuple[FileIdentity, float | None], VideoProbe] = {}
 _probe_lock = threading.Lock()
 
 
-def probe_video(path: str) -> VideoProbe:
-    """Duration, size and rate of `path` from its header (PyAV), cached per file identity."""
+def probe_video(path: str, frame_rate: float | None = None) -> VideoProbe:
+    """Duration, size and rate of `path` from its header (PyAV), cached per file identity.
+
+    `path` may be a folder of frame images; then `frame_rate` (frames per second) is required.
+    """
     identity = FileIdentity.of(path)
+    key = (identity, frame_rate)
     with _probe_lock:
-        cached = _probe_cache.get(identity)
+        cached = _probe_cache.get(key)
     if cached is not None:
         return cached
-    probe = _read_header(path, identity)
+    probe = _probe_folder(path, frame_rate) if os.path.isdir(identity.path) else _read_header(path, identity)
     with _probe_lock:
-        _probe_cache[identity] = probe
+        _probe_cache[key] = probe
     return probe
+
+
+def _probe_folder(path: str, frame_rate: float | None) -> VideoProbe:
+    if not frame_rate or frame_rate <= 0:
+        raise VideoError(f"{path}: a folder of frames needs its frame rate (set `frame_rate` in the data_config entry)")
+    try:
+        frames = list_frames(path)
+        width, height = frame_size(frames[0])
+    except FrameFolderError as exc:
+        raise VideoError(f"{path}: {exc}") from None
+    rate = float(frame_rate)
+    return VideoProbe(duration=len(frames) / rate, width=width, height=height, fps=rate, num_frames=len(frames))
 
 
 def _read_header(path: str, identity: FileIdentity) -> VideoProbe:

@@ -10,9 +10,14 @@ Canonical JSONL (one JSON object a line; this schema is stable, other tools writ
     duration     float seconds the model sees (the clip length for a clip), or null if unknown
     video_start  optional float seconds in the video file where the clip begins
     video_end    optional float seconds in the video file where the clip ends
-    task         optional str, default "tvg"
+    task         optional str, default "tvg" (temporal grounding); other tasks (verl_video/tasks/) read their own
+                 fields from the extra keys: mcq {options, answer}, grounded_qa {options, answer, timestamps =
+                 evidence windows}, tracking {query = the object, boxes, box_frames, frame_rate}
     source       optional str, the dataset or file it came from
+    frame_rate   optional float: the video is a folder of frame images played at this rate (kept in extra)
     ...          any other key is kept as free extra data (e.g. qid, difficulty)
+
+`timestamps` is required for grounding records only; every task checks its own fields (`verl-video validate`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 
 CANONICAL_FIELDS = ("id", "video", "query", "timestamps", "duration", "video_start", "video_end", "task", "source")
 DEFAULT_TASK = "tvg"
+# The extra key giving the frame rate of a video that is a folder of frame images.
+DEFAULT_FRAME_RATE_KEY = "frame_rate"
 
 
 class RecordError(ValueError):
@@ -76,17 +83,17 @@ def parse_number(value: Any, where: str, name: str, optional: bool = False) -> f
     return number
 
 
-def parse_timestamps(value: Any, where: str) -> list[list[float]]:
+def parse_timestamps(value: Any, where: str, name: str = "timestamps") -> list[list[float]]:
     """Accept [s, e] or [[s, e], ...]; return a list of [s, e] floats (NaN is kept for the validator)."""
     if isinstance(value, list | tuple) and len(value) == 2 and all(not isinstance(v, list | tuple) for v in value):
         value = [value]
     if not isinstance(value, list | tuple) or not value:
-        raise RecordError(f"{where}: field 'timestamps' must be [start, end] or [[start, end], ...], got {value!r}")
+        raise RecordError(f"{where}: field {name!r} must be [start, end] or [[start, end], ...], got {value!r}")
     spans = []
     for i, span in enumerate(value):
         if not isinstance(span, list | tuple) or len(span) != 2:
-            raise RecordError(f"{where}: field 'timestamps[{i}]' must be [start, end], got {span!r}")
-        spans.append([parse_number(span[0], where, f"timestamps[{i}][0]"), parse_number(span[1], where, f"timestamps[{i}][1]")])
+            raise RecordError(f"{where}: field '{name}[{i}]' must be [start, end], got {span!r}")
+        spans.append([parse_number(span[0], where, f"{name}[{i}][0]"), parse_number(span[1], where, f"{name}[{i}][1]")])
     return spans
 
 
@@ -94,7 +101,8 @@ def record_from_json(obj: Any, where: str) -> GroundingRecord:
     """Build a record from one canonical JSON object; `where` names it in errors ("f.jsonl:3")."""
     if not isinstance(obj, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    for name in ("video", "query", "timestamps"):
+    task = str(obj.get("task") or DEFAULT_TASK)
+    for name in ("video", "query", "timestamps") if task == DEFAULT_TASK else ("video", "query"):
         if obj.get(name) in (None, ""):
             raise RecordError(f"{where}: missing field {name!r}")
     extra = {k: v for k, v in obj.items() if k not in CANONICAL_FIELDS}
@@ -102,11 +110,11 @@ def record_from_json(obj: Any, where: str) -> GroundingRecord:
         id=str(obj.get("id", "")) or where,
         video=str(obj["video"]),
         query=str(obj["query"]),
-        timestamps=parse_timestamps(obj["timestamps"], where),
+        timestamps=parse_timestamps(obj["timestamps"], where) if obj.get("timestamps") not in (None, []) else [],
         duration=parse_number(obj.get("duration"), where, "duration", optional=True),
         video_start=parse_number(obj.get("video_start"), where, "video_start", optional=True),
         video_end=parse_number(obj.get("video_end"), where, "video_end", optional=True),
-        task=str(obj.get("task") or DEFAULT_TASK),
+        task=task,
         source=str(obj.get("source") or ""),
         extra=extra,
         origin=where,

@@ -27,10 +27,15 @@ class SamplingPlan:
     height: int
     width: int
     geometry: VideoGeometry = default_geometry()
+    # Exact instants (seconds in the file) to show instead of the regular grid, e.g. the frames a tracking
+    # record annotates; padded to `num_frames` by repeating the last. The time encoding still follows `fps`.
+    exact_times: tuple[float, ...] | None = None
 
     @property
     def times(self) -> list[float]:
         """Seconds in the file at which each frame is taken (padding frames repeat the clip end)."""
+        if self.exact_times:
+            return [self.exact_times[min(i, len(self.exact_times) - 1)] for i in range(self.num_frames)]
         end = self.start + self.duration
         return [min(self.start + i / self.fps, end) for i in range(self.num_frames)]
 
@@ -120,17 +125,29 @@ def plan_sampling(
     budget: VideoBudget,
     start: float = 0.0,
     geometry: VideoGeometry | None = None,
+    exact_times: list[float] | None = None,
 ) -> SamplingPlan:
-    """Plan the frames for `duration` seconds from `start` of a height x width video under `budget`."""
+    """Plan the frames for `duration` seconds from `start` of a height x width video under `budget`.
+
+    `exact_times` (seconds in the file): show exactly those instants instead of the time grid, padded to
+    whole frame groups by repeating the last (the time encoding still follows the budget's rate).
+    """
     if not math.isfinite(duration) or duration <= 0:
         raise ValueError(f"video duration must be a positive number of seconds, got {duration}")
+    if exact_times is not None and not exact_times:
+        raise ValueError("an exact-frame plan needs at least one instant")
     geometry = geometry or default_geometry()
+    patch = geometry.temporal_patch_size
     fps = sampling_rate(duration, budget, geometry)
-    num_frames = frame_count(duration, fps, budget, geometry)
+    if exact_times:
+        num_frames = patch * math.ceil(len(exact_times) / patch)
+    else:
+        num_frames = frame_count(duration, fps, budget, geometry)
     # total_pixels bounds one frame's pixels summed over the frame groups: the video's tokens, whatever its length.
-    per_frame = budget.total_pixels * geometry.temporal_patch_size // num_frames
+    per_frame = budget.total_pixels * patch // num_frames
     max_pixels = max(budget.min_pixels, min(budget.max_pixels, per_frame))
     h, w = fit_frame_size(height, width, budget.min_pixels, max_pixels, geometry)
     return SamplingPlan(
-        fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w, geometry=geometry
-    )
+        fps=fps, num_frames=num_frames, start=start, duration=duration, height=h, width=w, geometry=geometry,
+        exact_times=tuple(float(t) for t in exact_times) if exact_times else None,
+    )  # fmt: skip

@@ -24,8 +24,9 @@ from verl_video.data.pipeline import DatasetItem, load_items, prepare_item
 from verl_video.data.issues import issue_log
 from verl_video.data.probe import VideoError
 from verl_video.data.prompts import get_template
-from verl_video.data.records import GroundingRecord
+from verl_video.data.records import DEFAULT_TASK, GroundingRecord
 from verl_video.data.settings import VideoDataSettings, settings_from_config
+from verl_video.tasks import get_task
 
 logger = logging.getLogger("verl_video")
 
@@ -42,21 +43,30 @@ def reasoning_of(record: GroundingRecord) -> str | None:
 
 
 def answer_text(
-    record: GroundingRecord, template_name: str | None, interval: tuple[float, float] | None = None
+    record: GroundingRecord,
+    template_name: str | None,
+    interval: tuple[float, float] | None = None,
+    default_reasoning: str | None = None,
 ) -> str | None:
-    """The supervised response in the training format, or None when a think template has no reasoning."""
+    """The supervised response in the training format, or None when a think template has no reasoning.
+
+    `default_reasoning` stands in for a record without its own reasoning text."""
     template = get_template(template_name)
-    start, end = interval if interval is not None else record.timestamps[0]
-    if template.answer_style == "json":
-        answer = json.dumps({"start_time": round(start, 2), "end_time": round(end, 2)})
+    if record.task != DEFAULT_TASK:  # the task's own answer blocks (letter, evidence, boxes)
+        answer = get_task(record.task).reference_answer(record, record.duration)
     else:
-        answer = f"{start:.2f} to {end:.2f}"
+        start, end = interval if interval is not None else record.timestamps[0]
+        if template.answer_style == "json":
+            answer = json.dumps({"start_time": round(start, 2), "end_time": round(end, 2)})
+        else:
+            answer = f"{start:.2f} to {end:.2f}"
+        answer = f"<answer>{answer}</answer>"
     if not template.think:
-        return f"<answer>{answer}</answer>"
-    reasoning = reasoning_of(record)
+        return answer
+    reasoning = reasoning_of(record) or default_reasoning
     if reasoning is None:
         return None
-    return f"<think>{reasoning}</think><answer>{answer}</answer>"
+    return f"<think>{reasoning}</think>{answer}"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """`verl-video validate CONFIG`: check every record and video of a data_config before a run.
 
-Records: missing fields, numbers that are not numbers, NaN, start > end, zero length, end > duration.
+Records: missing fields, numbers that are not numbers, NaN, start > end, zero length, end > duration, and the
+fields of each record's task (options and answer, boxes: verl_video/tasks/); an unknown task is a problem too.
 Videos (each probed once): exists, header readable, decodes (a few frames across the file), duration
 agrees with the annotation, a clip lies inside the file. A header without a duration is not a problem:
 the video is measured (as training does) and the report lists how many had to be. Every problem is printed with its file and line
@@ -25,9 +26,10 @@ from verl_video.data.checks import FIXES, check_record, fix_record
 from verl_video.data.config import DataConfig, DataConfigError, DatasetEntry, load_data_config, single_file_config
 from verl_video.data.formats import read_annotations
 from verl_video.data.probe import VideoError, VideoProbe, probe_video
-from verl_video.data.records import GroundingRecord, RecordError, write_canonical
+from verl_video.data.records import DEFAULT_FRAME_RATE_KEY, GroundingRecord, RecordError, write_canonical
 from verl_video.data.settings import VideoBudget
 from verl_video.data.video import decode_video
+from verl_video.tasks import get_task
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?|\bnan\b|\binf\b")
 # An annotated duration may differ from the file's by this much before it is reported (seconds, fraction).
@@ -70,12 +72,12 @@ class DatasetReport:
     measured: list[str] = field(default_factory=list)  # videos whose header had no duration
 
 
-def check_video(path: str, decode: bool) -> VideoCheck:
-    """Probe `path` (and decode a few frames across it when `decode`)."""
+def check_video(path: str, decode: bool, frame_rate: float | None = None) -> VideoCheck:
+    """Probe `path` (and decode a few frames across it when `decode`); a frame folder plays at `frame_rate`."""
     try:
-        probe = probe_video(path)
+        probe = probe_video(path, frame_rate)
         if decode:
-            decode_video(path, DECODE_CHECK_BUDGET)
+            decode_video(path, DECODE_CHECK_BUDGET, frame_rate=frame_rate)
     except VideoError as exc:
         return VideoCheck(error=str(exc).removeprefix(f"{path}: "))
     return VideoCheck(probe=probe)
@@ -85,6 +87,10 @@ def video_problems(record: GroundingRecord, check: VideoCheck) -> list[Problem]:
     """Problems of `record` that its video reveals."""
     if check.error:
         return [Problem(record.origin, "video", check.error, "drop")]
+    task = _task(record)[0]
+    seen_by_task = task.video_problems(record, check.probe.num_frames) if task is not None else []
+    if seen_by_task:
+        return [Problem(record.origin, name, problem, "drop") for name, problem in seen_by_task]
     length = check.probe.duration
     if record.video_end is not None and record.video_end > length + DURATION_MISMATCH_SECONDS:
         return [Problem(record.origin, "video_end", f"clip ends at {record.video_end}, the video at {length:.2f}", "drop")]
@@ -103,6 +109,8 @@ def validate(config: DataConfig, fixes: set[str], check_videos: bool = True, dec
         report = DatasetReport(entry)
         read_errors: list[RecordError] = []
         report.records = read_annotations(entry.json_path, entry.format, entry.read_options, on_error=read_errors.append)
+        if entry.task:
+            report.records = [replace(record, task=entry.task) for record in report.records]
         for exc in read_errors:
             where, _, message = str(exc).partition(": ")
             report.problems.append(Problem(where, "record", message, "drop"))
@@ -117,8 +125,23 @@ def validate(config: DataConfig, fixes: set[str], check_videos: bool = True, dec
 
 
 def _check_all_videos(reports: list[DatasetReport], decode: bool) -> dict[str, VideoCheck]:
-    paths = sorted({r.entry.resolve_video(rec.video) for r in reports for rec in r.records})
-    return {p: check_video(p, decode) for p in tqdm(paths, desc="Checking videos", unit="video", mininterval=1)}
+    rates = {r.entry.resolve_video(rec.video): rec.extra.get(DEFAULT_FRAME_RATE_KEY) for r in reports for rec in r.records}
+    paths = sorted(rates)
+    return {p: check_video(p, decode, rates[p]) for p in tqdm(paths, desc="Checking videos", unit="video", mininterval=1)}
+
+
+def _task(record: GroundingRecord) -> tuple:
+    """(task, []) for a registered task, else (None, [the problem])."""
+    try:
+        return get_task(record.task), []
+    except ValueError as exc:
+        return None, [Problem(record.origin, "task", str(exc), "drop")]
+
+
+def task_problems(record: GroundingRecord) -> list[Problem]:
+    """Problems of the record's task fields (or of its task name)."""
+    task, problems = _task(record)
+    return problems or [Problem(record.origin, name, problem, "drop") for name, problem in task.validate(record)]
 
 
 def _check_records(report: DatasetReport, checks: dict[str, VideoCheck], fixes: set[str]) -> None:
@@ -130,8 +153,15 @@ def _check_records(report: DatasetReport, checks: dict[str, VideoCheck], fixes: 
             record = replace(record, duration=seen)
             report.changes.append({"where": record.origin, "id": record.id, "change": f"duration: None -> {seen} (from the video)"})
         from_video = video_problems(record, check) if check else []
-        report.problems.extend(Problem(record.origin, p.field, p.problem, p.fix) for p in check_record(record))
+        task = _task(record)[0]
+        if task is None or "timestamps" in task.fields:  # spans a task does not read are not its problem
+            report.problems.extend(Problem(record.origin, p.field, p.problem, p.fix) for p in check_record(record))
+        own = task_problems(record)
+        report.problems.extend(own)
         report.problems.extend(from_video)
+        if "drop" in fixes and own:
+            report.changes.append({"where": record.origin, "id": record.id, "change": f"dropped: {own[0].field}: {own[0].problem}"})
+            continue
         if "drop" in fixes and any(p.fix == "drop" for p in from_video):
             report.changes.append({"where": record.origin, "id": record.id, "change": f"dropped: {from_video[0].field}: {from_video[0].problem}"})
             continue

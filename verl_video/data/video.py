@@ -6,11 +6,14 @@ right on variable-frame-rate files. The decoder resizes (frames never exist at f
 Decoders: decord first (fast random access, resize inside FFmpeg). PyAV is the fallback: it reads what
 decord cannot (decord 0.6 raises on some codecs and containers and on files whose index it cannot
 build) by one sequential pass from the clip start, converting only the chosen frames.
+A folder of frame images (frame_folder.py) is read image by image at its declared `frame_rate`; `frame_indices`
+asks for exact source frames (tracking) instead of the regular time grid.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -19,12 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from verl_video.data.frame_folder import FrameFolderError, list_frames, read_frames
 from verl_video.data.probe import VideoError, probe_video
 from verl_video.data.sampling_plan import SamplingPlan, plan_sampling
 from verl_video.data.settings import VideoBudget
 from verl_video.models.family import VideoGeometry
 
 DECODERS = ("auto", "decord", "pyav")
+FRAME_FOLDER_BACKEND = "frames"
 
 # Real decodes per resolved path in this process (the decode-once benchmark and tests read it).
 decode_counts: Counter[str] = Counter()
@@ -87,11 +92,23 @@ def plan_for_file(
     video_start: float | None = None,
     video_end: float | None = None,
     geometry: VideoGeometry | None = None,
+    frame_rate: float | None = None,
+    frame_indices: tuple[int, ...] | None = None,
 ) -> SamplingPlan:
-    """Probe `path` (header only) and plan its frames under `budget` for the model's `geometry`."""
-    probe = probe_video(path)
+    """Probe `path` (header only) and plan its frames under `budget` for the model's `geometry`.
+
+    A frame folder is read at `frame_rate`; `frame_indices` asks for exactly those source frames.
+    """
+    probe = probe_video(path, frame_rate)
     start, duration = clip_window(probe.duration, video_start, video_end, path)
-    return plan_sampling(duration, probe.height, probe.width, budget, start=start, geometry=geometry)
+    if frame_indices:
+        if probe.num_frames and max(frame_indices) >= probe.num_frames:
+            raise VideoError(f"{path}: frame {max(frame_indices)} asked for, the video has {probe.num_frames} frames")
+        # The middle of each frame's display time, so that no rounding can reach its neighbour.
+        times = [(index + 0.5) / probe.fps for index in frame_indices]
+    else:
+        times = None
+    return plan_sampling(duration, probe.height, probe.width, budget, start=start, geometry=geometry, exact_times=times)
 
 
 def decode_video(
@@ -101,11 +118,15 @@ def decode_video(
     video_end: float | None = None,
     decoder: str = "auto",
     geometry: VideoGeometry | None = None,
+    frame_rate: float | None = None,
+    frame_indices: tuple[int, ...] | None = None,
 ) -> DecodedVideo:
     """Decode `path` (optionally the clip [video_start, video_end]) under `budget`; no caching."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown video decoder {decoder!r}; choose from {', '.join(DECODERS)}")
-    plan = plan_for_file(path, budget, video_start, video_end, geometry)
+    plan = plan_for_file(path, budget, video_start, video_end, geometry, frame_rate, frame_indices)
+    if os.path.isdir(path):
+        return _decode_folder(path, plan, probe_video(path, frame_rate).fps)
     errors = []
     for backend in ("decord", "pyav") if decoder == "auto" else (decoder,):
         try:
@@ -117,6 +138,16 @@ def decode_video(
             decode_counts[path] += 1
         return DecodedVideo(frames=frames, metadata=video_metadata(plan, backend), plan=plan, backend=backend)
     raise VideoError(f"{path}: cannot decode ({'; '.join(errors)})")
+
+
+def _decode_folder(path: str, plan: SamplingPlan, rate: float) -> DecodedVideo:
+    try:
+        images = read_frames(list_frames(path), rate, plan.times, plan.height, plan.width)
+    except FrameFolderError as exc:
+        raise VideoError(f"{path}: {exc}") from None
+    with _counts_lock:
+        decode_counts[path] += 1
+    return DecodedVideo(frames=_to_tensor(images), metadata=video_metadata(plan, FRAME_FOLDER_BACKEND), plan=plan, backend=FRAME_FOLDER_BACKEND)
 
 
 def _pick_frames(frame_times: list[float], targets: list[float]) -> list[int]:

@@ -21,7 +21,8 @@ from verl_video.models.family import VideoGeometry, default_geometry, geometry_f
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """A video file, the optional clip of it the model sees, the sampling budget and the model's geometry."""
+    """A video file (or a frame folder at `frame_rate`), the optional clip of it the model sees, the sampling
+    budget or the exact source frames to show (`frame_indices`), and the model's geometry."""
 
     path: str
     budget: VideoBudget = VideoBudget()
@@ -29,23 +30,39 @@ class VideoRequest:
     video_end: float | None = None
     # Set from the model's processor by whoever has it (dataset, eval, warm start); it fixes frame sizes.
     geometry: VideoGeometry = default_geometry()
+    frame_rate: float | None = None
+    frame_indices: tuple[int, ...] | None = None
 
     def to_item(self) -> dict[str, Any]:
         """The dict stored in a row's `videos` column (keys mirror qwen-vl-utils' video items)."""
-        return {
+        item = {
             "video": self.path,
             "video_start": self.video_start,
             "video_end": self.video_end,
             **asdict(self.budget),
             **self.geometry.as_item(),
         }
+        if self.frame_rate is not None:
+            item["frame_rate"] = self.frame_rate
+        if self.frame_indices is not None:
+            item["frame_indices"] = list(self.frame_indices)
+        return item
 
     @classmethod
     def from_item(cls, item: dict[str, Any], default: VideoBudget) -> VideoRequest:
         """Rebuild a request from a message's video item; budget keys it lacks take `default`."""
         budget = default.with_overrides({k: item.get(k) for k in BUDGET_FIELDS})
         geometry = geometry_from_item(item, default_geometry())
-        return cls(str(item["video"]), budget, item.get("video_start"), item.get("video_end"), geometry)
+        indices = item.get("frame_indices")
+        return cls(
+            str(item["video"]),
+            budget,
+            item.get("video_start"),
+            item.get("video_end"),
+            geometry,
+            frame_rate=item.get("frame_rate"),
+            frame_indices=tuple(int(i) for i in indices) if indices is not None else None,
+        )
 
     @property
     def clip(self) -> tuple[float | None, float | None]:
@@ -54,7 +71,10 @@ class VideoRequest:
 
     def cache_key(self, decoder: str) -> tuple:
         """Identity of the decoded result: the file as it is now plus every sampling parameter."""
-        return (FileIdentity.of(self.path), self.budget.as_key(), self.geometry, *self.clip, decoder)
+        return (
+            FileIdentity.of(self.path), self.budget.as_key(), self.geometry, *self.clip, decoder, self.frame_rate,
+            self.frame_indices,
+        )  # fmt: skip
 
 
 _memory_cache: DecodeCache[DecodedVideo] | None = None
@@ -102,5 +122,6 @@ def _load_uncached(request: VideoRequest, settings: VideoDataSettings) -> Decode
     if settings.cache_dir:
         return persistent_cache(settings.cache_dir, settings.cache_max_gb).get_or_decode(request, settings.decoder)
     return decode_video(
-        request.path, request.budget, request.video_start, request.video_end, settings.decoder, request.geometry
-    )
+        request.path, request.budget, request.video_start, request.video_end, settings.decoder, request.geometry,
+        request.frame_rate, request.frame_indices,
+    )  # fmt: skip

@@ -11,6 +11,8 @@ One JSON object a line. Read by `verl-video score`; written by `verl-video eval`
     error         optional: why there is no response (e.g. the video did not decode); status `error`
     ...           anything else (video, query, qsemtype, ...) is kept and can be a breakdown key
 
+Lines of another task (`task` other than tvg, with `ground_truth`: evaluation/task_scores.py) are skipped here.
+
 `eval` also writes `parse_status` and `iou`; `score` recomputes both and ignores those stored.
 """
 
@@ -20,10 +22,10 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from verl_video.data.records import RecordError, parse_timestamps
+from verl_video.data.records import DEFAULT_TASK, RecordError, parse_timestamps
 
 
 class PredictionFileError(ValueError):
@@ -85,20 +87,28 @@ def parse_line(obj: Any, where: str) -> PredictionLine:
                           has_prediction=has_prediction, fields=obj)
 
 
-def read_predictions(path: str) -> list[PredictionLine]:
-    """Read and validate a predictions JSONL file; the first bad line raises with its location."""
+def iter_objects(path: str) -> Iterator[tuple[str, Any]]:
+    """(`file:line`, decoded object) for every non-blank line; invalid JSON raises with its location."""
     name = os.path.basename(path)
-    lines = []
     with open(path, encoding="utf-8") as f:
         for line_no, text in enumerate(f, 1):
             if not text.strip():
                 continue
             where = f"{name}:{line_no}"
             try:
-                obj = json.loads(text)
+                yield where, json.loads(text)
             except json.JSONDecodeError as exc:
                 raise PredictionFileError(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}") from None
-            lines.append(parse_line(obj, where))
+
+
+def read_predictions(path: str) -> list[PredictionLine]:
+    """Read and validate a predictions JSONL file; the first bad line raises with its location."""
+    name = os.path.basename(path)
+    lines = []
+    for where, obj in iter_objects(path):
+        if isinstance(obj, dict) and obj.get("task") not in (None, "", DEFAULT_TASK):
+            continue  # another task's line: scored by evaluation/task_scores.py
+        lines.append(parse_line(obj, where))
     if not lines:
         raise PredictionFileError(f"{name}: no predictions in the file")
     return lines

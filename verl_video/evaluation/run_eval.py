@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from verl_video.data.pipeline import DatasetItem, prepare_item
 from verl_video.data.prompts import get_template
+from verl_video.data.records import DEFAULT_TASK
 from verl_video.data.run_settings import RunSettings, add_settings_arguments, settings_from_args
 from verl_video.data.settings import BUDGET_FIELDS
 from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, GenerationOptions, make_backend
@@ -38,7 +39,10 @@ from verl_video.evaluation.checkpoint import resolve_model
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
 from verl_video.evaluation.predictions import PredictionWriter, recover, start_or_resume
-from verl_video.evaluation.score import add_scoring_arguments, parse_buckets, reward_parser, score_file, scoring_from_args
+from verl_video.evaluation.score import (
+    add_scoring_arguments, parse_buckets, reward_parser, score_all, scoring_from_args, show_and_write,
+)
+from verl_video.evaluation.task_scores import task_line
 from verl_video.grounding_metrics import Convention
 from verl_video.rewards.parser import ParserConfig
 
@@ -50,7 +54,7 @@ RESUMABLE_CHANGES = ("batch_size", "limit", "device", "dtype", "vllm", "settings
 # --think / --no-think name these templates.
 THINK_TEMPLATES = {True: "think", False: "answer_only"}
 _LINE_KEYS = ("id", "video", "query", "duration", "timestamps", "source", "task", "response", "prediction",
-              "parse_status", "iou")
+              "parse_status", "iou", "ground_truth")
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,13 +138,18 @@ def check_resumable(previous: dict, current: dict, run_file: str) -> None:
 def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, error: str | None = None) -> dict:
     """The per-sample result: the record, the response, its parsed interval, status and IoU."""
     record = sample.record
-    grade = grade_response(response, record.timestamps, record.duration, parser)
     line = {
         "id": sample.id, "video": sample.video_path, "query": record.query, "duration": record.duration,
         "timestamps": record.timestamps, "source": record.source, "task": record.task, "response": response,
-        "prediction": list(grade.prediction) if grade.prediction else None,
-        "parse_status": VIDEO_ERROR if error else grade.status, "iou": grade.iou,
     }
+    if record.task == DEFAULT_TASK:
+        grade = grade_response(response, record.timestamps, record.duration, parser)
+        line.update(prediction=list(grade.prediction) if grade.prediction else None, parse_status=grade.status,
+                    iou=grade.iou)
+    else:  # the task's ground truth, so that `score` grades the line by that task's metrics
+        line.update(task_line(record, response))
+    if error:
+        line["parse_status"] = VIDEO_ERROR
     if record.is_clip:
         line.update(video_start=record.video_start, video_end=record.video_end)
     # Extra annotation fields (qsemtype, qid, ...) ride along for `score --by`.
@@ -244,13 +253,13 @@ def evaluate(args: argparse.Namespace, backend_factory: Callable[[str], EvalBack
             raise
         progress.close()
         elapsed = time.perf_counter() - started
-    report = score_file(pred_file, convention, parser, args.by, parse_buckets(args.buckets), "response", record)
-    report.write(args.output_dir, plots=not args.no_plots)
-    print(report.to_markdown())
+    report, tasks = score_all(pred_file, convention, parser, args.by, parse_buckets(args.buckets), "response", record)
+    show_and_write(report, tasks, args.output_dir, plots=not args.no_plots)
     if generated:
         print(f"generated {generated} samples in {elapsed:.1f} s ({generated / elapsed:.3f} samples/s, "
               "video decoding included, model loading excluded)", file=sys.stderr)
-    return report.to_json()
+    return {**(report.to_json() if report is not None else {}),
+            **({"tasks": {t: e.means for t, e in tasks.items()}} if tasks else {})}
 
 
 def _drop_failed(pred_file: str, finished: dict[str, dict]) -> dict[str, dict]:

@@ -18,11 +18,17 @@ from verl_video.evaluation.grading import Grade, grade_prediction, grade_respons
 from verl_video.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
 from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
 from verl_video.evaluation.report import ScoreReport
+from verl_video.evaluation.task_scores import TaskScores, score_task_lines, task_scores_markdown, write_task_scores
 from verl_video.rewards.parser import DEFAULT_CONFIG, ParserConfig
 from verl_video.rewards.scorer import RewardScorer
 
 PREFER = ("response", "prediction")
 ERROR = "error"
+
+
+def _count_lines(path: str) -> int:
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for text in f if text.strip())
 
 
 def grade_line(line: PredictionLine, parser: ParserConfig, prefer: str = "response") -> Grade:
@@ -125,17 +131,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scoring_arguments(parser)
 
 
+def score_all(path: str, convention: Convention, parser: ParserConfig, fields: Sequence[str] = (),
+              buckets: dict[str, Buckets] | None = None, prefer: str = "response",
+              settings: dict | None = None) -> tuple[ScoreReport | None, dict[str, TaskScores]]:
+    """The grounding report of the file's grounding lines (None when it has none) and each other task's scores."""
+    tasks = score_task_lines(path)
+    report = None
+    if not tasks or sum(t.count for t in tasks.values()) < _count_lines(path):
+        report = score_file(path, convention, parser, fields, buckets, prefer, settings)
+    return report, tasks
+
+
+def show_and_write(report: ScoreReport | None, tasks: dict[str, TaskScores], out_dir: str | None,
+                   plots: bool = True) -> list[str]:
+    """Print every task's tables (grounding last) and write them into `out_dir` when given; the paths written."""
+    if tasks:
+        print(task_scores_markdown(tasks))
+    if report is not None:
+        print(report.to_markdown())
+    if not out_dir:
+        return []
+    paths = write_task_scores(tasks, out_dir) if tasks else []
+    return paths + (report.write(out_dir, plots=plots) if report is not None else [])
+
+
 def run(args: argparse.Namespace) -> int:
-    """Score a predictions file, print the markdown report, optionally write it with plots."""
+    """Score a predictions file, print the markdown report, optionally write it with plots.
+
+    Lines of other tasks (multiple choice, grounded QA, tracking, ...) get one table per task before it.
+    """
     try:
         convention, parser = scoring_from_args(args)
-        report = score_file(args.predictions, convention, parser, args.by, parse_buckets(args.buckets), args.prefer)
+        report, tasks = score_all(args.predictions, convention, parser, args.by, parse_buckets(args.buckets),
+                                  args.prefer)
     except (PredictionFileError, ValueError, OSError) as exc:
         print(f"verl-video score: {exc}", file=sys.stderr)
         return 2
-    print(report.to_markdown())
-    if args.output_dir:
-        for path in report.write(args.output_dir, plots=not args.no_plots):
-            print(f"wrote {path}", file=sys.stderr)
+    for path in show_and_write(report, tasks, args.output_dir, plots=not args.no_plots):
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 

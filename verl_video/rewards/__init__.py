@@ -4,6 +4,7 @@ Registering the `tvg` reward manager with verl happens in `verl_video.rewards.re
 (imported by the plugin), not here, so this package stays importable without verl.
 """
 
+from .components import register_answer_kind
 from .composite import Component, Composite, load_presets
 from .iou import best_iou, multi_iou, normalized_iou, temporal_iou, timestamp_iou
 from .parser import ParserConfig, ParseResult, parse_interval, parse_intervals
@@ -26,6 +27,7 @@ __all__ = [
     "normalized_iou",
     "parse_interval",
     "parse_intervals",
+    "register_answer_kind",
     "register_reward",
     "temporal_iou",
     "timestamp_iou",

@@ -14,7 +14,11 @@ Strictness (the `content_ok` flag says the answer block holds an answer in the e
 
 from __future__ import annotations
 
+import re
+
 STRICTNESS = ("strict", "partial", "lenient")
+# Any of the template's tags (one scan of the think text instead of four).
+_TAG_RE = re.compile(r"</?(?:think|answer)>")
 
 
 def template_ok(text: str, think: bool = True) -> bool:
@@ -37,7 +41,7 @@ def template_ok(text: str, think: bool = True) -> bool:
     if not (head.startswith("<think>") and head.endswith("</think>") and len(head) >= len("<think></think>")):
         return False
     inner = head[len("<think>") : -len("</think>")]
-    return not any(tag in inner for tag in ("<think>", "</think>", "<answer>", "</answer>"))
+    return _TAG_RE.search(inner) is None
 
 
 def format_score(text: str, content_ok: bool, think: bool = True, strictness: str = "partial") -> float:

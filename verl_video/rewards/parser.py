@@ -38,7 +38,9 @@ NO_ANSWER = "no_answer"
 UNPARSEABLE = "unparseable"
 REVERSED = "reversed"
 OUT_OF_RANGE = "out_of_range"
-STATUSES = (OK, NO_ANSWER, UNPARSEABLE, REVERSED, OUT_OF_RANGE)
+# Boxes were read, but not one per asked frame: scored 0 (VideoChat-R1's rule) and counted apart.
+WRONG_COUNT = "wrong_count"
+STATUSES = (OK, NO_ANSWER, UNPARSEABLE, REVERSED, OUT_OF_RANGE, WRONG_COUNT)
 
 
 @dataclass(frozen=True)

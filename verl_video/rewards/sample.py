@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .boxes import box_iou, parse_boxes
 from .iou import Interval, as_interval
 from .parser import DEFAULT_CONFIG, ParseResult, ParserConfig, as_duration, find_pairs, parse_interval, parse_intervals
 
@@ -48,7 +49,7 @@ class Sample:
     def __post_init__(self) -> None:
         if not isinstance(self.response, str):
             self.response = "" if self.response is None else str(self.response)
-        if not isinstance(self.extra_info, Mapping):
+        if type(self.extra_info) is not dict and not isinstance(self.extra_info, Mapping):  # dict: skip the ABC check
             self.extra_info = {}
         if _truthy(self.extra_info.get("answer_normalized")):
             self.parser_config = replace(self.parser_config, normalized=True)
@@ -61,11 +62,21 @@ class Sample:
             return gt
         if gt is None:
             return {}
-        if self.task == "tracking":
-            return {"boxes": gt}
-        if self.task == "mcq" or (isinstance(gt, str) and not find_pairs(gt)):
+        if isinstance(gt, str) and not find_pairs(gt):
             return {"answer": gt}
+        if _looks_like_boxes(gt):
+            return {"boxes": gt}
         return {"timestamps": gt}
+
+    @lazy
+    def answer_kind(self) -> str:
+        """What the main answer holds: "interval" (default), "choice" or "boxes" (set by the row's task)."""
+        kind = self.truth.get("answer_kind")
+        if kind:
+            return str(kind)
+        if self.truth.get("boxes") is not None:
+            return "boxes"
+        return "choice" if self.truth.get("answer") is not None else "interval"
 
     @lazy
     def task(self) -> str:
@@ -95,6 +106,22 @@ class Sample:
     def intervals(self) -> list[Interval]:
         """Every predicted interval, for multi-segment answers."""
         return [r.interval for r in parse_intervals(self.response, self.duration, self.parser_config) if r.interval]
+
+    @lazy
+    def predicted_boxes(self) -> list:
+        """Every `[x0, y0, x1, y1]` of the last answer block (tracking answers), read once."""
+        return parse_boxes(self.response)
+
+    @lazy
+    def truth_boxes(self) -> list:
+        """The ground-truth boxes, one per asked frame (empty when the row has none)."""
+        boxes = self.truth.get("boxes")
+        return list(boxes) if boxes is not None and not isinstance(boxes, (str, bytes)) else []
+
+    @lazy
+    def box_ious(self) -> list[float]:
+        """IoU of each predicted box with the ground-truth box of the same frame (pairs in order), computed once."""
+        return [box_iou(pred, gt) for pred, gt in zip(self.predicted_boxes, self.truth_boxes)]
 
     @lazy
     def think(self) -> bool:
@@ -131,6 +158,14 @@ def read_windows(value: Any) -> list[Interval]:
         return [w for w in map(as_interval, value) if w]
     except TypeError:
         return []
+
+
+def _looks_like_boxes(value: Any) -> bool:
+    # A bare list of [x0, y0, x1, y1] (lists or numpy rows), never a bare [s, e] or a list of pairs.
+    try:
+        return len(value[0]) == 4 and not isinstance(value[0], (str, bytes))
+    except (TypeError, IndexError, KeyError):
+        return False
 
 
 def _truthy(value: Any) -> bool:

@@ -7,7 +7,9 @@ Which composite scores a row, first match wins:
 
 Every row returns the same keys (verl concatenates them across the batch): `score`, `parse_ok`, `iou`
 (the task's localisation quality), `parse_<status>` for each failure status, and every component key of
-every known preset; a key the row's composite does not use reads 0. Each component key also has
+every known preset; a key the row's composite does not use reads 0. Each registered task's metrics come as
+`<task>/<metric>` (verl_video/tasks/ registers them): the row's own task's are computed, other tasks' read
+nan, which the per-source means skip, so a box IoU never enters a grounding mean. Each component key also has
 `<key>/errors`, `<key>/nan` and `<key>/clamped` (1 when that component raised, returned nan or inf, or
 returned a value outside its declared bounds for this response); the trainer sums them per step.
 """
@@ -15,12 +17,13 @@ returned a value outside its declared bounds for this response); the trainer sum
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from verl_video.grounding_metrics import per_sample_metrics
 
-from .components import answer_status, main_overlap, parse_ok
+from .components import answer_status, overlap_metrics
 from .composite import FAILURE_KINDS, Composite, load_presets, to_plain
 from .parser import OK, STATUSES
 from .registry import load_modules
@@ -30,11 +33,23 @@ logger = logging.getLogger("verl_video.rewards")
 
 DEFAULT_PRESET = "default"
 _FAILURES = tuple(status for status in STATUSES if status != OK)
+# Each row sets exactly one of these to 1 (none when its answer parsed): the zeros come with the blank row.
+_FAILURE_KEYS = {status: f"parse_{status}" for status in _FAILURES}
 # iou, parse_ok and r1@m come from evaluation's per-sample metrics, so validation during training reports
 # mIoU, parse rate and R1@m exactly as `verl-video score` computes them.
 # The options `reward.reward_kwargs` (and the custom reward function's reward_kwargs) accept.
 OPTIONS = ("preset", "components", "task_presets", "presets_file", "strictness", "parser", "modules")
 DIAGNOSTIC_KEYS = ("score", *per_sample_metrics(0.0, False), *(f"parse_{status}" for status in _FAILURES))
+
+
+# Per-task evaluation metrics of one scored row, by task name: (metric names, fn(sample) -> {name: value}).
+# Filled by the task registry (a higher layer) when tasks are registered; user task files register too.
+ROW_METRICS: dict[str, tuple[tuple[str, ...], Callable[[Sample], Mapping[str, float]]]] = {}
+
+
+def register_row_metrics(task: str, names: Iterable[str], fn: Callable[[Sample], Mapping[str, float]]) -> None:
+    """Emit `<task>/<name>` for every scored row (nan for rows of other tasks)."""
+    ROW_METRICS[task] = (tuple(names), fn)
 
 
 class RewardScorer:
@@ -68,7 +83,14 @@ class RewardScorer:
                 raise ValueError(f"task_presets[{task!r}] = {name!r} is not a known preset")
         component_keys = tuple(dict.fromkeys(key for c in self.presets.values() for key in c.keys))
         failure_keys = tuple(f"{key}/{kind}" for key in component_keys for kind in FAILURE_KINDS)
-        self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + component_keys + failure_keys))
+        # Per task: (metric names, fn, the `<task>/<name>` keys), the keys spelt once, not per row.
+        self.task_metrics = {
+            task: (names, fn, tuple(f"{task}/{name}" for name in names)) for task, (names, fn) in ROW_METRICS.items()
+        }
+        task_keys = tuple(key for _, _, keys in self.task_metrics.values() for key in keys)
+        self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + component_keys + failure_keys + task_keys))
+        # Every row starts from this (one dict copy): 0 for the keys its composite leaves unset, nan for task metrics.
+        self._blank = {**dict.fromkeys(self.keys, 0.0), **dict.fromkeys(task_keys, math.nan)}
         self._warned: set[str] = set()
 
     @classmethod
@@ -107,13 +129,27 @@ class RewardScorer:
         sample = Sample(response, ground_truth, extra_info, str(data_source), composite.parser)
         total, values, failures = composite.evaluate(sample)
         status = answer_status(sample)
-        result = dict.fromkeys(self.keys, 0.0)
-        result.update(per_sample_metrics(main_overlap(sample), bool(parse_ok(sample))))
-        result.update((f"parse_{s}", float(status == s)) for s in _FAILURES)
+        result = self._blank.copy()
+        result.update(overlap_metrics(sample))
+        if status in _FAILURE_KEYS:
+            result[_FAILURE_KEYS[status]] = 1.0
         result.update(values)
         result.update((f"{key}/{kind}", 1.0) for key, kind in failures.items())
+        result.update(self._task_metrics(sample))
         result["score"] = total
         return result
+
+    def _task_metrics(self, sample: Sample) -> dict[str, float]:
+        own = self.task_metrics.get(sample.task)
+        if own is None:
+            return {}
+        names, fn, keys = own
+        try:
+            computed = fn(sample)
+        except Exception as exc:  # a metric bug must not kill a training step; it reads nan and is logged once
+            self._warn_once(f"task {sample.task!r} metrics raised {type(exc).__name__}: {exc}")
+            return {}
+        return {key: float(computed[name]) for name, key in zip(names, keys) if name in computed}
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:

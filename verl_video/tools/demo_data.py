@@ -3,6 +3,14 @@
 Each video is a dark background on which one coloured shape is visible during [start, end) and absent
 otherwise. Windows start and end on half seconds, so a model that sees the video at 2 fps can locate
 them exactly. The output is canonical JSONL (train/val), the mp4 files, and one data_config per split.
+
+The same videos also carry a record of every other built-in task, and tracking gets its own videos:
+    mcq          "What colour is the <shape>?" with four colour options
+    grounded_qa  "Which colour is the <shape>, and when is it visible?" with the visible window as evidence
+    tracking     a folder of frame images (10 fps) in which a coloured square moves along a straight line from
+                 one corner region to another; its 8 boxes are the square's exact extent in the frames
+                 `box_frames: videochat_r1` names (tasks/tracking.py)
+`<split>_<task>.jsonl` holds them and `<split>_mix.yaml` lists all four tasks as one mixture.
 """
 
 from __future__ import annotations
@@ -16,6 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from verl_video.data.records import DEFAULT_FRAME_RATE_KEY, DEFAULT_TASK
+from verl_video.tasks.grounded_qa import GroundedQA
+from verl_video.tasks.mcq import MultipleChoice
+from verl_video.tasks.tracking import DEFAULT_BOX_FRAMES, Tracking, box_frame_indices
+
 # Frame geometry and rate: small enough that a CPU decodes and the vision tower embeds a video in milliseconds.
 WIDTH = HEIGHT = 112
 FPS = 10
@@ -23,7 +36,14 @@ DURATIONS = tuple(range(8, 17))  # seconds, integers
 MIN_EVENT, MAX_EVENT = 2.0, 6.0  # event length bounds, seconds
 SHAPE_SIZE = 36  # pixels, the side of the shape's bounding box
 # Bumped whenever the generator changes, so an old output directory is not mistaken for a current one.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
+# Tracking videos: frames, boxes and how many options a colour question offers.
+TRACK_FRAMES = (40, 80)  # frame count range at FPS (4 to 8 s)
+# VideoChat-R1's GOT-10k records have 8 boxes (7 asked: ~225 tokens of the tiny tokenizer, which spells digits one by
+# one). 4 boxes (3 asked, ~115 tokens) fit tiny_tasks_cpu's response length, so a rollout can close its answer.
+TRACK_BOXES = 4
+TRACK_SIZE = 24  # pixels, the side of the moving square
+NUM_OPTIONS = 4
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (230, 30, 30),
@@ -152,16 +172,113 @@ def record(event: Event, sample_id: str, video: str) -> dict:
         "query": event.query,
         "timestamps": [[event.start, event.end]],
         "duration": float(event.duration),
-        "task": "tvg",
+        "task": DEFAULT_TASK,
         "source": "demo",
         # The reasoning a supervised cold start puts inside <think> (verl_video/data/sft_dataset.py).
         "reasoning": explain(event.query),
     }
 
 
+def colour_options(event: Event, rng: np.random.Generator) -> tuple[list[str], int]:
+    """Four colour names (the event's among them, at a random place) and the index of the right one."""
+    others = [c for c in COLOURS if c != event.colour]
+    options = [str(c) for c in rng.choice(others, NUM_OPTIONS - 1, replace=False)]
+    answer = int(rng.integers(NUM_OPTIONS))
+    options.insert(answer, event.colour)
+    return options, answer
+
+
+def qa_records(event: Event, sample_id: str, video: str, rng: np.random.Generator) -> dict[str, dict]:
+    """The multiple-choice and grounded-QA records of one demo video, by task name."""
+    options, answer = colour_options(event, rng)
+    base = {"video": video, "options": options, "answer": "ABCD"[answer], "duration": float(event.duration), "source": "demo"}
+    return {
+        MultipleChoice.name: {**base, "id": f"{sample_id}_mcq", "task": MultipleChoice.name,
+                              "query": f"What colour is the {event.shape}?"},
+        GroundedQA.name: {**base, "id": f"{sample_id}_gqa", "task": GroundedQA.name,
+                          "query": f"Which colour is the {event.shape}, and when is it visible?",
+                          "timestamps": [[event.start, event.end]]},
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Track:
+    """One tracking video: a square of a colour moving in a straight line from `begin` to `end` (pixel centres)."""
+
+    colour: str
+    num_frames: int
+    begin: tuple[float, float]
+    end: tuple[float, float]
+    background: int
+
+    def centre(self, frame: int) -> tuple[float, float]:
+        """The square's centre (pixels) in `frame`: linear from begin (frame 0) to end (the last frame)."""
+        f = frame / (self.num_frames - 1)
+        return self.begin[0] + f * (self.end[0] - self.begin[0]), self.begin[1] + f * (self.end[1] - self.begin[1])
+
+    def box(self, frame: int) -> list[float]:
+        """The square's normalised [x0, y0, x1, y1] in `frame` (the pixels it covers, exactly)."""
+        x0, y0 = self._corner(frame)
+        return [x0 / WIDTH, y0 / HEIGHT, (x0 + TRACK_SIZE) / WIDTH, (y0 + TRACK_SIZE) / HEIGHT]
+
+    def _corner(self, frame: int) -> tuple[int, int]:
+        cx, cy = self.centre(frame)
+        return int(round(cx - TRACK_SIZE / 2)), int(round(cy - TRACK_SIZE / 2))
+
+    def frames(self) -> np.ndarray:
+        """All frames as uint8 (T, H, W, 3)."""
+        frames = np.full((self.num_frames, HEIGHT, WIDTH, 3), self.background, dtype=np.uint8)
+        for i in range(self.num_frames):
+            x0, y0 = self._corner(i)
+            frames[i, y0 : y0 + TRACK_SIZE, x0 : x0 + TRACK_SIZE] = COLOURS[self.colour]
+        return frames
+
+
+def sample_track(rng: np.random.Generator) -> Track:
+    """A square crossing from one corner region towards the opposite one, staying inside the frame."""
+    margin = TRACK_SIZE / 2 + 2
+    low, high = margin, WIDTH - margin
+    begin = (float(rng.uniform(low, WIDTH / 2)), float(rng.uniform(low, HEIGHT / 2)))
+    end = (float(rng.uniform(WIDTH / 2, high)), float(rng.uniform(HEIGHT / 2, high)))
+    if rng.random() < 0.5:  # half of them move right to left
+        begin, end = (end[0], begin[1]), (begin[0], end[1])
+    return Track(
+        colour=str(rng.choice(list(COLOURS))), num_frames=int(rng.integers(TRACK_FRAMES[0], TRACK_FRAMES[1] + 1)),
+        begin=begin, end=end, background=int(rng.integers(15, 60)),
+    )  # fmt: skip
+
+
+def tracking_record(track: Track, sample_id: str, video: str) -> dict:
+    """The canonical tracking record: the square's boxes in the frames `box_frames` assigns to them."""
+    frames = box_frame_indices(track.num_frames, TRACK_BOXES, DEFAULT_BOX_FRAMES)
+    return {
+        "id": sample_id, "video": video, "task": Tracking.name, "query": f"{track.colour} square",
+        "boxes": [[round(v, 4) for v in track.box(f)] for f in frames], "box_frames": DEFAULT_BOX_FRAMES,
+        DEFAULT_FRAME_RATE_KEY: float(FPS), "source": "demo",
+    }  # fmt: skip
+
+
+def write_frame_folder(folder: Path, frames: np.ndarray) -> None:
+    """Frames as lossless PNG images named like GOT-10k's (00000001.png, ...)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i + 1:08d}.png")
+
+
 def data_config(json_path: str, data_folder: str) -> dict:
     """A data_config with one demo dataset; paths are relative to the YAML file."""
-    return {"datasets": [{"name": "demo", "json_path": json_path, "data_folder": data_folder, "task": "tvg"}]}
+    return {"datasets": [{"name": "demo", "json_path": json_path, "data_folder": data_folder, "task": DEFAULT_TASK}]}
+
+
+def mixture_config(split: str) -> dict:
+    """A data_config of all four demo tasks over one split, equal weights."""
+    entries = [{"name": "demo", "json_path": f"{split}.jsonl", "data_folder": ".", "task": DEFAULT_TASK}]
+    for task in (MultipleChoice.name, GroundedQA.name, Tracking.name):
+        entries.append({"name": f"demo_{task}", "json_path": f"{split}_{task}.jsonl", "data_folder": ".", "format": "canonical",
+                        "task": task})  # fmt: skip
+    return {"datasets": entries}
 
 
 def manifest(num_train: int, num_val: int, seed: int) -> dict:
@@ -176,7 +293,7 @@ def is_complete(out: Path, expected: dict) -> bool:
         return False
     for split in SPLITS:
         jsonl = out / f"{split}.jsonl"
-        if not jsonl.is_file() or not (out / f"{split}.yaml").is_file():
+        if not jsonl.is_file() or not (out / f"{split}.yaml").is_file() or not (out / f"{split}_mix.yaml").is_file():
             return False
         if not all((out / json.loads(line)["video"]).is_file() for line in jsonl.read_text().splitlines()):
             return False
@@ -198,21 +315,36 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)  # written last: its presence marks a finished dataset
 
+    if force and (out / "frames").is_dir():
+        shutil.rmtree(out / "frames")
     jobs = [(split, i) for split, count in zip(SPLITS, (num_train, num_val)) for i in range(count)]
-    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    records: dict[tuple[str, str], list[dict]] = {}
     for split, i in tqdm(jobs, desc="make-demo-data", unit="video"):
-        # Each split draws from its own stream, so adding val videos never changes the train set.
+        # Each split draws from its own stream, so adding val videos never changes the train set; the other
+        # tasks draw from streams of their own, so the grounding records stay what version 1 wrote.
         rng = np.random.default_rng([seed, SPLITS.index(split), i])
         event = sample_event(rng)
         video = f"videos/{split}/{i:05d}.mp4"
         write_mp4(out / video, render_frames(event))
-        records[split].append(record(event, f"demo_{split}_{i:05d}", video))
+        sample_id = f"demo_{split}_{i:05d}"
+        records.setdefault((split, DEFAULT_TASK), []).append(record(event, sample_id, video))
+        task_rng = np.random.default_rng([seed, SPLITS.index(split), i, 1])
+        for task, qa in qa_records(event, sample_id, video, task_rng).items():
+            records.setdefault((split, task), []).append(qa)
+        track = sample_track(task_rng)
+        folder = f"frames/{split}/{i:05d}"
+        write_frame_folder(out / folder, track.frames())
+        records.setdefault((split, Tracking.name), []).append(tracking_record(track, f"{sample_id}_track", folder))
 
+    for (split, task), rows in records.items():
+        name = f"{split}.jsonl" if task == DEFAULT_TASK else f"{split}_{task}.jsonl"
+        with open(out / name, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
     for split in SPLITS:
-        with open(out / f"{split}.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records[split])
         with open(out / f"{split}.yaml", "w") as f:
             yaml.safe_dump(data_config(f"{split}.jsonl", "."), f, sort_keys=False)
+        with open(out / f"{split}_mix.yaml", "w") as f:
+            yaml.safe_dump(mixture_config(split), f, sort_keys=False)
     (out / "manifest.json").write_text(json.dumps(expected, indent=2) + "\n")
     return True
 
@@ -220,7 +352,7 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
 def digest(out: Path) -> str:
     """A hash of every JSONL line and video byte under OUT (used to check determinism)."""
     h = hashlib.sha256()
-    for path in sorted(p for p in out.rglob("*") if p.suffix in (".jsonl", ".mp4")):
+    for path in sorted(p for p in out.rglob("*") if p.suffix in (".jsonl", ".mp4", ".png")):
         h.update(path.relative_to(out).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -238,7 +370,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the demo dataset."""
     if generate(args.out, args.num_train, args.num_val, args.seed, args.force):
-        print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml")
+        print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml (grounding), "
+              f"{args.out}/train_mix.yaml and {args.out}/val_mix.yaml (all four tasks)")
     else:
         print(f"make-demo-data: {args.out} already holds this dataset (use --force to rebuild)")
     return 0

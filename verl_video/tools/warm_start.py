@@ -34,6 +34,7 @@ import torch
 
 from verl_video.data.pipeline import load_items
 from verl_video.data.prompts import get_template
+from verl_video.data.records import DEFAULT_TASK
 from verl_video.data.run_settings import add_settings_arguments, settings_from_args
 from verl_video.data.settings import VideoDataSettings
 from verl_video.data.sft_dataset import SFTExample, answer_text, encode, load_example, processor_inputs
@@ -64,19 +65,23 @@ def load_examples(
 
 
 def target_text(example: SFTExample, rng: torch.Generator | None = None, noise: float = 0.0) -> str:
-    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect."""
+    """The supervised response; `noise` (seconds) jitters the interval so the warm start stays imperfect.
+
+    Records of other tasks get their task's reference answer (letter, evidence, boxes) in the same form.
+    """
     record = example.item.record
-    start, end = record.timestamps[0]
-    if noise > 0 and rng is not None:
-        start += noise * float(torch.randn((), generator=rng))
-        end += noise * float(torch.randn((), generator=rng))
-        # Keep half-second granularity and an ordered, in-range pair: the model should learn the form.
-        start, end = sorted(min(max(round(2 * x) / 2, 0.0), example.duration) for x in (start, end))
+    interval = None
+    if record.task == DEFAULT_TASK:
+        start, end = record.timestamps[0]
+        if noise > 0 and rng is not None:
+            start += noise * float(torch.randn((), generator=rng))
+            end += noise * float(torch.randn((), generator=rng))
+            # Keep half-second granularity and an ordered, in-range pair: the model should learn the form.
+            start, end = sorted(min(max(round(2 * x) / 2, 0.0), example.duration) for x in (start, end))
+        interval = (start, end)
     # The example's own template decides the form (answer only, JSON, think); a think template without the
     # record's reasoning gets the demo's one-line explanation of its query.
-    return answer_text(record, example.item.template, (start, end)) or (
-        f"<think>{explain(record.query)}</think><answer>{start:.2f} to {end:.2f}</answer>"
-    )
+    return answer_text(record, example.item.template, interval, default_reasoning=explain(record.query))
 
 
 def model_inputs(processor, examples: list[SFTExample], texts: list[str]) -> dict:
