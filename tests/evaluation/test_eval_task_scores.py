@@ -95,3 +95,74 @@ def test_eval_of_a_mixture_writes_each_tasks_truth_and_scores_each_task_apart(ti
     capsys.readouterr()
     assert cli_main(["score", str(out / "predictions.jsonl"), "-o", str(tmp_path / "score"), "--no-plots"]) == 0
     assert json.loads((tmp_path / "score" / TASK_JSON).read_text()) == per_task
+
+
+def _means(rows: list[dict]) -> dict[str, float]:
+    return {name: sum(r[name] for r in rows) / len(rows) for name in rows[0]}
+
+
+def test_each_task_is_broken_down_and_plotted_by_its_own_metrics(tmp_path):
+    from PIL import Image
+
+    from verl_video.evaluation.score import score_all, show_and_write
+    from verl_video.evaluation.task_scores import TASK_JSON, plot_name
+    from verl_video.grounding_metrics import Convention
+    from verl_video.rewards.parser import ParserConfig
+
+    mcq = {"answer_kind": "choice", "answer": "B", "num_options": 4}
+    track = {"answer_kind": "boxes", "boxes": BOXES}
+    quarter = [[0.1, 0.1, 0.2, 0.2], BOXES[1]]  # first box inside the truth, a quarter of its area: IoU 0.25
+    # Each line with the metrics it must score (worked out by hand; `expect` is not written to the file).
+    cases = [
+        ({"task": "mcq", "source": "nextgqa", "duration": 20, "qtype": "why", "response": "<answer>B</answer>"},
+         {"accuracy": 1.0, "parse_ok": 1.0}, "ok"),
+        ({"task": "mcq", "source": "nextgqa", "duration": 20, "qtype": "how", "response": "<answer>C</answer>"},
+         {"accuracy": 0.0, "parse_ok": 1.0}, "ok"),
+        ({"task": "mcq", "source": "nextgqa", "duration": 25, "qtype": "why", "response": "I think B"},
+         {"accuracy": 0.0, "parse_ok": 0.0}, "no_answer"),
+        ({"task": "mcq", "source": "star", "duration": 200, "qtype": "why", "response": "<answer>B</answer>"},
+         {"accuracy": 1.0, "parse_ok": 1.0}, "ok"),
+        ({"task": "tracking", "source": "got", "duration": 10, "response": f"<answer>{BOXES}</answer>"},
+         {"box_iou": 1.0, "box_success@0.5": 1.0, "parse_ok": 1.0}, "ok"),
+        ({"task": "tracking", "source": "got", "duration": 10, "response": f"<answer>{BOXES[:1]}</answer>"},
+         {"box_iou": 0.0, "box_success@0.5": 0.0, "parse_ok": 0.0}, "wrong_count"),
+        ({"task": "tracking", "source": "lasot", "duration": 10, "response": f"<answer>{quarter}</answer>"},
+         {"box_iou": 0.625, "box_success@0.5": 0.5, "parse_ok": 1.0}, "ok"),
+    ]  # fmt: skip
+    lines = [{"id": "g1", "source": "charades", "timestamps": [[2, 6]], "duration": 10,
+              "response": "<answer>2 to 6</answer>"},
+             {"id": "g2", "source": "anet", "timestamps": [[2, 6]], "duration": 10, "response": "<answer>7 to 9</answer>"}]
+    lines += [{**line, "id": f"x{i}", "ground_truth": mcq if line["task"] == "mcq" else track}
+              for i, (line, _, _) in enumerate(cases)]  # fmt: skip
+    path = tmp_path / "preds.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    report, tasks = score_all(str(path), Convention(), ParserConfig(), fields=["qtype"])
+    out = tmp_path / "report"
+    written = show_and_write(report, tasks, str(out))
+    per_task = json.loads((out / TASK_JSON).read_text())
+    for task in ("mcq", "tracking"):
+        mine = [(line, expect, status) for line, expect, status in cases if line["task"] == task]
+        by_source = per_task[task]["breakdowns"]["source"]
+        assert set(by_source) == {line["source"] for line, _, _ in mine}
+        for source, got in by_source.items():
+            rows = [(expect, status) for line, expect, status in mine if line["source"] == source]
+            assert got["count"] == len(rows)
+            assert got["metrics"] == pytest.approx(_means([expect for expect, _ in rows]))
+            assert got["parse_failures"] == sum(status != "ok" for _, status in rows)
+            assert sum(got["parse_status"].values()) == len(rows)
+        # Grounding's moment dimensions mean nothing here; duration buckets and named fields do.
+        assert set(per_task[task]["breakdowns"]) <= {"source", "duration", "qtype"}
+    assert set(per_task["mcq"]["breakdowns"]["duration"]) == {"0-30s", "120-300s"}
+    assert per_task["mcq"]["breakdowns"]["duration"]["0-30s"]["metrics"]["accuracy"] == pytest.approx(1 / 3)
+    assert per_task["mcq"]["breakdowns"]["qtype"]["why"]["metrics"]["accuracy"] == pytest.approx(2 / 3)
+    assert "## tracking by source" in (out / "task_metrics.md").read_text()
+    # Grounding's report: the two grounding lines and their sources only, R1@0.5 untouched by any other task.
+    grounding = json.loads((out / "metrics.json").read_text())
+    assert grounding["metrics"]["count"] == 2 and grounding["metrics"]["r1@0.5"] == 50.0
+    assert set(grounding["breakdowns"]["source"]) == {"charades", "anet"}
+    for name in ("iou_hist.png", "by_source.png", plot_name("mcq"), plot_name("tracking")):
+        assert str(out / name) in written
+        with Image.open(out / name) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 0 and image.size[1] > 0

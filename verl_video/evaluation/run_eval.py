@@ -4,6 +4,7 @@ Output folder:
     run.json            the settings that produced the responses (checked when resuming)
     predictions.jsonl   one line per sample, appended and flushed as each batch finishes
     metrics.json / metrics.md / *.png   the `verl-video score` report of predictions.jsonl
+    task_metrics.json / .md / <task>_by_source.png   the same for each task other than grounding
 
 Settings: a checkpoint of a training run (`.../global_step_N`, merged) is evaluated with the settings the
 run trained with (its run.json: prompt template, video budget, decoder, reward preset's parser, seed,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from verl_video.evaluation.breakdown import UNKNOWN, Buckets, breakdown, make_dimensions
+from verl_video.evaluation.breakdown import Buckets, break_down, make_dimensions
 from verl_video.evaluation.grading import Grade, grade_prediction, grade_response
 from verl_video.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
 from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
@@ -47,12 +47,12 @@ def score_lines(lines: Sequence[PredictionLine], source: str, convention: Conven
     """Grade every line and compute the overall metrics and every breakdown."""
     grades = [grade_line(line, parser, prefer) for line in lines]
     ious, parsed = [g.iou for g in grades], [g.parsed for g in grades]
-    breakdowns = {}
-    for dim in make_dimensions(fields, buckets):
-        groups = breakdown(lines, grades, dim, convention)
-        # A dimension nobody's lines carry says nothing; a named field is kept so its absence shows.
-        if list(groups) != [UNKNOWN] or dim.name in fields:
-            breakdowns[dim.name] = groups
+
+    def summarize_group(pairs: list[tuple[PredictionLine, Grade]]) -> dict:
+        return summarize([g.iou for _, g in pairs], [g.parsed for _, g in pairs], convention)
+
+    breakdowns = break_down(list(zip(lines, grades)), lambda pair: pair[0].fields, summarize_group,
+                            make_dimensions(fields, buckets), fields)
     return ScoreReport(source=source, convention=convention, parser=parser,
                        overall=summarize(ious, parsed, convention), breakdowns=breakdowns,
                        statuses=Counter(g.status for g in grades), prefer=prefer, settings=settings or {},
@@ -87,7 +87,8 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     b = parser.add_argument_group("breakdowns")
     b.add_argument("--by", action="append", default=[], metavar="FIELD",
                    help="also break down by this field (repeatable; dotted paths reach nested fields, e.g. "
-                        "qsemtype, bins.qlen). Always: source, duration, moment_length, moment_position")
+                        "qsemtype, bins.qlen). Always: source, duration, and for grounding moment_length, "
+                        "moment_position")
     b.add_argument("--buckets", action="append", default=[], metavar="NAME=E0,E1,...",
                    help="bucket edges of duration (s), moment_length or moment_position (%% of video); "
                         "'inf' allowed, e.g. duration=0,60,180,inf")
@@ -135,7 +136,7 @@ def score_all(path: str, convention: Convention, parser: ParserConfig, fields: S
               buckets: dict[str, Buckets] | None = None, prefer: str = "response",
               settings: dict | None = None) -> tuple[ScoreReport | None, dict[str, TaskScores]]:
     """The grounding report of the file's grounding lines (None when it has none) and each other task's scores."""
-    tasks = score_task_lines(path)
+    tasks = score_task_lines(path, fields, buckets)
     report = None
     if not tasks or sum(t.count for t in tasks.values()) < _count_lines(path):
         report = score_file(path, convention, parser, fields, buckets, prefer, settings)
@@ -151,7 +152,7 @@ def show_and_write(report: ScoreReport | None, tasks: dict[str, TaskScores], out
         print(report.to_markdown())
     if not out_dir:
         return []
-    paths = write_task_scores(tasks, out_dir) if tasks else []
+    paths = write_task_scores(tasks, out_dir, plots=plots) if tasks else []
     return paths + (report.write(out_dir, plots=plots) if report is not None else [])
 
 
