@@ -128,6 +128,11 @@ class GroundingSyncTrainer(ResumableTrainer, PPOTrainerSync):
         watch_replay_buffer(self.replay_buffer, agent_loop_manager.agent_loop_workers)
         return super().fit(agent_loop_manager)
 
+    def _validate(self) -> dict[str, float]:
+        # Every row carries every task's metric keys (verl needs equal keys), so a validation set without a
+        # task gets None for its means: a metric of no sample is not a number to log.
+        return {key: value for key, value in super()._validate().items() if value is not None}
+
     def prepare_step(self) -> dict:
         result = super().prepare_step()
         if isinstance(self.replay_buffer, GroupFilter):

@@ -170,3 +170,17 @@ def test_every_tasks_reference_answer_fits_the_mixture_experiments_response_leng
     assert set(longest) == {"tvg", "mcq", "grounded_qa", "tracking"}
     # A margin for what a sampled answer adds (a longer number, a space).
     assert all(n <= 0.8 * settings.max_response_length for n in longest.values()), (longest, settings.max_response_length)
+
+
+def test_verls_warm_start_keeps_every_tasks_records(demo_dir) -> None:
+    # verl's SFT dataset leaves out think-template records without reasoning; the demo's MCQ and tracking
+    # records had none, so the default warm start never showed the model their answer form and GRPO got
+    # all-zero groups for them.
+    from verl_video.data.pipeline import load_items
+    from verl_video.data.run_settings import settings_from_defaults
+    from verl_video.data.sft_dataset import answer_text
+
+    settings = settings_from_defaults(["experiment=tiny_tasks_cpu"])
+    items = load_items([str(demo_dir / "train_mix.yaml")], settings.video)
+    kept = {item.record.task for item in items if answer_text(item.record, settings.video.prompt_template)}
+    assert kept == {"tvg", "mcq", "grounded_qa", "tracking"}

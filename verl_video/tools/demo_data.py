@@ -191,7 +191,8 @@ def colour_options(event: Event, rng: np.random.Generator) -> tuple[list[str], i
 def qa_records(event: Event, sample_id: str, video: str, rng: np.random.Generator) -> dict[str, dict]:
     """The multiple-choice and grounded-QA records of one demo video, by task name."""
     options, answer = colour_options(event, rng)
-    base = {"video": video, "options": options, "answer": "ABCD"[answer], "duration": float(event.duration), "source": "demo"}
+    base = {"video": video, "options": options, "answer": "ABCD"[answer], "duration": float(event.duration), "source": "demo",
+            "reasoning": explain(event.query)}  # fmt: skip
     return {
         MultipleChoice.name: {**base, "id": f"{sample_id}_mcq", "task": MultipleChoice.name,
                               "query": f"What colour is the {event.shape}?"},
@@ -255,6 +256,8 @@ def tracking_record(track: Track, sample_id: str, video: str) -> dict:
         "id": sample_id, "video": video, "task": Tracking.name, "query": f"{track.colour} square",
         "boxes": [[round(v, 4) for v in track.box(f)] for f in frames], "box_frames": DEFAULT_BOX_FRAMES,
         DEFAULT_FRAME_RATE_KEY: float(FPS), "source": "demo",
+        # Every task's record carries reasoning: a think-template cold start leaves out records without it.
+        "reasoning": f"the {track.colour} square moves in a straight line.",
     }  # fmt: skip
 
 
