@@ -75,6 +75,11 @@ def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video
     }
 
 
+def _is_missing(value: Any) -> bool:
+    """True for None and NaN (a mean over no sample)."""
+    return value is None or (isinstance(value, (float, np.floating)) and bool(np.isnan(value)))
+
+
 def zero_variance_fraction(groups) -> float:
     """Fraction of groups (lists of rewards) with more than one reward, all equal."""
     sized = [g for g in groups if len(g) > 1]
@@ -130,8 +135,8 @@ class GroundingSyncTrainer(ResumableTrainer, PPOTrainerSync):
 
     def _validate(self) -> dict[str, float]:
         # Every row carries every task's metric keys (verl needs equal keys), so a validation set without a
-        # task gets None for its means: a metric of no sample is not a number to log.
-        return {key: value for key, value in super()._validate().items() if value is not None}
+        # task gets NaN means for it (its file logger writes them as null): a metric of no sample is not logged.
+        return {key: value for key, value in super()._validate().items() if not _is_missing(value)}
 
     def prepare_step(self) -> dict:
         result = super().prepare_step()
