@@ -68,3 +68,39 @@ def test_summary_reports_bad_videos_and_reward_failures(tmp_path):
     assert "dropped (data/unreadable_at_start): 4" in text
     assert "reward failures reward/demo/tiou/errors: 3 responses" in text
     assert "tiou/nan" not in text
+
+
+def _write_validation(run_dir: Path, step: int, answers: list[str], truths: list[list[float]], duration: float) -> None:
+    folder = run_dir / "validation"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"input": "q", "output": answer, "gts": {"timestamps": [truth], "duration": duration}, "step": step}
+        for answer, truth in zip(answers, truths)
+    ]
+    # An MCQ row in the same dump is not a grounding answer and is left out.
+    rows.append({"input": "q", "output": "<answer>B</answer>", "gts": {"answer": "B", "options": ["A", "B"]}})
+    (folder / f"{step}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+TRUTHS = [[float(s), float(s) + 3.0] for s in range(0, 10)]
+
+
+def test_a_constant_answer_is_called_the_prior_not_localisation(tmp_path):
+    _write_run(tmp_path / "run", val_iou=[0.2, 0.3], val_format=[1.0, 1.0])
+    _write_validation(tmp_path / "run", 0, ["<answer>0.00 to 4.00</answer>"] * 10, TRUTHS, 16.0)
+    _write_validation(tmp_path / "run", 15, ["<answer>2.00 to 12.00</answer>"] * 10, TRUTHS, 16.0)
+    text = summarize(tmp_path / "run")
+    assert "distinct answers:            1/10 -> 1/10" in text
+    assert "NOTE: the final answers" in text
+
+
+def test_answers_that_follow_the_moment_get_no_note(tmp_path):
+    _write_run(tmp_path / "run", val_iou=[0.2, 0.8], val_format=[1.0, 1.0])
+    _write_validation(tmp_path / "run", 0, ["<answer>0.00 to 4.00</answer>"] * 10, TRUTHS, 16.0)
+    _write_validation(
+        tmp_path / "run", 15, [f"<answer>{s:.2f} to {e + 0.5:.2f}</answer>" for s, e in TRUTHS], TRUTHS, 16.0
+    )
+    text = summarize(tmp_path / "run")
+    assert "distinct answers:            1/10 -> 10/10" in text
+    assert "centre correlation w/ truth: n/a (one answer) -> +1.00" in text
+    assert "NOTE" not in text
