@@ -61,10 +61,21 @@ def test_workers_get_a_transfer_queue_thread_count_the_machine_has(monkeypatch):
     assert main.transfer_queue_threads(64) == 8 and main.transfer_queue_threads(None) == 8
 
 
-def test_tiny_experiment_sits_on_the_cpu_profile():
-    cfg = _compose("experiment=tiny_tvg_cpu")
+@pytest.mark.parametrize("experiment", ["tiny_tvg_cpu", "tiny_tvg_demo", "tiny_tasks_cpu"])
+def test_tiny_experiments_sit_on_the_cpu_profile(experiment):
+    cfg = _compose(f"experiment={experiment}")
     assert cfg.trainer.device == "cpu" and cfg.actor_rollout_ref.rollout.n == 8
     assert cfg.actor_rollout_ref.actor.ppo_mini_batch_size <= cfg.data.train_batch_size
+
+
+def test_the_demo_changes_only_its_documented_settings_of_the_tiny_experiment():
+    tiny, demo = _compose("experiment=tiny_tvg_cpu"), _compose("experiment=tiny_tvg_demo")
+    assert demo.data.video.prompt_template == "answer_only" != tiny.data.video.prompt_template
+    assert demo.actor_rollout_ref.rollout.temperature == 0.6 and demo.actor_rollout_ref.actor.optim.lr == 3e-4
+    # Validation stays greedy whatever the rollout temperature.
+    assert demo.actor_rollout_ref.rollout.val_kwargs.do_sample is False
+    assert demo.data.train_batch_size == tiny.data.train_batch_size
+    assert demo.trainer.total_training_steps == tiny.trainer.total_training_steps
 
 
 def test_typos_in_overrides_are_rejected():

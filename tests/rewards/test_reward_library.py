@@ -363,3 +363,14 @@ def test_compute_score_matches_the_scorer():
     assert compute_score("ds", GOOD, GT, {}, preset="temporal_r1") == expected
     result = compute_score("ds", GOOD, GT, None, reward_router_address=None)
     assert result["score"] == pytest.approx(result["tiou"] + result["format"])
+
+
+@pytest.mark.parametrize("preset", ["default", "time_r1", "videochat_r1"])
+def test_training_presets_pay_nothing_for_a_reversed_pair(preset):
+    # As Time-R1's and VideoChat-R1's training parsers do: a swapped pair would earn the ordered pair's IoU.
+    scorer = RewardScorer(preset=preset)
+    ordered = scorer("ds", "<answer>12 to 18</answer>", GT)
+    reversed_pair = scorer("ds", "<answer>18 to 12</answer>", GT)
+    assert ordered["iou"] > 0.5
+    assert reversed_pair["iou"] == 0.0 and reversed_pair["parse_reversed"] == 1.0
+    assert reversed_pair["score"] < ordered["score"]
