@@ -129,8 +129,8 @@ def read_localisation(dump: Path) -> Localisation | None:
 
 def localisation_lines(validation_dir: Path) -> list[str]:
     """First vs last validation: distinct answers, centre correlation and the video-blind baseline, with a note."""
-    dumps = sorted(validation_dir.glob("*.jsonl"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
-    dumps = [p for p in dumps if p.stem.isdigit()]
+    # verl names each dump by its step.
+    dumps = sorted((p for p in validation_dir.glob("*.jsonl") if p.stem.isdigit()), key=lambda p: int(p.stem))
     if not dumps:
         return []
     first, last = read_localisation(dumps[0]), read_localisation(dumps[-1])
