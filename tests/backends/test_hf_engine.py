@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from verl_video.backends.distinct_videos import distinct_order
 from verl_video.backends.hf_engine import GenerationRequest, HFEngine, SamplingSettings
+from verl_video.models.vision_tower import find_vision_tower
 
 
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
@@ -40,6 +42,55 @@ def test_batched_greedy_equals_one_at_a_time(engine):
     assert [b.token_ids for b in batched] == [s.token_ids for s in single]
     for b, s in zip(batched, single):
         assert torch.allclose(torch.tensor(b.log_probs), torch.tensor(s.log_probs), atol=1e-4)
+
+
+def test_requests_sharing_a_video_process_its_frames_once(engine):
+    memo = engine.processor.video_processor
+    calls, misses = memo.calls, memo.calls - memo.hits
+    # Three rollouts of one prompt (equal frames arriving as separate tensors, as after Ray) and one other video.
+    requests = [_request(engine, "when does the red square appear", seed=0) for _ in range(3)]
+    requests.append(_request(engine, "when does the red square appear", seed=1))
+    greedy = SamplingSettings(temperature=0, max_new_tokens=12)
+    batched = engine.generate(requests, greedy)
+    # Four prompts built and four requests served: eight calls, frames processed for two videos at most.
+    assert memo.calls - calls == 8
+    assert (memo.calls - memo.hits) - misses <= 2
+    single = [engine.generate([r], greedy)[0] for r in requests]
+    assert [b.token_ids for b in batched] == [s.token_ids for s in single]
+    assert batched[0].token_ids == batched[1].token_ids == batched[2].token_ids
+
+
+def test_distinct_order_pairs_equal_pixels_only():
+    a, b = torch.arange(12.0).reshape(3, 4), torch.arange(12.0).reshape(3, 4) + 1
+    grids = [(1, 1, 3)] * 4 + [(1, 1, 2)]
+    firsts, where = distinct_order([a, b, a.clone(), b.clone(), a[:2]], grids)
+    assert firsts == [0, 1, 4]
+    assert where == [0, 1, 0, 1, 2]
+
+
+def test_rollouts_of_one_video_encode_it_once_with_unchanged_outputs(engine):
+    tower = find_vision_tower(engine.model)
+    encoded = []  # patch rows entering the encoder (its patch embedding), per call
+    hook = tower.patch_embed.register_forward_pre_hook(lambda module, args: encoded.append(args[0].shape[0]))
+    # Four rollouts of one prompt and two of another video, each with its own sampling seed.
+    requests = [_request(engine, "when does the red square appear", seed=0) for _ in range(4)]
+    requests += [_request(engine, "when does the red square appear", seed=1) for _ in range(2)]
+    for seed, request in enumerate(requests):
+        request.seed = seed
+    settings = SamplingSettings(temperature=1.0, max_new_tokens=10)
+    try:
+        distinct = engine.generate(requests, settings)
+        engine.distinct_videos = False
+        every = engine.generate(requests, settings)
+        # Equal-sized videos: two encoded instead of six.
+        assert len(encoded) == 2 and encoded[0] * 3 == encoded[1]
+    finally:
+        engine.distinct_videos = True
+        hook.remove()
+    assert [r.token_ids for r in distinct] == [r.token_ids for r in every]
+    for d, e in zip(distinct, every):
+        assert torch.allclose(torch.tensor(d.log_probs), torch.tensor(e.log_probs), atol=1e-5)
+    assert "forward" not in tower.__dict__  # the wrapper lives only inside generate
 
 
 def test_log_probs_equal_a_full_forward_with_the_video(engine):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 import torch
 from transformers import AutoConfig, AutoProcessor, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
+from verl_video.backends.distinct_videos import distinct_video_encoding
+from verl_video.data.processor_memo import memoize_video_processor
 from verl_video.models.mrope import install_released_mrope_rule
 
 logger = logging.getLogger(__name__)
@@ -127,6 +130,8 @@ class HFEngine:
             self.processor = None  # text-only model
         if isinstance(self.processor, type(self.tokenizer)):
             self.processor = None
+        # The n rollouts of a video arrive as n requests: process its frames once (data/processor_memo.py).
+        memoize_video_processor(self.processor)
         self.pad_token_id = self.tokenizer.pad_token_id
         if self.pad_token_id is None:
             self.pad_token_id = self.tokenizer.eos_token_id
@@ -135,6 +140,8 @@ class HFEngine:
         self.image_token_id = getattr(self.model.config, "image_token_id", None)
         self.banned_token_ids = self._banned_token_ids()
         self.generator_seed = seed
+        # Run the vision tower once per distinct video of a batch (backends/distinct_videos.py).
+        self.distinct_videos = True
         torch.manual_seed(seed)
 
     def _eos_token_ids(self) -> list[int]:
@@ -226,7 +233,8 @@ class HFEngine:
             return_dict_in_generate=True,
         )
         processors = LogitsProcessorList([SeededSampler([r.seed for r in requests], settings)] if seeded else [])
-        out = self.model.generate(**model_inputs, generation_config=generation_config, logits_processor=processors)
+        with distinct_video_encoding(self.model) if self.distinct_videos else nullcontext():
+            out = self.model.generate(**model_inputs, generation_config=generation_config, logits_processor=processors)
         new_tokens = out.sequences[:, longest:].cpu()
         # Raw logits / temperature, before the placeholder ban: the quantity the actor recomputes, so the two
         # agree to float precision under synced weights (banned tokens carry ~0 mass in a trained model).

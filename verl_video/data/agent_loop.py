@@ -35,6 +35,7 @@ from typing import Any
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 
 from verl_video.backends.seeding import SeededSingleTurnAgentLoop
+from verl_video.data.processor_memo import memoize_video_processor
 from verl_video.models.family import TEXT_TIMESTAMPS, family_of_processor, video_geometry
 from verl_video.models.video_prompt import collapse_video_spans, frame_groups
 
@@ -107,6 +108,9 @@ class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # verl renders the prompt and computes the model inputs with the processor, for each of a video's n
+        # rollouts: process its frames once (the processor object is the worker's, shared by its loops).
+        memoize_video_processor(self.processor)
         if server_expands_video_spans(self.rollout_config.name, self.processor):
             self.server_manager = CollapsedVideoServer(self.server_manager, self.processor)
 
