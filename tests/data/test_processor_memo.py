@@ -66,3 +66,22 @@ def test_memo_drops_the_oldest_results_beyond_its_cap(tiny_qwen3_model_dir):
     _call(processor, _video(0))  # dropped when the third video came in
     assert memo.hits == 1
     assert memoize_video_processor(processor).video_processor is memo  # installed once
+
+
+def test_memo_serves_threads_evicting_each_other():
+    # verl's agent-loop worker calls the processor from a thread pool; a small cap makes every call evict.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def inner(videos=None, **kwargs):
+        return {"pixel_values_videos": videos[0].float() * 2, "video_grid_thw": torch.tensor([[1, 1, 1]])}
+
+    videos = [torch.full((64,), float(i)) for i in range(5)]
+    memo = VideoProcessorMemo(inner, cap_mb=2.5 * 256 / 2**20)
+
+    def ask(i: int) -> bool:
+        out = memo(videos=[videos[i % 5].clone()], return_tensors="pt")
+        return torch.equal(out["pixel_values_videos"], videos[i % 5] * 2)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(ask, range(400)))
+    assert memo.calls == 400

@@ -16,6 +16,7 @@ up to `cap_mb` and drops the oldest beyond it.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from typing import Any, Optional
 
@@ -47,6 +48,8 @@ class VideoProcessorMemo:
         self._cap_bytes = int(cap_mb * 2**20)
         self._results: OrderedDict[tuple, Any] = OrderedDict()
         self._held = 0
+        # verl's agent-loop worker calls the processor from a thread pool.
+        self._lock = threading.Lock()
         self.calls = 0
         self.hits = 0
 
@@ -62,28 +65,32 @@ class VideoProcessorMemo:
 
     def __call__(self, videos: Any = None, **kwargs: Any) -> Any:
         """The inner processor's result for these videos and arguments, computed at most once."""
-        self.calls += 1
         key = self._key(videos, kwargs) if videos is not None else None
-        if key is None:
-            return self._inner(videos=videos, **kwargs)
-        result = self._results.get(key)
+        with self._lock:
+            self.calls += 1
+            result = self._results.get(key) if key is not None else None
+            if result is not None:
+                self.hits += 1
+                self._results.move_to_end(key)
         if result is None:
+            # Outside the lock: two threads may process the same new video at once, never wait on each other.
             result = self._inner(videos=videos, **kwargs)
-            self._store(key, result)
-        else:
-            self.hits += 1
-            self._results.move_to_end(key)
+            if key is not None:
+                self._store(key, result)
         return _copy(result)
 
     def _store(self, key: tuple, result: Any) -> None:
         size = _result_bytes(result)
         if size > self._cap_bytes:
             return
-        self._results[key] = _copy(result)
-        self._held += size
-        while self._held > self._cap_bytes:
-            _, dropped = self._results.popitem(last=False)
-            self._held -= _result_bytes(dropped)
+        with self._lock:
+            if key in self._results:
+                return
+            self._results[key] = _copy(result)
+            self._held += size
+            while self._held > self._cap_bytes:
+                _, dropped = self._results.popitem(last=False)
+                self._held -= _result_bytes(dropped)
 
 
 def _copy(result: Any) -> Any:
