@@ -14,6 +14,7 @@ import importlib
 import logging
 
 from verl_video.backends.cpu_platform import plain_gloo_process_groups
+from verl_video.backends.log_probs import install_chunked_log_probs
 from verl_video.backends.vllm_cpu import alias_vllm_distribution
 from verl_video.models.mrope import install_released_mrope_rule
 
@@ -50,4 +51,6 @@ alias_vllm_distribution()
 install_released_mrope_rule()
 # Before verl's worker modules bind its process-group helper (see cpu_platform.py).
 plain_gloo_process_groups()
+# verl's log-prob fallback (no flash-attn: every CPU run) loops over tokens one by one (see log_probs.py).
+install_chunked_log_probs()
 register_all()
