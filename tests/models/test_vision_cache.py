@@ -1,4 +1,5 @@
-"""Vision feature reuse, tiny Qwen2.5-VL: log-probs and projector gradients as without it, fewer encoder runs."""
+"""Vision feature reuse, tiny Qwen2.5-VL and Qwen3-VL: log-probs and projector gradients as without it, fewer
+encoder runs."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from verl_video.models.vision_tower import VisionSettings, apply_freeze, find_vi
 from verl_video.tools.vl_batches import micro_batches, token_log_probs, video_rows
 
 # Two videos of different sizes (t, h, w in patches); each row of the batch is one rollout of one of them.
-GRIDS = [(2, 4, 4), (2, 4, 8)]
+# Qwen3-VL writes a timestamp between frame groups, so its synthetic rows hold one group (t = 1).
+GRIDS = {"qwen2_5_vl": [(2, 4, 4), (2, 4, 8)], "qwen3_vl": [(1, 4, 4), (1, 4, 8)]}
 ROLLOUTS = 3
 MICRO_BATCH = 2
+
+
+@pytest.fixture(params=["qwen2_5_vl", "qwen3_vl"])
+def family_model(request) -> tuple[str, Path]:
+    """(family, tiny model directory) for each family whose tower reuse supports."""
+    fixture = "tiny_model_dir" if request.param == "qwen2_5_vl" else "tiny_qwen3_model_dir"
+    return request.param, request.getfixturevalue(fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -26,10 +35,10 @@ def fresh_store(monkeypatch):
 
 
 def _model(tiny_model_dir, *, reuse: bool, freeze_projector: bool = False):
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
     settings = VisionSettings(freeze_encoder=True, freeze_projector=freeze_projector, reuse_features=reuse)
     apply_freeze(model, settings)
     hook = vision_cache.install_feature_reuse(
@@ -39,8 +48,8 @@ def _model(tiny_model_dir, *, reuse: bool, freeze_projector: bool = False):
     return model
 
 
-def _rows(model) -> list[dict]:
-    return video_rows(model.config, GRIDS, ROLLOUTS)
+def _rows(model, family: str) -> list[dict]:
+    return video_rows(model.config, GRIDS[family], ROLLOUTS)
 
 
 def _micro_batches(rows: list[dict], order: list[int]):
@@ -60,41 +69,50 @@ def _one_step(model, rows) -> tuple[list[torch.Tensor], list[torch.Tensor], dict
     return old, new, vision_cache.step_metrics()
 
 
-def _merger_grads(model) -> dict[str, torch.Tensor]:
-    return {n: p.grad.clone() for n, p in find_vision_tower(model).merger.named_parameters()}
+def _projector_grads(model) -> dict[str, torch.Tensor]:
+    return {
+        f"{i}.{n}": p.grad.clone()
+        for i, projector in enumerate(vision_cache.projectors(find_vision_tower(model)))
+        for n, p in projector.named_parameters()
+    }
 
 
-def test_reuse_gives_the_same_log_probs_and_projector_gradients(tiny_model_dir):
+def test_reuse_gives_the_same_log_probs_and_projector_gradients(family_model):
+    family, tiny_model_dir = family_model
     plain = _model(tiny_model_dir, reuse=False)
-    rows = _rows(plain)
+    rows = _rows(plain, family)
     old_plain, new_plain, counts_plain = _one_step(plain, rows)
-    grads_plain = _merger_grads(plain)
+    grads_plain = _projector_grads(plain)
     vision_cache.end_step()
 
     cached = _model(tiny_model_dir, reuse=True)
     old_cached, new_cached, counts_cached = _one_step(cached, rows)
-    grads_cached = _merger_grads(cached)
+    grads_cached = _projector_grads(cached)
 
     # Tolerance 1e-6 absolute (fp32): a cached video was encoded inside another micro-batch, and matrix
     # products over differently sized batches may round differently. Measured here: identical.
     for a, b in zip(old_plain + new_plain, old_cached + new_cached):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
     assert grads_plain.keys() == grads_cached.keys()
+    # Qwen3-VL: the deepstack merger trains through the stored features too.
+    assert len({name.split(".")[0] for name in grads_plain}) == (2 if family == "qwen3_vl" else 1)
     for name in grads_plain:
         assert grads_plain[name].abs().sum() > 0, name
         torch.testing.assert_close(grads_cached[name], grads_plain[name], rtol=1e-6, atol=1e-7)
 
+    videos = len(GRIDS[family])
     rows_seen = 2 * len(rows)  # every row goes through two passes
     assert counts_plain["vision/encoder_passes"] == rows_seen
-    assert counts_plain["vision/unique_videos"] == len(GRIDS)
-    assert counts_cached["vision/encoder_passes"] == len(GRIDS)
+    assert counts_plain["vision/unique_videos"] == videos
+    assert counts_cached["vision/encoder_passes"] == videos
     assert counts_cached["vision/encoder_passes_per_video"] == 1.0
-    assert counts_cached["vision/feature_reuses"] == rows_seen - len(GRIDS)
+    assert counts_cached["vision/feature_reuses"] == rows_seen - videos
 
 
-def test_frozen_projector_caches_the_projected_output(tiny_model_dir):
+def test_frozen_projector_caches_the_projected_output(family_model):
+    family, tiny_model_dir = family_model
     plain = _model(tiny_model_dir, reuse=False, freeze_projector=True)
-    rows = _rows(plain)
+    rows = _rows(plain, family)
     with torch.no_grad():
         expected = [token_log_probs(plain, mb) for mb in _micro_batches(rows, list(range(len(rows))))]
     vision_cache.end_step()
@@ -106,20 +124,20 @@ def test_frozen_projector_caches_the_projected_output(tiny_model_dir):
     for a, b in zip(expected, got):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
     # The merger ran only inside the two encoder runs (one per micro-batch holding a new video).
-    assert vision_cache.step_metrics()["vision/encoder_passes"] == len(GRIDS)
+    assert vision_cache.step_metrics()["vision/encoder_passes"] == len(GRIDS[family])
     assert len(merger_calls) == 2
 
 
 def test_store_stays_under_its_cap_and_a_step_end_empties_it():
     store = vision_cache.FeatureStore(cap_bytes=3 * 4 * 100)  # room for three entries of 2 x 50 floats
     for i in range(5):
-        store.insert(("m", i), torch.full((50,), float(i)), torch.zeros(50))
+        store.insert(("m", i), torch.full((50,), float(i)), (torch.zeros(50),))
     assert store.nbytes <= store.cap_bytes
     assert store.lookup(("m", 0), torch.full((50,), 0.0)) is None  # the oldest went first
     assert store.lookup(("m", 4), torch.full((50,), 4.0)) is not None
     # Same key, different pixels: never served.
     assert store.lookup(("m", 4), torch.full((50,), 5.0)) is None
-    store.insert(("m", 9), torch.zeros(1000), torch.zeros(1))  # larger than the cap: not kept
+    store.insert(("m", 9), torch.zeros(1000), (torch.zeros(1),))  # larger than the cap: not kept
     assert store.lookup(("m", 9), torch.zeros(1000)) is None
     store.clear()
     assert store.nbytes == 0 and not store.entries
@@ -150,7 +168,7 @@ def _two_rank_worker(rank: int, init_file: str, model_dir: str, out_dir: str) ->
     for block in find_vision_tower(model).blocks:
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
-    rows = _rows(model)
+    rows = _rows(model, "qwen2_5_vl")
     video_a, video_b = 0, ROLLOUTS  # first rows of the two videos
     # Both ranks miss; then rank 0 hits while rank 1 misses; then both hit.
     schedule = [(video_a, video_a), (video_a, video_b), (video_a, video_b)]

@@ -7,9 +7,11 @@ instance) with one that computes each distinct video once and serves later reque
 store:
 
 - what is stored is the encoder's output before the projector (Qwen's `merger`), one entry per video (a
-  forward gets several videos concatenated; they are split by `grid_thw`). The projector trains by default,
-  so it runs on every pass, on the stored features, and gets its gradient as before. With the projector
-  frozen too (`vision.freeze_projector`) the projected output is stored and nothing of the tower runs again.
+  forward gets several videos concatenated; they are split by `grid_thw`). Qwen3-VL also projects the
+  hidden states of some middle blocks ("deepstack", each with its own merger) for the language model's
+  first layers; their inputs are stored beside the last block's. The projectors train by default, so they
+  run on every pass, on the stored features, and get their gradients as before. With the projector frozen
+  too (`vision.freeze_projector`) the projected outputs are stored and nothing of the tower runs again.
 - entries are found by grid and a pixel checksum and confirmed by exact equality of the pixels, so a hit
   is always the same input; the pixels are compared in the dtype the encoder computes in, which lets the
   actor and the reference model (both loaded from the same path, both running the frozen encoder in the
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -38,10 +42,14 @@ from verl_video.models.vision_tower import find_vision_tower
 
 logger = logging.getLogger("verl_video")
 
-# Towers whose forward is patch embedding -> blocks -> `merger` -> (un-permute), nothing else taken from the
-# middle: features before the merger are all a later pass needs. Qwen3-VL also feeds intermediate blocks
-# ("deepstack") to the language model, so its output cannot be rebuilt from the last hidden state.
-SUPPORTED_TOWERS = ("Qwen2_5_VisionTransformerPretrainedModel", "Qwen2VisionTransformerPretrainedModel")
+# Towers whose forward is patch embedding -> blocks -> projectors, each projector (`merger`, and Qwen3-VL's
+# `deepstack_merger_list`) taking one block's hidden states per patch: those inputs are all a later pass needs.
+SUPPORTED_TOWERS = (
+    "Qwen2_5_VisionTransformerPretrainedModel", "Qwen2VisionTransformerPretrainedModel", "Qwen3VLVisionModel",
+)
+# Keyword arguments a tower call may carry that do not change its output (Hugging Face's Qwen3-VL passes the
+# language model's `use_cache` down); any other makes the call run the tower as it is.
+OUTPUT_NEUTRAL_KWARGS = {"return_dict", "use_cache"}
 # verl's stand-in input for text-only micro-batches (verl/models/transformers/qwen2_vl.py): 16 patches.
 DUMMY_GRID = (1, 4, 4)
 
@@ -49,11 +57,11 @@ DUMMY_GRID = (1, 4, 4)
 @dataclass
 class _Entry:
     pixels: torch.Tensor
-    features: torch.Tensor
+    features: tuple[torch.Tensor, ...]  # one tensor per projector, in `projectors(tower)` order
 
     @property
     def nbytes(self) -> int:
-        return self.pixels.nbytes + self.features.nbytes
+        return self.pixels.nbytes + sum(part.nbytes for part in self.features)
 
 
 @dataclass
@@ -76,16 +84,16 @@ class FeatureStore:
         self.nbytes = 0
         self.counters = StepCounters()
 
-    def lookup(self, key: tuple, pixels: torch.Tensor) -> torch.Tensor | None:
+    def lookup(self, key: tuple, pixels: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
         """Stored features for exactly these pixels, or None."""
         for entry in self.entries.get(key, ()):
             if torch.equal(entry.pixels, pixels):
                 return entry.features
         return None
 
-    def insert(self, key: tuple, pixels: torch.Tensor, features: torch.Tensor) -> None:
+    def insert(self, key: tuple, pixels: torch.Tensor, features: tuple[torch.Tensor, ...]) -> None:
         """Keep features for these pixels, dropping the oldest entries to stay under the cap."""
-        entry = _Entry(pixels.detach().clone(), features.detach())
+        entry = _Entry(pixels.detach().clone(), tuple(part.detach() for part in features))
         if entry.nbytes > self.cap_bytes:
             return
         while self.entries and self.nbytes + entry.nbytes > self.cap_bytes:
@@ -146,6 +154,11 @@ def end_step() -> None:
     process_store().clear()
 
 
+def projectors(tower: torch.nn.Module) -> list[torch.nn.Module]:
+    """The tower's projectors: the `merger` of its last block's output, then Qwen3-VL's deepstack mergers."""
+    return [tower.merger, *(getattr(tower, "deepstack_merger_list", None) or ())]
+
+
 class FeatureReuse:
     """The tower's replacement `forward`: counts every request; with `reuse`, serves repeats from the store."""
 
@@ -157,10 +170,11 @@ class FeatureReuse:
         self.model_key = model_key
         self.store = process_store(cap_mb)
         self.unit = tower.spatial_merge_size**2
+        self.deepstack = hasattr(tower, "deepstack_merger_list")
 
     def __call__(self, hidden_states: torch.Tensor, grid_thw: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         counters = self.store.counters
-        extra = set(kwargs) - {"return_dict"}
+        extra = set(kwargs) - OUTPUT_NEUTRAL_KWARGS
         pixels = hidden_states.to(self.tower.patch_embed.proj.weight.dtype)
         sizes = grid_thw.prod(-1).tolist()
         chunks = pixels.split(sizes)
@@ -174,7 +188,7 @@ class FeatureReuse:
             counters.encoded += len(chunks)
             return self.original(self.tower, hidden_states, grid_thw, **kwargs)
 
-        found: list[torch.Tensor | None] = [self.store.lookup(key, chunk) for key, chunk in zip(keys, chunks)]
+        found: list[tuple[torch.Tensor, ...] | None] = [self.store.lookup(k, c) for k, c in zip(keys, chunks)]
         # Repeats inside one call (the n rollouts of a video in one micro-batch) are encoded once too.
         missing: list[int] = []
         same_as: dict[int, int] = {}
@@ -198,10 +212,21 @@ class FeatureReuse:
                 counters.sync_passes += 1
         for i, twin in same_as.items():
             found[i] = found[twin]
-        features = torch.cat(found)
+        parts = [torch.cat(part) for part in zip(*found)]
         if not self.projector_frozen:
-            features = self.tower.merger(features.reshape(-1, features.shape[-1] // self.unit))
-        return BaseModelOutputWithPooling(pooler_output=features)
+            parts = [
+                projector(part.reshape(-1, part.shape[-1] // self.unit))
+                for projector, part in zip(projectors(self.tower), parts)
+            ]
+        return self._output(parts)
+
+    def _output(self, parts: list[torch.Tensor]) -> BaseModelOutputWithPooling:
+        """The tower's return type: pooled features, plus Qwen3-VL's deepstack features."""
+        if not self.deepstack:
+            return BaseModelOutputWithPooling(pooler_output=parts[0])
+        from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
+
+        return BaseModelOutputWithDeepstackFeatures(pooler_output=parts[0], deepstack_features=parts[1:])
 
     def _any_rank_missed(self, missed: bool, device: torch.device) -> bool:
         if _world(None) == 1:
@@ -210,26 +235,35 @@ class FeatureReuse:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def _encode(self, chunks: list[torch.Tensor], grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        """Per-video features in token order: projected when the projector is frozen, else the merger's input."""
-        merger = self.tower.merger
+    def _encode(self, chunks: list[torch.Tensor], grid_thw: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Per-video features in token order, one per projector: projected when the projector is frozen, else
+        the projector's input."""
         with torch.no_grad():
             if self.projector_frozen:
                 output = self.original(self.tower, torch.cat(chunks), grid_thw)
             else:
-                # The merger normalises each patch and projects groups of `unit` patches; grouping without
-                # projecting gives its input per output token, which the forward then puts in token order.
-                previous = merger.__dict__.get("forward")
-                merger.forward = lambda x: x.reshape(-1, self.unit * x.shape[-1])
-                try:
+                with self._projectors_group_only():
                     output = self.original(self.tower, torch.cat(chunks), grid_thw)
-                finally:
-                    if previous is None:
-                        del merger.forward
-                    else:
-                        merger.forward = previous
+        outputs = [output.pooler_output, *(getattr(output, "deepstack_features", None) or ())]
         tokens = [chunk.shape[0] // self.unit for chunk in chunks]
-        return list(output.pooler_output.split(tokens))
+        return list(zip(*(part.split(tokens) for part in outputs)))
+
+    @contextmanager
+    def _projectors_group_only(self) -> Iterator[None]:
+        """Within the block each projector returns its input grouped per output token instead of projecting it."""
+        # A projector normalises each patch and projects groups of `unit` patches; grouping without projecting
+        # gives its input per output token, which the forward then puts in token order.
+        saved = [(module, module.__dict__.get("forward")) for module in projectors(self.tower)]
+        for module, _ in saved:
+            module.forward = lambda x: x.reshape(-1, self.unit * x.shape[-1])
+        try:
+            yield
+        finally:
+            for module, previous in saved:
+                if previous is None:
+                    del module.forward
+                else:
+                    module.forward = previous
 
     def _encode_dummy(self, like: torch.Tensor) -> None:
         grid = torch.tensor([DUMMY_GRID], dtype=torch.long, device=like.device)

@@ -1,4 +1,4 @@
-"""Synthetic GRPO-shaped batches for a Qwen2.5-VL model: n rollouts per video, random pixels, no processor.
+"""Synthetic GRPO-shaped batches for a Qwen2.5-VL or Qwen3-VL model: n rollouts per video, random pixels, no processor.
 
 Used by the vision-reuse tests and benchmark: every row is `<vision_start> <video_pad> x tokens <vision_end>
 response`, where the rollouts of one video share its pixels and differ in their random response.
@@ -34,7 +34,9 @@ def video_rows(
                 torch.tensor([config.vision_end_token_id]),
                 response,
             ])
-            rows.append({"ids": ids, "pixels": pixels.clone(), "grid": grid})
+            # What the processor returns beside the ids: 2 marks video tokens (Qwen3-VL's M-RoPE needs it).
+            types = (ids == config.video_token_id).long() * 2
+            rows.append({"ids": ids, "types": types, "pixels": pixels.clone(), "grid": grid})
     return rows
 
 
@@ -45,12 +47,15 @@ def micro_batches(rows: list[dict], order: list[int], size: int) -> Iterator[dic
         width = max(len(r["ids"]) for r in chunk)
         ids = torch.zeros(len(chunk), width, dtype=torch.long)
         mask = torch.zeros(len(chunk), width, dtype=torch.long)
+        types = torch.zeros(len(chunk), width, dtype=torch.long)
         for b, r in enumerate(chunk):
             ids[b, width - len(r["ids"]) :] = r["ids"]
             mask[b, width - len(r["ids"]) :] = 1
+            types[b, width - len(r["ids"]) :] = r["types"]
         yield {
             "input_ids": ids,
             "attention_mask": mask,
+            "mm_token_type_ids": types,
             "pixel_values_videos": torch.cat([r["pixels"] for r in chunk]),
             "video_grid_thw": torch.tensor([r["grid"] for r in chunk]),
         }
