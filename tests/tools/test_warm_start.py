@@ -149,3 +149,28 @@ def test_warm_start_saves_a_trained_loadable_model(tmp_path, tiny_model_dir, dem
     before, after = load_weights(str(tiny_model_dir)), load_weights(str(out))
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
+def test_the_cpu_profiles_data_worker_changes_no_loss(tmp_path, tiny_model_dir, demo_dir) -> None:
+    # sft_profile=cpu prepares batches in a DataLoader worker; training must see exactly what it would see
+    # if the training process prepared them itself, over an epoch boundary (the worker starts again there).
+    import os
+    import subprocess
+    import sys
+
+    from verl_video.tools.verl_sft import sft_overrides
+
+    losses = {}
+    for workers in (0, 1):
+        workdir = tmp_path / f"workers{workers}"
+        workdir.mkdir()
+        overrides = sft_overrides(tiny_model_dir, demo_dir / "train.jsonl", workdir, steps=3, batch_size=2, lr=3e-3,
+                                  seed=0, max_samples=4)
+        metrics = workdir / "metrics.jsonl"
+        env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(metrics), OMP_NUM_THREADS="1")
+        subprocess.run([sys.executable, "-m", "verl_video.sft", *overrides, f"data.num_workers={workers}",
+                        "checkpoint.save_contents=[]"], env=env, check=True, capture_output=True, timeout=600)
+        rows = [json.loads(line)["data"] for line in metrics.read_text().splitlines()]
+        losses[workers] = [row["train/loss"] for row in rows if "train/loss" in row]
+    assert len(losses[0]) == 3
+    assert losses[1] == losses[0]
