@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -303,8 +306,35 @@ def is_complete(out: Path, expected: dict) -> bool:
     return True
 
 
-def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False) -> bool:
-    """Write videos, train/val JSONL and data_configs under OUT; return False when an identical dataset was kept."""
+def make_item(out: Path, seed: int, job: tuple[str, int]) -> list[tuple[tuple[str, str], dict]]:
+    """Write video `i` of `split` (and its tracking frames) under OUT; its records as ((split, task), record)."""
+    split, i = job
+    # Each split draws from its own stream, so adding val videos never changes the train set; the other
+    # tasks draw from streams of their own, so the grounding records stay what version 1 wrote.
+    rng = np.random.default_rng([seed, SPLITS.index(split), i])
+    event = sample_event(rng)
+    video = f"videos/{split}/{i:05d}.mp4"
+    write_mp4(out / video, render_frames(event))
+    sample_id = f"demo_{split}_{i:05d}"
+    rows = [((split, DEFAULT_TASK), record(event, sample_id, video))]
+    task_rng = np.random.default_rng([seed, SPLITS.index(split), i, 1])
+    rows += [((split, task), qa) for task, qa in qa_records(event, sample_id, video, task_rng).items()]
+    track = sample_track(task_rng)
+    folder = f"frames/{split}/{i:05d}"
+    write_frame_folder(out / folder, track.frames())
+    rows.append(((split, Tracking.name), tracking_record(track, f"{sample_id}_track", folder)))
+    return rows
+
+
+def default_workers() -> int:
+    """Processes for writing videos: the machine's cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False,
+             workers: int = 1) -> bool:
+    """Write videos, train/val JSONL and data_configs under OUT (in `workers` processes); return False when an
+    identical dataset was kept."""
     import yaml
     from tqdm import tqdm
 
@@ -322,22 +352,13 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
         shutil.rmtree(out / "frames")
     jobs = [(split, i) for split, count in zip(SPLITS, (num_train, num_val)) for i in range(count)]
     records: dict[tuple[str, str], list[dict]] = {}
-    for split, i in tqdm(jobs, desc="make-demo-data", unit="video"):
-        # Each split draws from its own stream, so adding val videos never changes the train set; the other
-        # tasks draw from streams of their own, so the grounding records stay what version 1 wrote.
-        rng = np.random.default_rng([seed, SPLITS.index(split), i])
-        event = sample_event(rng)
-        video = f"videos/{split}/{i:05d}.mp4"
-        write_mp4(out / video, render_frames(event))
-        sample_id = f"demo_{split}_{i:05d}"
-        records.setdefault((split, DEFAULT_TASK), []).append(record(event, sample_id, video))
-        task_rng = np.random.default_rng([seed, SPLITS.index(split), i, 1])
-        for task, qa in qa_records(event, sample_id, video, task_rng).items():
-            records.setdefault((split, task), []).append(qa)
-        track = sample_track(task_rng)
-        folder = f"frames/{split}/{i:05d}"
-        write_frame_folder(out / folder, track.frames())
-        records.setdefault((split, Tracking.name), []).append(tracking_record(track, f"{sample_id}_track", folder))
+    # Each video is drawn from its own seed, so the workers' output (collected in job order) is the same files
+    # and records as one process writes.
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        made = pool.map(partial(make_item, out, seed), jobs, chunksize=8)
+        for item_records in tqdm(made, total=len(jobs), desc="make-demo-data", unit="video"):
+            for key, row in item_records:
+                records.setdefault(key, []).append(row)
 
     for (split, task), rows in records.items():
         name = f"{split}.jsonl" if task == DEFAULT_TASK else f"{split}_{task}.jsonl"
@@ -368,11 +389,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-val", type=int, default=32, help="number of validation videos")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="processes writing videos (default: the cores, at most 4); the output is the same")
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the demo dataset."""
-    if generate(args.out, args.num_train, args.num_val, args.seed, args.force):
+    if generate(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers):
         print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml (grounding), "
               f"{args.out}/train_mix.yaml and {args.out}/val_mix.yaml (all four tasks)")
     else:
