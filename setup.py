@@ -39,8 +39,8 @@ setup(
         "console_scripts": ["verl-video=verl_video.cli:main"],
         # verl imports every `verl.plugins` entry point in the driver and in each Ray worker,
         # so the CPU platform, the HF rollout and our reward managers register without user action.
-        "verl.plugins": ["verl_video=verl_video.plugin"],
+        "verl.plugins": ["verl_video=verl_video.verl_adapter.plugin"],
         # vLLM runs these in each of its processes; a no-op except on vLLM's CPU platform (profile=cpu_vllm).
-        "vllm.general_plugins": ["verl_video_cpu=verl_video.backends.vllm_cpu:vllm_plugin"],
+        "vllm.general_plugins": ["verl_video_cpu=verl_video.verl_adapter.vllm_cpu:vllm_plugin"],
     },
 )

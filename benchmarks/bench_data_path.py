@@ -52,7 +52,7 @@ def bench_videos(folder: Path) -> list[Path]:
 
 def write_inputs(folder: Path, videos: list[Path], copies: int = 1) -> tuple[Path, Path]:
     """Our data_config + canonical JSONL, and the equivalent stock RLHFDataset JSONL."""
-    from verl_video.data.probe import probe_video
+    from verl_video.video.probe import probe_video
 
     ours, stock = [], []
     for i in range(copies):
@@ -160,7 +160,7 @@ def main() -> int:
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     from verl_video.data import video as video_module
-    from verl_video.data.dataset import VideoGroundingDataset
+    from verl_video.verl_adapter.rl_dataset import VideoRLDataset
     from verl_video.tools.tiny_model import make_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="vv_bench_"))
@@ -173,7 +173,7 @@ def main() -> int:
     for video in videos:  # OS page cache: both paths then read the files from memory
         video.read_bytes()
 
-    ours = VideoGroundingDataset(str(ours_cfg), tokenizer, data_config(False), processor)
+    ours = VideoRLDataset(str(ours_cfg), tokenizer, data_config(False), processor)
     stock = RLHFDataset(str(stock_jsonl), tokenizer, data_config(False), processor)
     stock_counter = StockDecodeCounter()
     results: dict = {"videos": [v.name for v in videos], "per_video": {}}
@@ -204,7 +204,7 @@ def main() -> int:
         print(f"  {key:18s} {value['stock']:8.3f} {value['ours']:9.4f} {value['speedup']:9.1f}x")
 
     # Decodes per unique video over a short GRPO run (fresh in-process cache for ours).
-    from verl_video.data import video_loader
+    from verl_video.video import loader as video_loader
 
     video_loader.memory_cache(4096).clear()
     before = Counter(video_module.decode_counts)
@@ -230,7 +230,7 @@ def main() -> int:
     big_cfg, _ = write_inputs(work, videos, copies)
     decodes = sum(video_module.decode_counts.values())
     start = time.perf_counter()
-    big = VideoGroundingDataset(str(big_cfg), tokenizer, data_config(True), processor)
+    big = VideoRLDataset(str(big_cfg), tokenizer, data_config(True), processor)
     ours_startup = time.perf_counter() - start
     ours_startup_decodes = sum(video_module.decode_counts.values()) - decodes
     print(f"\nstart-up, filter on: ours {len(big)} records in {ours_startup:.2f} s with {ours_startup_decodes} decodes")

@@ -1,6 +1,6 @@
 """The `hf` rollout engine on a GRPO-shaped batch (n rollouts of each video), with and without sharing work
-between the rollouts of one video (frames processed once per distinct video: data/processor_memo.py; the vision
-tower run once per distinct video: backends/distinct_videos.py).
+between the rollouts of one video (frames processed once per distinct video: video/processor_memo.py; the vision
+tower run once per distinct video: verl_adapter/distinct_videos.py).
 
     python benchmarks/bench_hf_rollout.py --model runs/tiny_tvg_cpu/warm_model
     python benchmarks/bench_hf_rollout.py --model runs/tiny_tvg_cpu/warm_model --videos 8 --n 8 --frames 32
@@ -15,7 +15,7 @@ import argparse
 import time
 import torch
 
-from verl_video.backends.hf_engine import GenerationRequest, HFEngine, SamplingSettings
+from verl_video.verl_adapter.hf_engine import GenerationRequest, HFEngine, SamplingSettings
 
 
 def make_requests(engine: HFEngine, videos: int, n: int, frames: int, size: int) -> list[GenerationRequest]:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_rewards.py [--n 20000] [--preset default] [--tasks tvg,mcq,grounded_qa,tracking]
 
-Prints responses per second, one process, for the full per-row path the `tvg` reward manager runs
+Prints responses per second, one process, for the full per-row path the `video` reward manager runs
 (composite + parse status + diagnostics) for grounding rows and for the rows of every other task (each
 scored by its task's default preset), and for the interval parser alone. Target: >= 20,000 a second each.
 """
@@ -13,7 +13,7 @@ import argparse
 import random
 import time
 
-from verl_video.data.records import DEFAULT_TASK, GroundingRecord
+from verl_video.annotations.records import DEFAULT_TASK, Record
 from verl_video.rewards import RewardScorer, parse_interval
 from verl_video.tasks import TASKS
 
@@ -48,11 +48,11 @@ def make_responses(n: int, seed: int = 0) -> list[tuple[str, dict]]:
 _OPTIONS = ["(A) a", "(B) b", "(C) c", "(D) d", "(E) e"]
 
 
-def _task_record(rng: random.Random, i: int, task_name: str) -> GroundingRecord:
+def _task_record(rng: random.Random, i: int, task_name: str) -> Record:
     # Every field any built-in task reads; each task takes what it declares.
     start, x, y = rng.uniform(0, 60), rng.uniform(0, 0.6), rng.uniform(0, 0.6)
     boxes = [[x + j * 0.02, y, x + 0.3 + j * 0.02, y + 0.3] for j in range(8)]
-    return GroundingRecord(
+    return Record(
         id=str(i), video="v.mp4", query="what happens", timestamps=[[start, start + rng.uniform(2, 20)]],
         duration=90.0, task=task_name, extra={"options": _OPTIONS, "answer": rng.choice("ABCDE"), "boxes": boxes},
     )  # fmt: skip

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from verl_video.backends.hf_engine import GenerationRequest, HFEngine, SamplingSettings
+from verl_video.verl_adapter.hf_engine import GenerationRequest, HFEngine, SamplingSettings
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
 from synthetic_video import write_video  # noqa: E402
 from verl.utils.tokenizer import build_multimodal_processor_inputs  # noqa: E402
 
-from verl_video.data.settings import VideoBudget  # noqa: E402
-from verl_video.data.video import decode_video  # noqa: E402
+from verl_video.video.settings import VideoBudget  # noqa: E402
+from verl_video.video.decode import decode_video  # noqa: E402
 from verl_video.models.family import FAMILIES, video_geometry, video_token  # noqa: E402
 from verl_video.tools.tiny_model import build_processor, build_tokenizer  # noqa: E402
 

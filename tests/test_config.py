@@ -14,8 +14,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from verl_video import main
-from verl_video.main import (
+from verl_video.verl_adapter import driver as main
+from verl_video.verl_adapter.driver import (
     CONFIG_DIR, ConfigError, check_device_settings, check_reward_presets, imply_cpu_profile, prepare_environment,
 )
 
@@ -26,7 +26,7 @@ SCRIPT_ENV = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep 
 
 def _compose(*overrides: str):
     with initialize_config_dir(config_dir=os.path.abspath(CONFIG_DIR), version_base=None):
-        return compose(config_name="tvg_grpo", overrides=list(overrides))
+        return compose(config_name="video_grpo", overrides=list(overrides))
 
 
 def test_defaults_extend_verl_ppo_trainer_for_grpo():
@@ -36,7 +36,7 @@ def test_defaults_extend_verl_ppo_trainer_for_grpo():
     assert cfg.actor_rollout_ref.rollout.n == 8
     assert cfg.actor_rollout_ref.actor.freeze_vision_tower is True
     assert cfg.reward.reward_manager.name == "tvg"
-    assert cfg.data.custom_cls.name == "VideoGroundingDataset"
+    assert cfg.data.custom_cls.name == "VideoRLDataset"
     # verl's own sections are all there (critic, ray_kwargs, ...): we extend, not replace.
     assert "critic" in cfg and "ray_kwargs" in cfg
 

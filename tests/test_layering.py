@@ -12,22 +12,23 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "verl_video"
 
-# module prefix -> prefixes it must never import
-FORBIDDEN = {
-    "verl_video.grounding_metrics": ("verl_video",),
-    # Rewards read what they need from the row (extra_info, ground truth), never the data, task or evaluation
-    # code that made it.
-    "verl_video.rewards": (
-        "verl_video.data", "verl_video.tasks", "verl_video.evaluation", "verl_video.tools", "verl_video.trainer",
-        "verl_video.main",
-    ),  # fmt: skip
-    # Tasks sit on the record schema and the rewards; the data pipeline and evaluation use them.
-    "verl_video.tasks": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
-    "verl_video.data": ("verl_video.evaluation", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
-    "verl_video.models": ("verl_video.data", "verl_video.rewards", "verl_video.evaluation", "verl_video.tools"),
-    "verl_video.evaluation": ("verl_video.selection", "verl_video.tools", "verl_video.trainer", "verl_video.main"),
-    "verl_video.selection": ("verl_video.tools", "verl_video.trainer", "verl_video.main"),
-}
+# The packages from the bottom up: each may import itself and the packages before it, never one after it.
+# The top-level modules (cli, main, sft) are commands and may import anything.
+LAYERS = (
+    "verl_video.models",        # model families, M-RoPE, the vision tower: what we know about architectures
+    "verl_video.video",         # decoding by timestamp, sampling plans, caches, the processor memo
+    "verl_video.rewards",       # the answer parser and the reward library: read only a row's fields
+    "verl_video.annotations",   # the record schema, annotation formats, data_config files, mixtures
+    "verl_video.tasks",         # each task's prompt, ground truth, checks and metrics (+ prompt templates)
+    "verl_video.pipeline",      # record -> model input for every command, run settings, the SFT dataset
+    "verl_video.verl_adapter",  # everything that touches verl: plugin, driver, trainer, rollouts, engines
+    "verl_video.evaluation",    # eval and score
+    "verl_video.selection",     # which records GRPO trains on
+    "verl_video.tools",         # the other commands: demo data, tiny models, warm start, summarize, ...
+)
+FORBIDDEN = {layer: LAYERS[i + 1:] for i, layer in enumerate(LAYERS)}
+# Only the adapter imports verl; everything below it runs (and is tested) without verl's trainer.
+VERL_FREE_LAYERS = tuple(layer for layer in LAYERS if layer != "verl_video.verl_adapter")
 
 
 def _module_name(path: Path) -> str:
@@ -49,9 +50,13 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def _files(layer: str) -> list[Path]:
+    return [p for p in PACKAGE.rglob("*.py") if _module_name(p) == layer or _module_name(p).startswith(layer + ".")]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
 def test_layer_imports_nothing_above_it(layer):
-    files = [p for p in PACKAGE.rglob("*.py") if _module_name(p) == layer or _module_name(p).startswith(layer + ".")]
+    files = _files(layer)
     assert files, f"no module found for {layer}"
     bad = [
         f"{p.relative_to(PACKAGE.parent)} imports {name}"
@@ -62,8 +67,29 @@ def test_layer_imports_nothing_above_it(layer):
     assert not bad, bad
 
 
+def test_every_module_belongs_to_a_layer_or_is_a_command():
+    commands = {"verl_video", "verl_video.cli", "verl_video.main", "verl_video.sft"}
+    stray = [
+        str(p.relative_to(PACKAGE.parent))
+        for p in PACKAGE.rglob("*.py")
+        if _module_name(p) not in commands and not any(_module_name(p).startswith(layer) for layer in LAYERS)
+    ]
+    assert not stray, f"modules outside the layers (add them to one): {stray}"
+
+
+@pytest.mark.parametrize("layer", VERL_FREE_LAYERS)
+def test_only_the_adapter_imports_verl(layer):
+    bad = [
+        f"{p.relative_to(PACKAGE.parent)} imports {name}"
+        for p in _files(layer)
+        for name in _imports(p)
+        if name == "verl" or name.startswith("verl.")
+    ]
+    assert not bad, bad
+
+
 # The one record-to-item pipeline every command uses (training, eval, warm start, cache) and what it stands on.
-VERL_FREE = ("verl_video.data.pipeline", "verl_video.data.run_settings", "verl_video.evaluation.eval_set")
+VERL_FREE = ("verl_video.pipeline.items", "verl_video.pipeline.run_settings", "verl_video.evaluation.eval_set")
 
 
 @pytest.mark.parametrize("module", VERL_FREE)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from verl_video import plugin
+from verl_video.verl_adapter import plugin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BROKEN = "verl_video_test_broken_registration"
@@ -39,7 +39,7 @@ def test_strict_registration_raises_the_underlying_error(broken_registration):
 def test_driver_stops_at_start_up(broken_registration):
     # `python -m verl_video.main` with one registration broken must exit before hydra or Ray start.
     code = (
-        "import runpy, sys; from verl_video import plugin; "
+        "import runpy, sys; from verl_video.verl_adapter import plugin; "
         f"plugin._REGISTRATIONS += ({BROKEN!r},); "
         "sys.argv = ['main', 'trainer.device=cpu']; runpy.run_module('verl_video.main', run_name='__main__')"
     )

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 from verl.utils.tracking import Tracking
 
-from verl_video.resume import STATE_NAME, ResumableTrainer, metrics_up_to, read_tracker
+from verl_video.verl_adapter.resume import STATE_NAME, ResumableTrainer, metrics_up_to, read_tracker
 
 
 class Killed(Exception):

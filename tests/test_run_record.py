@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from verl_video.run_record import build_record, config_fingerprint, data_fingerprint, find_record, write_record
+from verl_video.verl_adapter.run_record import build_record, config_fingerprint, data_fingerprint, find_record, write_record
 
 
 def _config(tmp_path) -> dict:

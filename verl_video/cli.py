@@ -8,12 +8,12 @@ import sys
 
 # name -> (module, help). Each module defines `add_arguments(parser)` and `run(args) -> int | None`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "make-tiny-model": ("verl_video.tools.tiny_model", "build a tiny random-weight Qwen2.5-VL offline"),
+    "make-tiny-model": ("verl_video.tools.tiny_model", "build a tiny random-weight Qwen3-VL, Qwen2.5-VL or Qwen2-VL offline"),
     "make-demo-data": ("verl_video.tools.demo_data", "generate short videos with events at known times"),
     "warm-start": ("verl_video.tools.warm_start", "supervised warm start of a tiny model on the answer format"),
-    "convert": ("verl_video.data.convert", "convert annotations to the canonical JSONL schema"),
-    "validate": ("verl_video.data.validate", "check every record and video of a data_config"),
-    "cache": ("verl_video.data.cache_cli", "decode a data_config's videos into the persistent cache"),
+    "convert": ("verl_video.tools.convert", "convert annotations to the canonical JSONL schema"),
+    "validate": ("verl_video.tools.validate", "check every record and video of a data_config"),
+    "cache": ("verl_video.tools.cache", "decode a data_config's videos into the persistent cache"),
     "summarize": ("verl_video.tools.summarize", "summarise a training run: reward and IoU, step time, memory"),
     "export": ("verl_video.tools.export", "a verl checkpoint as a Hugging Face model folder (merged once)"),
     "weight-diff": ("verl_video.tools.weight_diff", "what changed between two checkpoints: vision encoder, projector, LM"),

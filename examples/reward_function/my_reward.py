@@ -1,8 +1,8 @@
 """A custom reward in one file: copy this file, edit the function, select it by name in config.
 
-Use it with the `tvg` reward manager:
+Use it with the `video` reward manager:
 
-    reward.reward_manager.name=tvg
+    reward.reward_manager.name=video
     '+reward.reward_kwargs.modules=[examples/reward_function/my_reward.py]'
     '+reward.reward_kwargs.components=[{name: tiou, weight: 1.0}, {name: format, weight: 0.5}, {name: early_stop, weight: 0.2}]'
 

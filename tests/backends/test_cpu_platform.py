@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-import verl_video.plugin  # noqa: F401
+import verl_video.verl_adapter.plugin  # noqa: F401
 from verl.plugin.platform.platform_manager import PlatformRegistry
 from verl.workers.engine import EngineRegistry
 from verl.workers.rollout.base import get_rollout_class
@@ -44,7 +44,7 @@ def test_hf_rollout_and_cpu_engines_resolve():
 def test_worker_hook_starts_a_gloo_process_group():
     code = (
         "import torch.distributed as dist\n"
-        "from verl_video.backends.cpu_distributed import init_cpu_process_group\n"
+        "from verl_video.verl_adapter.cpu_distributed import init_cpu_process_group\n"
         "assert dist.is_initialized()\n"
         "assert dist.get_backend() == 'gloo'\n"
         "assert init_cpu_process_group() is False\n"
@@ -57,7 +57,7 @@ def test_worker_hook_does_nothing_outside_a_trainer_worker():
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     code = (
         "import torch.distributed as dist\n"
-        "import verl_video.backends.cpu_distributed\n"
+        "import verl_video.verl_adapter.cpu_distributed\n"
         "assert not dist.is_initialized()\n"
     )
     subprocess.run([sys.executable, "-c", code], env=dict(env, VERL_PLATFORM="cpu"), check=True, timeout=120)
@@ -67,7 +67,7 @@ def test_offload_policy_is_unpinned_while_wrapping_on_cpu():
     # verl builds CPUOffloadPolicy(pin_memory=True) for the reference model; pinning needs a CUDA driver.
     from verl.workers.engine.fsdp import transformer_impl
 
-    from verl_video.backends.fsdp_engine import unpinned_cpu_offload
+    from verl_video.verl_adapter.fsdp_engine import unpinned_cpu_offload
 
     with unpinned_cpu_offload():
         assert transformer_impl.CPUOffloadPolicy(pin_memory=True).pin_memory is False

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoProcessor
 
-from verl_video.backends.fsdp_engine import vision_language_critics
+from verl_video.verl_adapter.fsdp_engine import vision_language_critics
 
 
 def test_a_vision_language_critic_loads_and_its_values_read_the_video(tiny_model_dir):

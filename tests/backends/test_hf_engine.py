@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from verl_video.backends.distinct_videos import distinct_order
-from verl_video.backends.hf_engine import GenerationRequest, HFEngine, SamplingSettings
+from verl_video.verl_adapter.distinct_videos import distinct_order
+from verl_video.verl_adapter.hf_engine import GenerationRequest, HFEngine, SamplingSettings
 from verl_video.models.vision_tower import find_vision_tower
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from verl_video.backends.hf_server import HFServer
+from verl_video.verl_adapter.hf_server import HFServer
 
 
 @pytest.fixture(scope="module")

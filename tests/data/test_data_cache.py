@@ -12,9 +12,9 @@ import yaml
 
 from verl_video.cli import main as cli_main
 from verl_video.data import video as video_module
-from verl_video.data.persistent_cache import PersistentVideoCache, entry_key
-from verl_video.data.settings import VideoBudget, VideoDataSettings
-from verl_video.data.video_loader import VideoRequest, _load_uncached
+from verl_video.video.persistent_cache import PersistentVideoCache, entry_key
+from verl_video.video.settings import VideoBudget, VideoDataSettings
+from verl_video.video.loader import VideoRequest, _load_uncached
 
 
 def test_round_trip_without_pickle(tmp_path, videos):

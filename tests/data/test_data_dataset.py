@@ -1,4 +1,4 @@
-"""VideoGroundingDataset as verl uses it: construction, rows, bad videos, decode once, length filter."""
+"""VideoRLDataset as verl uses it: construction, rows, bad videos, decode once, length filter."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from verl.utils.dataset.rl_dataset import get_dataset_class
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
 from verl_video.data import video as video_module
-from verl_video.data.dataset import VideoGroundingDataset
+from verl_video.verl_adapter.rl_dataset import VideoRLDataset
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -37,13 +37,13 @@ def data_config(tmp_path, videos) -> Path:
     return tmp_path / "train.yaml"
 
 
-def make_dataset(data_files, processor, **data) -> VideoGroundingDataset:
+def make_dataset(data_files, processor, **data) -> VideoRLDataset:
     config = OmegaConf.create(
-        {"custom_cls": {"path": "pkg://verl_video.data.dataset", "name": "VideoGroundingDataset"},
+        {"custom_cls": {"path": "pkg://verl_video.verl_adapter.rl_dataset", "name": "VideoRLDataset"},
          "max_prompt_length": 4096, "filter_overlong_prompts": False, "video": {"max_frames": 32}, **data}
     )  # fmt: skip
     cls = get_dataset_class(config)
-    assert cls is VideoGroundingDataset
+    assert cls is VideoRLDataset
     return cls(data_files=data_files, tokenizer=processor.tokenizer, processor=processor, config=config)
 
 
@@ -77,7 +77,7 @@ def test_n_rollouts_decode_each_video_once(data_config, tiny_processor):
     before = video_module.decode_counts[path]
 
     async def rollouts(n: int):
-        calls = [VideoGroundingDataset.process_multi_modal_info(messages, 14, dataset.config) for _ in range(n)]
+        calls = [VideoRLDataset.process_multi_modal_info(messages, 14, dataset.config) for _ in range(n)]
         return await asyncio.gather(*calls)
 
     results = asyncio.run(rollouts(8))
@@ -90,7 +90,7 @@ def test_undecodable_video_becomes_a_placeholder(tmp_path, tiny_processor):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 1000)
     messages = [{"role": "user", "content": [{"type": "video", "video": str(bad)}]}]
-    _, videos, _ = VideoGroundingDataset._process_multi_modal_info(messages, 14, {})
+    _, videos, _ = VideoRLDataset._process_multi_modal_info(messages, 14, {})
     frames, metadata = videos[0]
     assert frames.shape[0] == 4 and metadata["video_backend"] == "placeholder"
 
@@ -104,7 +104,7 @@ def test_overlong_filter_counts_tokens_exactly_without_decoding(family, data_con
     for i, item in enumerate(dataset.dataframe.items):
         estimate = dataset.estimate_prompt_length(item)
         row = dataset[i]
-        _, videos, _ = VideoGroundingDataset._process_multi_modal_info(row["raw_prompt"], 14, dataset.config)
+        _, videos, _ = VideoRLDataset._process_multi_modal_info(row["raw_prompt"], 14, dataset.config)
         text = tiny_processor.apply_chat_template(row["raw_prompt"], add_generation_prompt=True, tokenize=False)
         actual = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos)["input_ids"].shape[1]
         assert estimate == actual
@@ -119,14 +119,14 @@ def test_bare_annotation_file_and_max_samples(tmp_path, videos, tiny_processor):
     ]
     path = write_jsonl(tmp_path / "plain.jsonl", records)
     config = OmegaConf.create({"max_prompt_length": 4096, "filter_overlong_prompts": False, "shuffle": True, "seed": 3})
-    first = VideoGroundingDataset(str(path), tiny_processor.tokenizer, config, tiny_processor, max_samples=4)
-    again = VideoGroundingDataset(str(path), tiny_processor.tokenizer, config, tiny_processor, max_samples=4)
+    first = VideoRLDataset(str(path), tiny_processor.tokenizer, config, tiny_processor, max_samples=4)
+    again = VideoRLDataset(str(path), tiny_processor.tokenizer, config, tiny_processor, max_samples=4)
     assert len(first) == 4
     assert [first[i]["extra_info"]["id"] for i in range(4)] == [again[i]["extra_info"]["id"] for i in range(4)]
 
 
 def test_bad_video_is_counted_every_time_and_logged_once(data_config, tiny_processor, caplog):
-    from verl_video.data.issues import issue_log
+    from verl_video.pipeline.issues import issue_log
 
     dataset = make_dataset(str(data_config), tiny_processor)
     before = issue_log.metrics().get("data/bad_video", 0)

@@ -8,11 +8,11 @@ import math
 import pytest
 
 from verl_video.cli import main as cli_main
-from verl_video.data.checks import check_record
-from verl_video.data.config import DataConfigError, load_data_config
-from verl_video.data.formats import ReadOptions, detect_format, read_annotations
-from verl_video.data.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
-from verl_video.data.records import RecordError, read_canonical
+from verl_video.annotations.checks import check_record
+from verl_video.annotations.data_config import DataConfigError, load_data_config
+from verl_video.annotations.formats import ReadOptions, detect_format, read_annotations
+from verl_video.annotations.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
+from verl_video.annotations.records import RecordError, read_canonical
 
 
 def end_past_duration(records) -> int:
@@ -170,7 +170,7 @@ def test_sampling_strategies_are_seeded(strategy, expected):
 
 
 def test_weights_set_the_mixture(tmp_path):
-    from verl_video.data.config import DatasetEntry
+    from verl_video.annotations.data_config import DatasetEntry
 
     a = DatasetEntry(name="a", json_path="", data_folder="", weight=3.0)
     b = DatasetEntry(name="b", json_path="", data_folder="", weight=1.0)

@@ -12,10 +12,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from verl_video.data.config import DataConfigError, load_data_config
-from verl_video.data.formats import FORMAT_NAMES, ReadOptions, read_annotations
-from verl_video.data.records import GroundingRecord, RecordError
-from verl_video.data.settings import BUDGET_FIELDS
+from verl_video.annotations.data_config import DataConfigError, load_data_config
+from verl_video.annotations.formats import FORMAT_NAMES, ReadOptions, read_annotations
+from verl_video.annotations.records import Record, RecordError
+from verl_video.video.settings import BUDGET_FIELDS
 
 # Field names the readers look for, so that generated objects get past the first checks often.
 FIELDS = [
@@ -51,7 +51,7 @@ def _where_pattern(name: str) -> re.Pattern:
     return re.compile(rf"^(.*/)?{re.escape(name)}(:\d+|\[[^\]]*\]|: )")
 
 
-def _check_records(result: list[GroundingRecord]) -> None:
+def _check_records(result: list[Record]) -> None:
     for record in result:
         assert isinstance(record.video, str) and isinstance(record.query, str) and record.origin
         assert all(len(span) == 2 and all(isinstance(t, float) for t in span) for span in record.timestamps)

@@ -10,7 +10,7 @@ import yaml
 
 from verl_video.cli import main as cli_main
 from verl_video.data import probe as probe_module
-from verl_video.data.records import read_canonical
+from verl_video.annotations.records import read_canonical
 
 
 @pytest.fixture

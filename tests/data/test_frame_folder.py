@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 from synthetic_video import frame_at, time_of
 
-from verl_video.data.persistent_cache import PersistentVideoCache
-from verl_video.data.probe import VideoError, probe_video
-from verl_video.data.settings import VideoBudget
-from verl_video.data.video import decode_video
-from verl_video.data.video_loader import VideoRequest
+from verl_video.video.persistent_cache import PersistentVideoCache
+from verl_video.video.probe import VideoError, probe_video
+from verl_video.video.settings import VideoBudget
+from verl_video.video.decode import decode_video
+from verl_video.video.loader import VideoRequest
 
 RATE = 10.0
 FRAMES = 45  # 4.5 s at 10 fps

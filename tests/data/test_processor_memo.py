@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from verl_video.data.processor_memo import VideoProcessorMemo, memoize_video_processor
+from verl_video.video.processor_memo import VideoProcessorMemo, memoize_video_processor
 
 
 @pytest.fixture(params=["qwen2_5_vl", "qwen3_vl"])

@@ -8,15 +8,15 @@ import json
 import pytest
 import yaml
 
-from verl_video.data.run_settings import (
+from verl_video.pipeline.run_settings import (
     add_settings_arguments,
     find_run_record,
     settings_from_args,
     settings_from_defaults,
     settings_from_run,
 )
-from verl_video.data.settings import DEFAULTS_FILE, VideoBudget, VideoDataSettings
-from verl_video.run_record import write_record
+from verl_video.video.settings import DEFAULTS_FILE, VideoBudget, VideoDataSettings
+from verl_video.verl_adapter.run_record import write_record
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -72,7 +72,7 @@ def test_one_source_at_a_time(tmp_path):
     write_record(config, str(tmp_path))
     with pytest.raises(ValueError, match="one source"):
         settings_from_args(parse("--run", str(tmp_path), "--set", "max_frames=8"))
-    assert settings_from_args(parse("--run", "none")).source.endswith("tvg_grpo.yaml")
+    assert settings_from_args(parse("--run", "none")).source.endswith("video_grpo.yaml")
     with pytest.raises(ValueError, match="not a training run record"):
         (tmp_path / "eval").mkdir()
         (tmp_path / "eval" / "run.json").write_text(json.dumps({"model": "m"}))  # what `verl-video eval` writes

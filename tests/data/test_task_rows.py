@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from verl_video.data.dataset import VideoGroundingDataset
-from verl_video.data.pipeline import build_row, for_model, item_video, load_items, prepare_item, seen_duration
-from verl_video.data.settings import VideoDataSettings
-from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.verl_adapter.rl_dataset import VideoRLDataset
+from verl_video.pipeline.items import build_row, for_model, item_video, load_items, prepare_item, seen_duration
+from verl_video.video.settings import VideoDataSettings
+from verl_video.video.loader import VideoRequest, load_video
 from verl_video.rewards import RewardScorer
 from verl_video.tools.demo_data import TRACK_BOXES, generate
 
@@ -68,7 +68,7 @@ def test_the_agent_loop_decodes_exactly_the_tracking_frames(demo):
     rows = rows_by_source(demo / "train_mix.yaml")["demo_tracking"]
     video = rows[0]["videos"][0]
     messages = [{"role": "user", "content": [{"type": "video", **video}]}]
-    _, videos, _ = VideoGroundingDataset._process_multi_modal_info(messages, 14, config)
+    _, videos, _ = VideoRLDataset._process_multi_modal_info(messages, 14, config)
     frames, metadata = videos[0]
     # One frame per asked box, padded to whole frame pairs.
     assert frames.shape[0] == 2 * math.ceil((TRACK_BOXES - 1) / 2) and metadata["video_backend"] == "frames"

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from synthetic_video import erase_frames, time_of
 from transformers.video_utils import VideoMetadata
 
-from verl_video.data.decode_cache import DecodeCache
-from verl_video.data.probe import VideoError, probe_video
-from verl_video.data.sampling_plan import fit_frame_size, frame_count, plan_sampling, sampling_rate
-from verl_video.data.settings import VideoBudget, VideoDataSettings
-from verl_video.data.video import decode_video
-from verl_video.data.video_loader import VideoRequest, load_video
+from verl_video.video.decode_cache import DecodeCache
+from verl_video.video.probe import VideoError, probe_video
+from verl_video.video.sampling_plan import fit_frame_size, frame_count, plan_sampling, sampling_rate
+from verl_video.video.settings import VideoBudget, VideoDataSettings
+from verl_video.video.decode import decode_video
+from verl_video.video.loader import VideoRequest, load_video
 
 
 def frame_times(decoded) -> list[float]:
@@ -163,7 +163,7 @@ def test_a_header_without_duration_is_measured_and_the_video_decodes(videos):
 
 
 def test_a_video_that_fails_to_decode_is_tried_once_per_identity(videos, tmp_path, monkeypatch):
-    from verl_video.data import video_loader
+    from verl_video.video import loader as video_loader
 
     path = tmp_path / "erased.mp4"
     path.write_bytes(videos["short"].read_bytes())

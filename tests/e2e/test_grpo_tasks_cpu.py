@@ -21,7 +21,7 @@ DATASETS = {"demo": "tvg", "demo_mcq": "mcq", "demo_grounded_qa": "grounded_qa",
 
 @pytest.fixture(scope="module")
 def tasks_run(prepared) -> dict:
-    """Two steps on the mixture with the project's `tvg` reward manager (each row scored by its task's preset),
+    """Two steps on the mixture with the project's `video` reward manager (each row scored by its task's preset),
     from a warm start on the mixture (each task's reference answer), so that every task's answers can score.
     The mixture has its own demo data: the shared one has videos broken on purpose after its warm start."""
     data, warm = prepared / "data_mix", prepared / "warm_mix"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from verl_video.grounding_metrics import summarize
+from verl_video.rewards.grounding_metrics import summarize
 
 TASKS = Path(__file__).resolve().parents[2] / "third_party" / "lmms_eval_tasks" / "verl_video_tvg"
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verl_video.grounding_metrics import Convention, metric_names, per_sample_metrics, recall_key, summarize
+from verl_video.rewards.grounding_metrics import Convention, metric_names, per_sample_metrics, recall_key, summarize
 
 
 def test_threshold_tests_differ_only_at_equality():

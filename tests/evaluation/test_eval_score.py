@@ -7,7 +7,7 @@ import pytest
 
 from verl_video.cli import main
 from verl_video.evaluation.breakdown import Buckets, field_value
-from verl_video.grounding_metrics import Convention
+from verl_video.rewards.grounding_metrics import Convention
 from verl_video.evaluation.score import score_file
 from verl_video.rewards.parser import ParserConfig
 
@@ -47,7 +47,7 @@ def test_score_cli_prints_conventions_and_writes_report(shared_data, tmp_path, c
 
 
 def test_tvgbench_breakdown_by_named_fields(shared_data, tmp_path, write_jsonl):
-    from verl_video.data.formats import read_annotations
+    from verl_video.annotations.formats import read_annotations
 
     records = read_annotations(str(shared_data / "annotations/time_r1/tvgbench.json"))
     rows = [{**r.to_json(), "prediction": r.timestamps[0]} for r in records]

@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from transformers import AutoProcessor
 from verl.utils.dataset.rl_dataset import get_dataset_class
 
-from verl_video.data.run_settings import CONFIG_DIR
-from verl_video.data.settings import read_video_defaults
+from verl_video.pipeline.run_settings import CONFIG_DIR
+from verl_video.video.settings import read_video_defaults
 from verl_video.evaluation import run_eval
-from verl_video.run_record import write_record
+from verl_video.verl_adapter.run_record import write_record
 
 from eval_helpers import ScriptedBackend, eval_args  # noqa: I001  (tests/evaluation is on sys.path)
 
@@ -32,7 +32,7 @@ def processor(tiny_model):
 def compose_config(*overrides: str, config_dir: Path = CONFIG_DIR):
     """The trainer config exactly as `python -m verl_video.main` composes it."""
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        return compose(config_name="tvg_grpo", overrides=list(overrides))
+        return compose(config_name="video_grpo", overrides=list(overrides))
 
 
 def make_checkpoint(root: Path, demo_data: Path, tiny_model: Path, *overrides: str) -> Path:
@@ -123,7 +123,7 @@ def test_training_rows_and_eval_requests_are_the_same_inputs(checkpoint, demo_da
 def test_a_default_changed_in_the_yaml_reaches_training_and_eval(demo_data, tiny_model, processor, tmp_path):
     config_dir = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config_dir)
-    yaml_file = config_dir / "tvg_grpo.yaml"
+    yaml_file = config_dir / "video_grpo.yaml"
     text = yaml_file.read_text()
     edited = text.replace("    max_frames: 768\n", "    max_frames: 6\n").replace(
         "    prompt_template: think\n", "    prompt_template: answer_only\n")

@@ -106,7 +106,7 @@ def test_each_task_is_broken_down_and_plotted_by_its_own_metrics(tmp_path):
 
     from verl_video.evaluation.score import score_all, show_and_write
     from verl_video.evaluation.task_scores import TASK_JSON, plot_name
-    from verl_video.grounding_metrics import Convention
+    from verl_video.rewards.grounding_metrics import Convention
     from verl_video.rewards.parser import ParserConfig
 
     mcq = {"answer_kind": "choice", "answer": "B", "num_options": 4}

@@ -11,8 +11,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from verl_video.data.sampling_plan import plan_sampling
-from verl_video.data.settings import VideoBudget
+from verl_video.video.sampling_plan import plan_sampling
+from verl_video.video.settings import VideoBudget
 from verl_video.models.family import FAMILIES, UnsupportedModelError, require_family, video_geometry, video_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -32,7 +32,7 @@ def test_unknown_family_is_refused_naming_it_and_the_supported_ones(tmp_path):
 
 
 def test_training_stops_at_start_up_for_an_unknown_family(tmp_path):
-    from verl_video.main import ConfigError, check_model_family
+    from verl_video.verl_adapter.driver import ConfigError, check_model_family
 
     config = OmegaConf.create({"actor_rollout_ref": {"model": {"path": str(_model_dir(tmp_path, "gemma3"))}}})
     with pytest.raises(ConfigError, match="gemma3"):
@@ -51,7 +51,7 @@ def test_planned_frames_reach_the_model_unresized_with_the_planned_token_count(f
     """The overlong-prompt filter's count (plan) equals the processor's, and the processor resizes nothing."""
     from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-    from verl_video.data.video import video_metadata
+    from verl_video.video.decode import video_metadata
     from verl_video.tools.tiny_model import build_processor, build_tokenizer
 
     processor = build_processor(build_tokenizer(), family)

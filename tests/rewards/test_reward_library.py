@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from verl_video.data.pipeline import DatasetItem, build_row
-from verl_video.data.records import GroundingRecord
-from verl_video.data.video_loader import VideoRequest
+from verl_video.pipeline.items import DatasetItem, build_row
+from verl_video.annotations.records import Record
+from verl_video.video.loader import VideoRequest
 from verl_video.rewards import REWARDS, Composite, RewardScorer, Sample, load_presets, register_reward
 from verl_video.rewards.choice import choice_accuracy, choice_letter, extract_choice
-from verl_video.rewards.compute_score import compute_score
+from verl_video.verl_adapter.compute_score import compute_score
 from verl_video.rewards.format import format_score, template_ok
 from verl_video.rewards.scorer import DIAGNOSTIC_KEYS
 
@@ -58,7 +58,7 @@ def test_strictness_levels():
 
 def _pipeline_row(template: str) -> dict:
     """extra_info of the row the data pipeline builds for a record prompted with `template`."""
-    item = DatasetItem("d", GroundingRecord("1", "v.mp4", "q", [[12.0, 18.0]]), VideoRequest("/v.mp4"), template)
+    item = DatasetItem("d", Record("1", "v.mp4", "q", [[12.0, 18.0]]), VideoRequest("/v.mp4"), template)
     return build_row(item, 0, 30.0)["extra_info"]
 
 

@@ -1,4 +1,4 @@
-"""The verl side: the `tvg` reward manager in verl's reward-loop registry, and training metrics."""
+"""The verl side: the `video` reward manager in verl's reward-loop registry, and training metrics."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from verl import DataProto  # noqa: E402
 from verl.experimental.reward_loop.reward_manager.registry import get_reward_manager_cls  # noqa: E402
 
 from verl_video.rewards import metrics  # noqa: E402
-from verl_video.rewards.reward_manager import TVGRewardManager  # noqa: E402
+from verl_video.verl_adapter.reward_manager import VideoRewardManager  # noqa: E402
 from verl_video.rewards.scorer import RewardScorer  # noqa: E402
 
 GT = {"timestamps": [[12.0, 18.0]], "duration": 60.0}
@@ -43,15 +43,15 @@ def make_row(response: str, data_source="charades", gt=GT, extra=None, pad=5) ->
     )
 
 
-def manager(**kwargs) -> TVGRewardManager:
+def manager(**kwargs) -> VideoRewardManager:
     config = OmegaConf.create({"reward": {"reward_kwargs": kwargs, "custom_reward_function": {"path": None}}})
-    return TVGRewardManager(config, CharTokenizer(), compute_score=None)
+    return VideoRewardManager(config, CharTokenizer(), compute_score=None)
 
 
 def test_registered_under_tvg():
-    import verl_video.plugin  # noqa: F401  (what verl imports in every process)
+    import verl_video.verl_adapter.plugin  # noqa: F401  (what verl imports in every process)
 
-    assert get_reward_manager_cls("tvg") is TVGRewardManager
+    assert get_reward_manager_cls("tvg") is VideoRewardManager
 
 
 def test_run_single_scores_and_reports_extras():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from verl_video.data.formats import read_annotations
+from verl_video.annotations.formats import read_annotations
 from verl_video.evaluation.backends import EvalRequest
 from verl_video.selection import cli
 

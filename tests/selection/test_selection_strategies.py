@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from verl_video.cli import main
-from verl_video.data.config import load_data_config
-from verl_video.data.formats import read_annotations
+from verl_video.annotations.data_config import load_data_config
+from verl_video.annotations.formats import read_annotations
 from verl_video.selection.stats import RecordStats, stats_from_predictions
 from verl_video.selection.strategies import ALL_UNPARSED, NOT_SAMPLED, TOO_EASY, ZERO_IOU, ZERO_VARIANCE, select
 

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from verl_video.data.probe import VideoError
-from verl_video.data.records import GroundingRecord
+from verl_video.video.probe import VideoError
+from verl_video.annotations.records import Record
 from verl_video.rewards import RewardScorer, Sample
 from verl_video.rewards.components import answer_status
 from verl_video.tasks import TASKS, PROMPT_STYLES, get_task, load_task_modules
@@ -19,8 +19,8 @@ GQA = TASKS["grounded_qa"]
 TRACK = TASKS["tracking"]
 
 
-def record(query="why did the boy move", timestamps=(), **extra) -> GroundingRecord:
-    return GroundingRecord(id="r", video="v.mp4", query=query, timestamps=[list(t) for t in timestamps], duration=90.0,
+def record(query="why did the boy move", timestamps=(), **extra) -> Record:
+    return Record(id="r", video="v.mp4", query=query, timestamps=[list(t) for t in timestamps], duration=90.0,
                            extra=extra, origin="f.json[3]")
 
 

@@ -125,10 +125,10 @@ def square_box(frame: np.ndarray, colour: tuple[int, int, int]) -> list[float]:
 
 
 def test_tracking_shows_exactly_the_annotated_frames_and_the_boxes_line_up(demo_dir) -> None:
-    from verl_video.data.formats import read_annotations
-    from verl_video.data.probe import probe_video
-    from verl_video.data.settings import VideoBudget
-    from verl_video.data.video import decode_video
+    from verl_video.annotations.formats import read_annotations
+    from verl_video.video.probe import probe_video
+    from verl_video.video.settings import VideoBudget
+    from verl_video.video.decode import decode_video
     from verl_video.rewards.boxes import box_iou
     from verl_video.tasks import get_task
 
@@ -156,8 +156,8 @@ def test_tracking_shows_exactly_the_annotated_frames_and_the_boxes_line_up(demo_
 def test_every_tasks_reference_answer_fits_the_mixture_experiments_response_length(demo_dir) -> None:
     # A reference answer longer than the rollout may write is cut before </answer>: every rollout of that
     # task then scores 0 and GRPO gets no signal from it (the 8-box tracking demo took 225 tokens of 160).
-    from verl_video.data.pipeline import load_items
-    from verl_video.data.run_settings import settings_from_defaults
+    from verl_video.pipeline.items import load_items
+    from verl_video.pipeline.run_settings import settings_from_defaults
     from verl_video.tasks import get_task
     from verl_video.tools.tiny_model import build_tokenizer
     from verl_video.tools.warm_start import target_text
@@ -179,9 +179,9 @@ def test_verls_warm_start_keeps_every_tasks_records(demo_dir) -> None:
     # verl's SFT dataset leaves out think-template records without reasoning; the demo's MCQ and tracking
     # records had none, so the default warm start never showed the model their answer form and GRPO got
     # all-zero groups for them.
-    from verl_video.data.pipeline import load_items
-    from verl_video.data.run_settings import settings_from_defaults
-    from verl_video.data.sft_dataset import answer_text
+    from verl_video.pipeline.items import load_items
+    from verl_video.pipeline.run_settings import settings_from_defaults
+    from verl_video.pipeline.sft_dataset import answer_text
 
     settings = settings_from_defaults(["experiment=tiny_tasks_cpu"])
     items = load_items([str(demo_dir / "train_mix.yaml")], settings.video)

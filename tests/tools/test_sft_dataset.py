@@ -9,8 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from verl_video.data.run_settings import CONFIG_DIR, settings_from_defaults
-from verl_video.data.sft_dataset import VideoSFTDataset, answer_text
+from verl_video.pipeline.run_settings import CONFIG_DIR, settings_from_defaults
+from verl_video.pipeline.sft_dataset import VideoSFTDataset, answer_text
 from verl_video.rewards.format import template_ok
 from verl_video.rewards.parser import parse_interval
 from verl_video.tools import warm_start as loop
@@ -68,9 +68,9 @@ def test_records_without_reasoning_are_left_out_for_think_and_kept_for_answer_on
 
 
 def test_json_answer_style(demo_dir):
-    from verl_video.data.records import GroundingRecord
+    from verl_video.annotations.records import Record
 
-    record = GroundingRecord(id="a", video="v.mp4", query="q", timestamps=[[1.0, 2.5]], extra={"cot": "because"})
+    record = Record(id="a", video="v.mp4", query="q", timestamps=[[1.0, 2.5]], extra={"cot": "because"})
     expected = '<think>because</think><answer>{"start_time": 1.0, "end_time": 2.5}</answer>'
     assert answer_text(record, "think_json") == expected
 
@@ -124,15 +124,15 @@ def test_warm_start_through_verl_reads_the_runs_video_settings(processor, demo_d
 
 
 def test_other_tasks_get_their_tasks_answer_blocks():
-    from verl_video.data.records import GroundingRecord
+    from verl_video.annotations.records import Record
     from verl_video.rewards import RewardScorer
     from verl_video.tasks import get_task
 
     boxes = [[0.1, 0.1, 0.3, 0.3], [0.2, 0.2, 0.4, 0.4], [0.3, 0.3, 0.5, 0.5]]
     records = [
-        GroundingRecord(id="m", video="v.mp4", query="q", timestamps=[], task="mcq",
+        Record(id="m", video="v.mp4", query="q", timestamps=[], task="mcq",
                         extra={"options": ["a", "b", "c"], "answer": "B", "cot": "because"}),
-        GroundingRecord(id="t", video="v", query="red square", timestamps=[], task="tracking",
+        Record(id="t", video="v", query="red square", timestamps=[], task="tracking",
                         extra={"boxes": boxes, "cot": "it moves"}),
     ]  # fmt: skip
     for record in records:

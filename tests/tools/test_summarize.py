@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from verl_video.run_record import write_record
+from verl_video.verl_adapter.run_record import write_record
 from verl_video.tools.summarize import summarize
 
 

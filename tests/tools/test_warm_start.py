@@ -47,12 +47,12 @@ def test_examples_use_the_training_prompt_and_2fps_video(setup) -> None:
 
 
 def test_targets_have_the_rewarded_format() -> None:
-    from verl_video.data.records import GroundingRecord
+    from verl_video.annotations.records import Record
 
-    from verl_video.data.dataset import DatasetItem
-    from verl_video.data.sft_dataset import SFTExample
+    from verl_video.verl_adapter.rl_dataset import DatasetItem
+    from verl_video.pipeline.sft_dataset import SFTExample
 
-    record = GroundingRecord(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
+    record = Record(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
     example = SFTExample(DatasetItem("demo", record, None, "think"), torch.zeros(0), {}, "", duration=10.0)
     exact = target_text(example)
     assert template_ok(exact) and parse_interval(exact, 10.0).interval == (2.0, 5.5)
@@ -63,11 +63,11 @@ def test_targets_have_the_rewarded_format() -> None:
 
 
 def test_an_answer_only_template_gets_an_answer_only_target() -> None:
-    from verl_video.data.dataset import DatasetItem
-    from verl_video.data.records import GroundingRecord
-    from verl_video.data.sft_dataset import SFTExample
+    from verl_video.verl_adapter.rl_dataset import DatasetItem
+    from verl_video.annotations.records import Record
+    from verl_video.pipeline.sft_dataset import SFTExample
 
-    record = GroundingRecord(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
+    record = Record(id="a", video="v.mp4", query="a red square appears in the centre", timestamps=[[2.0, 5.5]])
     example = SFTExample(DatasetItem("demo", record, None, "answer_only"), torch.zeros(0), {}, "", duration=10.0)
     target = target_text(example)
     # The reward for this template would score a <think> block as a format failure.

@@ -3,7 +3,7 @@
 Both backends receive the same prompt text (the training template rendered by the model's chat
 template) and the same frames with their `video_metadata`, so the true sampling rate reaches the
 model's temporal position ids instead of a default fps.
-- `hf`: `verl_video.backends.hf_engine.HFEngine` (the CPU rollout engine), batched, CPU or GPU.
+- `hf`: `verl_video.verl_adapter.hf_engine.HFEngine` (the CPU rollout engine), batched, CPU or GPU.
 - `vllm`: `vllm.LLM`, GPU only, imported lazily.
 """
 
@@ -56,7 +56,7 @@ class HFBackend:
 
     def __init__(self, model_path: str, options: GenerationOptions, device: str = "cpu", dtype: str = "float32",
                  attn_implementation: str = "sdpa") -> None:
-        from verl_video.backends.hf_engine import HFEngine
+        from verl_video.verl_adapter.hf_engine import HFEngine
 
         self.options = options
         self.device, self.dtype = device, dtype
@@ -68,18 +68,15 @@ class HFBackend:
 
     def _request(self, request: EvalRequest):
         """Prompt ids with the video pads expanded, and the pixel values from the same processor call."""
-        from verl.utils.tokenizer import build_multimodal_processor_inputs
+        from verl_video.verl_adapter.hf_engine import GenerationRequest, processor_inputs
 
-        from verl_video.backends.hf_engine import GenerationRequest
-
-        inputs = build_multimodal_processor_inputs(self.processor, text=[request.prompt],
-                                                   videos=[(request.frames, request.metadata)])
+        inputs = processor_inputs(self.processor, text=[request.prompt], videos=[(request.frames, request.metadata)])
         media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
         return GenerationRequest(prompt_ids=inputs["input_ids"][0].tolist(), media=media)
 
     def generate(self, requests: list[EvalRequest]) -> list[str]:
         """Greedy (or sampled) responses for a batch, special tokens removed."""
-        from verl_video.backends.hf_engine import SamplingSettings
+        from verl_video.verl_adapter.hf_engine import SamplingSettings
 
         settings = SamplingSettings(temperature=self.options.temperature, top_p=self.options.top_p,
                                     max_new_tokens=self.options.max_new_tokens)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from verl_video.data.records import RecordError, parse_timestamps
+from verl_video.annotations.records import RecordError, parse_timestamps
 
 UNKNOWN = "unknown"
 Item = TypeVar("Item")

@@ -1,7 +1,7 @@
 """An evaluation set: the items of a data_config YAML or of one annotation file, through the training pipeline.
 
 Each dataset entry's `sampling_strategy` (e.g. `first:500`), `task`, `prompt_template` and video
-budget overrides apply as in training (`verl_video.data.pipeline`); mixing `weight`s and the training
+budget overrides apply as in training (`verl_video.pipeline.items`); mixing `weight`s and the training
 record checks do not (evaluation scores every record once).
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verl_video.data.pipeline import DatasetItem, load_items, read_data_config
-from verl_video.data.records import GroundingRecord
-from verl_video.data.settings import VideoDataSettings
+from verl_video.pipeline.items import DatasetItem, load_items, read_data_config
+from verl_video.annotations.records import Record
+from verl_video.video.settings import VideoDataSettings
 
 
 @dataclass
@@ -22,7 +22,7 @@ class EvalSample:
     item: DatasetItem
 
     @property
-    def record(self) -> GroundingRecord:
+    def record(self) -> Record:
         """The annotation record."""
         return self.item.record
 

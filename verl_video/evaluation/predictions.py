@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from verl_video.data.records import DEFAULT_TASK, RecordError, parse_timestamps
+from verl_video.annotations.records import DEFAULT_TASK, RecordError, parse_timestamps
 
 
 class PredictionFileError(ValueError):

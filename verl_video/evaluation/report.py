@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from verl_video.grounding_metrics import Convention, metric_names, recall_key
+from verl_video.rewards.grounding_metrics import Convention, metric_names, recall_key
 from verl_video.rewards.parser import ParserConfig
 
 REPORT_JSON = "metrics.json"

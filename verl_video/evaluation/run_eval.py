@@ -8,8 +8,8 @@ Output folder:
 
 Settings: a checkpoint of a training run (`.../global_step_N`, merged) is evaluated with the settings the
 run trained with (its run.json: prompt template, video budget, decoder, reward preset's parser, seed,
-response length, validation files); any other model with tvg_grpo.yaml composed with `--set` overrides
-(`verl_video.data.run_settings`). A flag given explicitly changes one setting, and every difference it
+response length, validation files); any other model with video_grpo.yaml composed with `--set` overrides
+(`verl_video.pipeline.run_settings`). A flag given explicitly changes one setting, and every difference it
 makes is printed ("max_frames: run 32 -> flag 64").
 
 Rerunning the same command resumes: samples already in predictions.jsonl are not generated again,
@@ -30,11 +30,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from verl_video.data.pipeline import DatasetItem, prepare_item
-from verl_video.data.prompts import get_template
-from verl_video.data.records import DEFAULT_TASK
-from verl_video.data.run_settings import RunSettings, add_settings_arguments, settings_from_args
-from verl_video.data.settings import BUDGET_FIELDS
+from verl_video.pipeline.items import DatasetItem, prepare_item
+from verl_video.tasks.prompts import get_template
+from verl_video.annotations.records import DEFAULT_TASK
+from verl_video.pipeline.run_settings import RunSettings, add_settings_arguments, settings_from_args
+from verl_video.video.settings import BUDGET_FIELDS
 from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, GenerationOptions, make_backend
 from verl_video.evaluation.checkpoint import resolve_model
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
@@ -44,7 +44,7 @@ from verl_video.evaluation.score import (
     add_scoring_arguments, parse_buckets, reward_parser, score_all, scoring_from_args, show_and_write,
 )
 from verl_video.evaluation.task_scores import task_line
-from verl_video.grounding_metrics import Convention
+from verl_video.rewards.grounding_metrics import Convention
 from verl_video.rewards.parser import ParserConfig
 
 RUN_FILE = "run.json"

@@ -15,7 +15,7 @@ from typing import Any
 
 from verl_video.evaluation.breakdown import Buckets, break_down, make_dimensions
 from verl_video.evaluation.grading import Grade, grade_prediction, grade_response
-from verl_video.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
+from verl_video.rewards.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
 from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
 from verl_video.evaluation.report import ScoreReport
 from verl_video.evaluation.task_scores import TaskScores, score_task_lines, task_scores_markdown, write_task_scores

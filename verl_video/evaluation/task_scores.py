@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from verl_video.data.records import DEFAULT_TASK, GroundingRecord
+from verl_video.annotations.records import DEFAULT_TASK, Record
 from verl_video.evaluation.breakdown import ALL_TASK_DIMENSIONS, Buckets, break_down, make_dimensions
 from verl_video.evaluation.predictions import PredictionFileError, iter_objects
 from verl_video.rewards import Sample
@@ -108,7 +108,7 @@ def score_task_lines(path: str, fields: Sequence[str] = (),
     return scores
 
 
-def task_line(record: GroundingRecord, response: str | None) -> dict[str, Any]:
+def task_line(record: Record, response: str | None) -> dict[str, Any]:
     """What `eval` writes for a record of a task other than grounding: its ground truth (as training's row
     has it), its parse status and its metrics (`score` recomputes them from `response` and `ground_truth`)."""
     task = get_task(record.task)

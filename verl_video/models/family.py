@@ -9,7 +9,7 @@ or a wrong time base.
 Time encodings:
 - `mrope_seconds` (Qwen2.5-VL): the temporal M-RoPE position of a frame group is its time in seconds times
   `tokens_per_second`, computed from `second_per_grid_ts` (2 / sampled fps), which the processor derives
-  from the video metadata; see `verl_video/data/rope_time.py`.
+  from the video metadata; see `verl_video/models/rope_time.py`.
 - `text_timestamps` (Qwen3-VL): the processor writes `<t seconds>` before each frame group, t computed from
   the video metadata (frame indices / fps, averaged over the temporal patch); positions carry no time.
 - `mrope_order` (Qwen2-VL): the temporal position is the frame group's index; the model is told no

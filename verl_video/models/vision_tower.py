@@ -2,7 +2,7 @@
 
 verl 0.9.1 declares `actor_rollout_ref.actor.freeze_vision_tower` but no code reads it, so the tower trains
 unless something sets `requires_grad=False` before the optimizer is built. Our FSDP engine
-(`verl_video.backends.fsdp_engine`) calls `apply_freeze` on the freshly loaded model for that.
+(`verl_video.verl_adapter.fsdp_engine`) calls `apply_freeze` on the freshly loaded model for that.
 
 The settings travel from the driver's config to the trainer workers in one environment variable (Ray hands
 the driver's runtime env to every worker), because verl converts the actor config to a strict dataclass

@@ -1,6 +1,6 @@
 """Rewards for temporal video grounding: one answer parser, a reward library, YAML composites.
 
-Registering the `tvg` reward manager with verl happens in `verl_video.rewards.reward_manager`
+Registering the `video` reward manager with verl happens in `verl_video.verl_adapter.reward_manager`
 (imported by the plugin), not here, so this package stays importable without verl.
 """
 

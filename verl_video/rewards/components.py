@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from verl_video.grounding_metrics import per_sample_metrics
+from verl_video.rewards.grounding_metrics import per_sample_metrics
 
 from .choice import choice_letter, read_choice
 from .format import format_score

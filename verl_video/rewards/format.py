@@ -1,6 +1,6 @@
 """Format reward: does the response follow the prompt's template, with a strictness setting.
 
-Templates (names from `verl_video.data.prompts`): `think` = `<think>...</think> <answer>a to b</answer>`,
+Templates (names from `verl_video.tasks.prompts`): `think` = `<think>...</think> <answer>a to b</answer>`,
 `think_json` = the same with a JSON answer `{"start_time": a, "end_time": b}`, `answer_only` = the
 answer block alone. Whitespace around and between the blocks is allowed; nothing else is.
 

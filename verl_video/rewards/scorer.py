@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from verl_video.grounding_metrics import per_sample_metrics
+from verl_video.rewards.grounding_metrics import per_sample_metrics
 
 from .components import answer_status, overlap_metrics
 from .composite import FAILURE_KINDS, Composite, load_presets, to_plain

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from verl_video.data.pipeline import read_data_config
-from verl_video.data.run_settings import RunSettings, settings_from_args
+from verl_video.pipeline.items import read_data_config
+from verl_video.pipeline.run_settings import RunSettings, settings_from_args
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
 from verl_video.evaluation.predictions import PredictionFileError, PredictionWriter, recover, start_or_resume

@@ -24,19 +24,21 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-try:  # verl's experimental interface, in releases that ship it
-    from verl.experimental.dataset.sampler import AbstractCurriculumSampler
-except ImportError:  # verl 0.9.1 has neither the class nor the config hook; our trainer provides the hook
+from verl_video.selection.stats import read_stats
 
-    class AbstractCurriculumSampler(Sampler[int]):  # type: ignore[no-redef]
-        """verl's interface: built from (data_source, data_config); `update(batch)` after every step."""
+class AbstractCurriculumSampler(Sampler[int]):
+    """verl's curriculum interface (built from (data_source, data_config); `update(batch)` after every step).
 
-        def __init__(self, data_source: Sized, data_config: Any) -> None:
-            raise NotImplementedError
+    verl 0.9.1 declares `data.sampler` but ships neither this class nor the call to `update`; our trainer makes
+    the call (verl_adapter/trainer.py), so the interface is restated here instead of imported.
+    """
 
-        def update(self, batch: Any) -> None:
-            """Learn from one training step's batch."""
-            raise NotImplementedError
+    def __init__(self, data_source: Sized, data_config: Any) -> None:
+        raise NotImplementedError
+
+    def update(self, batch: Any) -> None:
+        """Learn from one training step's batch."""
+        raise NotImplementedError
 
 
 ORDERS = ("easy_first", "hard_first")
@@ -52,8 +54,6 @@ def record_keys(data_source: Any) -> list[tuple[str, str]]:
 
 def stats_easiness(path: str, keys: Sequence[tuple[str, str]]) -> dict[int, float]:
     """Easiness (IoU) per dataset index from a `verl-video select` stats file; unmatched records are left out."""
-    from verl_video.selection.stats import read_stats
-
     index = {key: i for i, key in enumerate(keys)}
     by_id = {rid: i for i, (_, rid) in enumerate(keys)}
     out = {}

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from verl_video.data.config import DatasetEntry
+from verl_video.annotations.data_config import DatasetEntry
 from verl_video.selection.stats import RecordStats, canonical_record
 from verl_video.selection.strategies import Selection
 

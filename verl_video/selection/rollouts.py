@@ -12,8 +12,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from verl_video.data.prompts import get_template
-from verl_video.data.run_settings import RunSettings
+from verl_video.tasks.prompts import get_template
+from verl_video.pipeline.run_settings import RunSettings
 from verl_video.evaluation import run_eval
 from verl_video.evaluation.backends import EvalBackend, EvalRequest, HFBackend, VLLMBackend
 from verl_video.evaluation.eval_set import EvalSample
@@ -36,7 +36,7 @@ def answer_seed(seed: int, record_id: str, index: int) -> int:
 
 def _hf_generate(backend: HFBackend, requests: list[EvalRequest], k: int, seed: int, temperature: float,
                  greedy: bool) -> tuple[list[list[str]], list[str | None]]:
-    from verl_video.backends.hf_engine import SamplingSettings
+    from verl_video.verl_adapter.hf_engine import SamplingSettings
 
     engine = backend.engine
     built = [backend._request(r) for r in requests]

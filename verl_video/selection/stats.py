@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from verl_video.data.records import CANONICAL_FIELDS, RecordError, iter_json_objects
+from verl_video.annotations.records import CANONICAL_FIELDS, RecordError, iter_json_objects
 from verl_video.evaluation.grading import grade_prediction
 from verl_video.evaluation.predictions import PredictionFileError, read_predictions
 from verl_video.evaluation.score import grade_line

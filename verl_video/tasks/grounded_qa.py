@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.records import GroundingRecord
+from verl_video.annotations.records import Record
 from verl_video.rewards.components import evidence_iou
 
 from .mcq import MultipleChoice
@@ -31,7 +31,7 @@ class GroundedQA(MultipleChoice):
         "no_think": "<video>\n{query}\nOptions:\n{options}\n" + _ANSWER,
     }
 
-    def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
+    def ground_truth(self, record: Record, duration: float | None) -> dict[str, Any]:
         """The letter, the option count, the evidence windows and where the answer puts its evidence."""
         return {
             **super().ground_truth(record, duration),
@@ -40,7 +40,7 @@ class GroundedQA(MultipleChoice):
             "evidence_tag": EVIDENCE_TAG,
         }
 
-    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+    def reference_answer(self, record: Record, duration: float | None) -> str:
         """The right letter and the evidence windows."""
         windows = ", ".join(f"({start:.1f}, {end:.1f})" for start, end in record.timestamps)
         return f"{super().reference_answer(record, duration)}<{EVIDENCE_TAG}>[{windows}]</{EVIDENCE_TAG}>"

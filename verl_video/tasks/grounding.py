@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.prompts import TEMPLATES, PromptTemplate, build_messages
-from verl_video.data.records import DEFAULT_TASK, GroundingRecord
-from verl_video.grounding_metrics import per_sample_metrics
+from verl_video.tasks.prompts import TEMPLATES, PromptTemplate, build_messages
+from verl_video.annotations.records import DEFAULT_TASK, Record
+from verl_video.rewards.grounding_metrics import per_sample_metrics
 from verl_video.rewards.components import overlap_metrics
 
 from .base import Task
@@ -23,15 +23,15 @@ class Grounding(Task):
     metric_keys = tuple(per_sample_metrics(0.0, False))
     prompts = {"think": TEMPLATES["think"].user, "no_think": TEMPLATES["answer_only"].user}
 
-    def messages(self, record: GroundingRecord, template: PromptTemplate, duration: float | None) -> list[dict]:
-        """The row's prompt template (a name in data/prompts.py or custom text) around the query, as always."""
+    def messages(self, record: Record, template: PromptTemplate, duration: float | None) -> list[dict]:
+        """The row's prompt template (a name in tasks/prompts.py or custom text) around the query, as always."""
         return build_messages(record.query, template, duration=duration)
 
-    def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
+    def ground_truth(self, record: Record, duration: float | None) -> dict[str, Any]:
         """The windows in seconds and the duration the model sees."""
         return {"timestamps": record.timestamps, "duration": duration}  # answer_kind "interval" is the default
 
-    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+    def reference_answer(self, record: Record, duration: float | None) -> str:
         """The first window as `<answer>s to e</answer>`."""
         start, end = record.timestamps[0]
         return f"<answer>{start:.2f} to {end:.2f}</answer>"

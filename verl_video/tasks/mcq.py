@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.records import GroundingRecord
+from verl_video.annotations.records import Record
 from verl_video.rewards.choice import choice_letter
 from verl_video.rewards.components import accuracy, parse_ok
 
@@ -28,20 +28,20 @@ class MultipleChoice(Task):
         "no_think": "<video>\n{query}\nOptions:\n{options}\n" + _ANSWER_LETTER,
     }
 
-    def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
+    def validate(self, record: Record) -> list[tuple[str, str]]:
         """Presence, then the options and that the answer is one of them."""
         return super().validate(record) or options_problems(record.extra["options"], record.extra["answer"])
 
-    def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
+    def ground_truth(self, record: Record, duration: float | None) -> dict[str, Any]:
         """The correct letter and how many options there are (a letter beyond them is no answer)."""
         options = record.extra["options"]
         return {"answer_kind": "choice", "answer": choice_letter(record.extra["answer"]), "num_options": len(options)}
 
-    def prompt_values(self, record: GroundingRecord, duration: float | None) -> dict[str, str]:
+    def prompt_values(self, record: Record, duration: float | None) -> dict[str, str]:
         """The question, and the options one per line with their letters."""
         return {**super().prompt_values(record, duration), "options": numbered_options(record.extra["options"])}
 
-    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+    def reference_answer(self, record: Record, duration: float | None) -> str:
         """The right letter."""
         return f"<answer>{choice_letter(record.extra['answer'])}</answer>"
 

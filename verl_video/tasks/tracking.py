@@ -16,16 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from verl_video.data.probe import VideoError
-from verl_video.data.records import GroundingRecord
+from verl_video.video.probe import VideoError
+from verl_video.annotations.records import BOX_FRAMES, DEFAULT_BOX_FRAMES, Record
 from verl_video.rewards.components import box_iou_reward, parse_ok
 
 from .base import Task
 from .fields import boxes_problems
 from .registry import register_task
 
-BOX_FRAMES = ("videochat_r1", "uniform")
-DEFAULT_BOX_FRAMES = "videochat_r1"
 SUCCESS_IOU = 0.5
 _PROMPT = (
     '<video>\nTrack the "{query}" in the video. Its box in the first frame is {first_box}. Give its box '
@@ -63,7 +61,7 @@ class Tracking(Task):
         "no_think": _PROMPT + _ANSWER,
     }
 
-    def validate(self, record: GroundingRecord) -> list[tuple[str, str]]:
+    def validate(self, record: Record) -> list[tuple[str, str]]:
         """Presence, at least two boxes (one given, one asked), each in [0, 1] and ordered; a known box_frames."""
         problems = super().validate(record)
         if problems:
@@ -73,19 +71,19 @@ class Tracking(Task):
             return [("box_frames", f"unknown mapping {mapping!r}; choose from {', '.join(BOX_FRAMES)}")]
         return boxes_problems(record.extra["boxes"], minimum=3 if mapping == DEFAULT_BOX_FRAMES else 2)
 
-    def frames_needed(self, record: GroundingRecord) -> int:
+    def frames_needed(self, record: Record) -> int:
         """The fewest frames the video must have so that every box has its own frame."""
         boxes = len(record.extra["boxes"])
         return boxes - 1 if record.extra.get("box_frames", DEFAULT_BOX_FRAMES) == DEFAULT_BOX_FRAMES else boxes
 
-    def video_problems(self, record: GroundingRecord, num_frames: int) -> list[tuple[str, str]]:
+    def video_problems(self, record: Record, num_frames: int) -> list[tuple[str, str]]:
         """A video with fewer frames than the boxes name."""
         needed = self.frames_needed(record)
         if 0 < num_frames < needed:
             return [("boxes", f"{len(record.extra['boxes'])} boxes need {needed} frames, the video has {num_frames}")]
         return []
 
-    def frame_indices(self, record: GroundingRecord, total_frames: int) -> list[int]:
+    def frame_indices(self, record: Record, total_frames: int) -> list[int]:
         """The source frames the model sees, in order; VideoError when the video has too few frames (the
         dataset then replaces the sample, as for any unusable video)."""
         mapping = record.extra.get("box_frames", DEFAULT_BOX_FRAMES)
@@ -95,12 +93,12 @@ class Tracking(Task):
         frames = box_frame_indices(total_frames, boxes, mapping)
         return [frames[j] for j in shown_box_indices(boxes, mapping)]
 
-    def ground_truth(self, record: GroundingRecord, duration: float | None) -> dict[str, Any]:
+    def ground_truth(self, record: Record, duration: float | None) -> dict[str, Any]:
         """Boxes 1..k-1 (one per asked frame, in order) and the given first box."""
         boxes = [list(map(float, box)) for box in record.extra["boxes"]]
         return {"answer_kind": "boxes", "boxes": boxes[1:], "first_box": boxes[0]}
 
-    def prompt_values(self, record: GroundingRecord, duration: float | None) -> dict[str, str]:
+    def prompt_values(self, record: Record, duration: float | None) -> dict[str, str]:
         """Object name, first box, how many boxes and for which frames."""
         boxes = record.extra["boxes"]
         mapping = record.extra.get("box_frames", DEFAULT_BOX_FRAMES)
@@ -108,7 +106,7 @@ class Tracking(Task):
         first = "[" + ", ".join(f"{float(v):.3f}" for v in boxes[0]) + "]"
         return {**super().prompt_values(record, duration), "first_box": first, "which_frames": which, "num_boxes": str(len(boxes) - 1)}
 
-    def reference_answer(self, record: GroundingRecord, duration: float | None) -> str:
+    def reference_answer(self, record: Record, duration: float | None) -> str:
         """The asked boxes, three decimals."""
         boxes = ", ".join("[" + ", ".join(f"{float(v):.3f}" for v in box) + "]" for box in record.extra["boxes"][1:])
         return f"<answer>[{boxes}]</answer>"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verl_video.data.records import DEFAULT_FRAME_RATE_KEY, DEFAULT_TASK
+from verl_video.annotations.records import DEFAULT_FRAME_RATE_KEY, DEFAULT_TASK
 from verl_video.tasks.grounded_qa import GroundedQA
 from verl_video.tasks.mcq import MultipleChoice
 from verl_video.tasks.tracking import DEFAULT_BOX_FRAMES, Tracking, box_frame_indices
@@ -178,7 +178,7 @@ def record(event: Event, sample_id: str, video: str) -> dict:
         "duration": float(event.duration),
         "task": DEFAULT_TASK,
         "source": "demo",
-        # The reasoning a supervised cold start puts inside <think> (verl_video/data/sft_dataset.py).
+        # The reasoning a supervised cold start puts inside <think> (verl_video/pipeline/sft_dataset.py).
         "reasoning": explain(event.query),
     }
 

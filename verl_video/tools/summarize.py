@@ -17,7 +17,7 @@ from pathlib import Path
 from verl_video.evaluation.localisation import Localisation, localisation
 from verl_video.rewards.composite import FAILURE_KINDS
 from verl_video.rewards.parser import parse_interval
-from verl_video.run_record import find_record
+from verl_video.verl_adapter.run_record import find_record
 
 # verl's timing keys, in the order a step runs them.
 STEP_PHASES = (
@@ -31,7 +31,7 @@ STEP_PHASES = (
 )
 
 
-# Running totals our trainer logs each step (verl_video/trainer.py); the last value is the run's count.
+# Running totals our trainer logs each step (verl_video/verl_adapter/trainer.py); the last value is the run's count.
 DATA_TOTALS = (
     ("data/unreadable_at_start", "videos unreadable at start-up, dropped"),
     ("data/replaced_total", "samples replaced in training, video missing or unreadable"),

@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from verl_video.data.prompts import TEMPLATES, build_messages
+from verl_video.tasks.prompts import TEMPLATES, build_messages
 from verl_video.models.family import DEFAULT_FAMILY, FAMILIES, get_family
 
 SPECIAL_TOKENS = (

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from verl_video.data.settings import VideoDataSettings
+from verl_video.video.settings import VideoDataSettings
 
 
 def video_overrides(settings: VideoDataSettings) -> list[str]:
@@ -66,7 +66,7 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from verl_video.sft import RESULT_NAME
+    from verl_video.verl_adapter.sft_driver import RESULT_NAME
 
     with tempfile.TemporaryDirectory(prefix="verl_sft_") as tmp:
         workdir = Path(tmp)

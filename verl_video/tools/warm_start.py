@@ -14,8 +14,8 @@ It trains through verl's SFT trainer (tools/verl_sft.py: `python -m verl_video.s
 for `--noise` (jittered targets, which verl's dataset does not draw) and as the reference that
 benchmarks/bench_sft_step.py times verl's trainer against; both train on the same ids, labels and positions.
 
-Records, prompt and video go through the pipeline training uses (`verl_video.data.pipeline`), under
-the settings training will use: tvg_grpo.yaml composed with `--set` overrides (e.g.
+Records, prompt and video go through the pipeline training uses (`verl_video.pipeline.items`), under
+the settings training will use: video_grpo.yaml composed with `--set` overrides (e.g.
 `--set experiment=tiny_tvg_cpu`), or a run's (`--run`). The prompt is rendered by the model's chat
 template, the frames carry their true rate in `video_metadata` (`do_sample_frames=False`), and the loss
 covers the response tokens only: the same inputs the RL rollout sees.
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-from verl_video.data.pipeline import load_items
-from verl_video.data.prompts import get_template
-from verl_video.data.records import DEFAULT_TASK
-from verl_video.data.run_settings import add_settings_arguments, settings_from_args
-from verl_video.data.settings import VideoDataSettings
-from verl_video.data.sft_dataset import SFTExample, answer_text, encode, load_example, processor_inputs
+from verl_video.pipeline.items import load_items
+from verl_video.tasks.prompts import get_template
+from verl_video.annotations.records import DEFAULT_TASK
+from verl_video.pipeline.run_settings import add_settings_arguments, settings_from_args
+from verl_video.video.settings import VideoDataSettings
+from verl_video.pipeline.sft_dataset import SFTExample, answer_text, encode, load_example, processor_inputs
 from verl_video.models.mrope import install_released_mrope_rule
 from verl_video.tools.demo_data import explain
 

@@ -1,6 +1,6 @@
 """lmms-eval hooks for grounded video QA (NExT-GQA as VideoChat-R1 ships it) through verl-video's task registry.
 
-Documents are the rows of VideoChat-R1's `nextgqa_val.json`, read as they are (`verl_video.data.formats`,
+Documents are the rows of VideoChat-R1's `nextgqa_val.json`, read as they are (`verl_video.annotations.formats`,
 format `videochat_qa`); the prompt, the ground truth and the metrics are the `grounded_qa` task's
 (`verl_video/tasks/grounded_qa.py`), so lmms-eval, `verl-video score` and the training reward agree.
 Videos: $VERL_VIDEO_NEXTGQA_ROOT (NExT-QA's video folder), else $VERL_VIDEO_VIDEO_ROOT, else the working directory.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from verl_video.data.formats import parse_object
-from verl_video.data.records import GroundingRecord
+from verl_video.annotations.formats import parse_object
+from verl_video.annotations.records import Record
 from verl_video.rewards import Sample
 from verl_video.tasks import get_task
 from verl_video.tasks.grounded_qa import GroundedQA
@@ -22,7 +22,7 @@ VIDEO_MARKER = "<video>"
 METRICS = GroundedQA.metric_keys  # accuracy, parse_ok, evidence_iou (mean: mIoU), evidence_iou@0.5
 
 
-def _record(doc: dict) -> GroundingRecord:
+def _record(doc: dict) -> Record:
     (record,) = parse_object("videochat_qa", doc, where=str(doc.get("id", "document")))
     return record
 

@@ -21,9 +21,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from verl_video.data.prompts import build_messages
+from verl_video.tasks.prompts import build_messages
 from verl_video.evaluation.grading import grade_response
-from verl_video.grounding_metrics import DEFAULT_CONVENTION, Convention, summarize
+from verl_video.rewards.grounding_metrics import DEFAULT_CONVENTION, Convention, summarize
 from verl_video.rewards.parser import ParserConfig
 
 VIDEO_ROOT_ENV = "VERL_VIDEO_VIDEO_ROOT"

@@ -1,0 +1,258 @@
+"""data_config YAML: the list of datasets a run trains or evaluates on.
+
+    seed: 42                         # optional; seeds random:N strategies and weights
+    datasets:
+      - name: charades_sta           # optional; defaults to the json file's stem
+        json_path: annotations/charades_sta_train.jsonl    # .json / .jsonl / .txt
+        data_folder: videos/charades  # videos are relative to it
+        format: canonical            # optional; detected when absent
+        sampling_strategy: all       # all | first:N | end:N | random:N | random:P%
+        weight: 1.0                  # optional mixing ratio between datasets
+        task: tvg                    # optional; overrides the records' task (tvg, mcq, grounded_qa, tracking, yours)
+        reward_preset: mcq           # optional; the preset scoring this dataset's rows (default: the task's)
+        prompt_template: think       # optional template name or text with {query}
+        fps: 2.0                     # optional video budget overrides (see settings.VideoBudget)
+        max_frames: 768
+        total_pixels: 2809856
+        durations: Charades_v1_train.csv   # charades_sta text only: the CSV with id,length
+        video_ext: .mp4              # ids without extension (Charades-STA, dict of videos)
+        frame_rate: 10               # videos that are folders of frame images play at this rate (fps)
+        box_frames: videochat_r1     # tracking: which frame each annotated box belongs to (tasks/tracking.py)
+
+Relative paths are resolved against the YAML file's folder, then against the working directory.
+A Temporal-R1 `tvg.yaml` (`datasets: [{json_path, data_folder, sampling_strategy}]`) is accepted as is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from verl_video.annotations.formats import FORMAT_NAMES, ReadOptions
+from verl_video.annotations.records import BOX_FRAMES, RecordError, read_text
+from verl_video.video.settings import BUDGET_FIELDS
+
+_ENTRY_KEYS = {
+    "name", "json_path", "data_folder", "format", "sampling_strategy", "weight", "task", "reward_preset",
+    "prompt_template", "durations", "video_ext", "frame_rate", "box_frames", *BUDGET_FIELDS,
+}  # fmt: skip
+_STRATEGY = re.compile(r"^(all|first:(\d+)|end:(\d+)|random:(\d+)|random:(\d+(?:\.\d+)?)%)$")
+
+
+class DataConfigError(ValueError):
+    """An invalid data_config; the message names the file, the line and the key."""
+
+
+@dataclass
+class DatasetEntry:
+    """One dataset of a data_config."""
+
+    name: str
+    json_path: str
+    data_folder: str
+    format: str | None = None
+    sampling_strategy: str = "all"
+    weight: float | None = None
+    task: str | None = None
+    reward_preset: str | None = None
+    prompt_template: str | None = None
+    budget_overrides: dict[str, Any] = field(default_factory=dict)
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    origin: str = ""
+
+    def resolve_video(self, video: str) -> str:
+        """Absolute path of a record's video."""
+        return os.path.abspath(video if os.path.isabs(video) else os.path.join(self.data_folder, video))
+
+
+@dataclass
+class DataConfig:
+    """A parsed data_config file."""
+
+    path: str
+    datasets: list[DatasetEntry]
+    seed: int | None = None
+
+
+def _resolve_path(value: str, base_dir: str) -> str:
+    value = os.path.expanduser(str(value))
+    if os.path.isabs(value):
+        return value
+    beside = os.path.join(base_dir, value)
+    return os.path.abspath(beside if os.path.exists(beside) or not os.path.exists(value) else value)
+
+
+def _line_of(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 0
+
+
+def _mapping_lines(node: yaml.Node) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {key.value: _line_of(value) for key, value in node.value if isinstance(key, yaml.ScalarNode)}
+
+
+def _duplicate_key(node: yaml.Node | None) -> tuple[str, int] | None:
+    """The first key a mapping node repeats (YAML keeps the last silently) and the line it repeats on."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    seen = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            if key.value in seen:
+                return key.value, _line_of(key)
+            seen.add(key.value)
+    return None
+
+
+def _positive_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def parse_sampling_strategy(text: str) -> tuple[str, float | None]:
+    """Split 'random:10%' into ('random%', 10.0), 'first:5' into ('first', 5.0), 'all' into ('all', None)."""
+    match = _STRATEGY.match(str(text).strip())
+    if not match:
+        raise ValueError(f"sampling_strategy {text!r} is not one of all, first:N, end:N, random:N, random:P%")
+    if match[1] == "all":
+        return "all", None
+    kind = match[1].split(":")[0]
+    if match[5] is not None:
+        return "random%", float(match[5])
+    return kind, float(match[2] or match[3] or match[4])
+
+
+def load_data_config(path: str) -> DataConfig:
+    """Parse and check a data_config YAML; errors name the file, line and key."""
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        raise DataConfigError(f"{path}: data_config not found")
+    try:
+        text = read_text(path)
+    except RecordError as exc:
+        raise DataConfigError(str(exc)) from None
+    try:
+        # One parse gives both the values and the nodes (for line numbers), so the two always agree.
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
+        raise DataConfigError(f"{name}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise DataConfigError(f"{name}:1: invalid YAML: nested too deeply") from None
+    repeated = _duplicate_key(root)
+    if repeated:
+        raise DataConfigError(f"{name}:{repeated[1]}: key {repeated[0]!r} is given twice")
+    if not isinstance(data, dict) or not isinstance(data.get("datasets"), list) or not data["datasets"]:
+        raise DataConfigError(f"{name}:1: key 'datasets' must be a non-empty list of dataset entries")
+    top_lines = _mapping_lines(root)
+    items_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "datasets"), None)
+    nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
+    if len(nodes) != len(data["datasets"]):  # e.g. datasets merged in with `<<:`: no node per entry
+        nodes = [root] * len(data["datasets"])
+    base_dir = os.path.dirname(os.path.abspath(path))
+    entries = []
+    for i, (raw, node) in enumerate(zip(data["datasets"], nodes, strict=True)):
+        entries.append(_parse_entry(raw, node, name, i, base_dir))
+    names = [e.name for e in entries]
+    for i, entry in enumerate(entries):
+        if names.index(entry.name) != i:
+            entry.name = f"{entry.name}_{i}"  # two entries over the same file stay distinguishable
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise DataConfigError(f"{name}:{top_lines.get('seed', 0)}: key 'seed' must be an integer")
+    return DataConfig(path=os.path.abspath(path), datasets=entries, seed=seed)
+
+
+def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir: str) -> DatasetEntry:
+    where = f"{file_name}:{_line_of(node)}: datasets[{index}]"
+    if not isinstance(raw, dict):
+        raise DataConfigError(f"{where}: each dataset entry must be a mapping")
+    lines = _mapping_lines(node)
+
+    def fail(key: Any, message: str) -> DataConfigError:
+        return DataConfigError(f"{file_name}:{lines.get(key, _line_of(node))}: datasets[{index}].{key}: {message}")
+
+    repeated = _duplicate_key(node)
+    if repeated:
+        raise DataConfigError(f"{file_name}:{repeated[1]}: datasets[{index}].{repeated[0]}: key is given twice")
+    unknown = sorted(set(raw) - _ENTRY_KEYS, key=str)  # YAML keys need not be strings
+    if unknown:
+        raise fail(unknown[0], f"unknown key; choose from {', '.join(sorted(_ENTRY_KEYS))}")
+    for key in ("json_path", "data_folder"):
+        if not raw.get(key):
+            raise fail(key, "missing (required)")
+        if not isinstance(raw[key], str):
+            raise fail(key, f"must be a path, got {raw[key]!r}")
+    for key in (
+        "name", "format", "task", "reward_preset", "prompt_template", "durations", "video_ext", "sampling_strategy",
+        "box_frames",
+    ):  # fmt: skip
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise fail(key, f"must be a string, got {raw[key]!r}")
+    json_path = _resolve_path(raw["json_path"], base_dir)
+    if not os.path.exists(json_path):
+        raise fail("json_path", f"file not found: {json_path}")
+    fmt = raw.get("format")
+    if fmt is not None and fmt not in FORMAT_NAMES:
+        raise fail("format", f"{fmt!r} is not one of {', '.join(FORMAT_NAMES)}")
+    strategy = str(raw.get("sampling_strategy") or "all")
+    try:
+        parse_sampling_strategy(strategy)
+    except ValueError as exc:
+        raise fail("sampling_strategy", str(exc)) from None
+    weight = raw.get("weight")
+    if weight is not None and not _positive_number(weight):
+        raise fail("weight", f"must be a positive number, got {weight!r}")
+    budget = {}
+    for key in BUDGET_FIELDS:
+        if raw.get(key) is None:
+            continue
+        value = raw[key]
+        if not _positive_number(value):
+            raise fail(key, f"must be a positive number, got {value!r}")
+        budget[key] = value
+    if raw.get("frame_rate") is not None and not _positive_number(raw["frame_rate"]):
+        raise fail("frame_rate", f"must be a positive number (frames per second), got {raw['frame_rate']!r}")
+    if raw.get("box_frames") is not None and raw["box_frames"] not in BOX_FRAMES:
+        raise fail("box_frames", f"{raw['box_frames']!r} is not one of {', '.join(BOX_FRAMES)}")
+    options = ReadOptions(video_ext=raw.get("video_ext"), frame_rate=raw.get("frame_rate"), box_frames=raw.get("box_frames"))
+    if raw.get("durations"):
+        options["durations"] = _resolve_path(raw["durations"], base_dir)
+        if not os.path.exists(options["durations"]):
+            raise fail("durations", f"file not found: {options['durations']}")
+    return DatasetEntry(
+        name=str(raw.get("name") or os.path.splitext(os.path.basename(json_path))[0]),
+        json_path=json_path,
+        data_folder=_resolve_path(raw["data_folder"], base_dir),
+        format=fmt,
+        sampling_strategy=strategy,
+        weight=float(weight) if weight is not None else None,
+        task=raw.get("task"),
+        reward_preset=raw.get("reward_preset"),
+        prompt_template=raw.get("prompt_template"),
+        budget_overrides=budget,
+        read_options=options,
+        origin=where,
+    )
+
+
+def single_file_config(json_path: str, data_folder: str | None = None) -> DataConfig:
+    """A one-dataset config for a bare annotation file (videos relative to its folder)."""
+    path = os.path.abspath(json_path)
+    entry = DatasetEntry(
+        name=os.path.splitext(os.path.basename(path))[0],
+        json_path=path,
+        data_folder=os.path.abspath(data_folder or os.path.dirname(path)),
+        origin=os.path.basename(path),
+    )
+    return DataConfig(path=path, datasets=[entry])

@@ -1,0 +1,59 @@
+"""The task-dependent parts of a training or evaluation row: prompt, ground truth, video request, preset.
+
+The data pipeline calls `task_row` for every item, so the pipeline itself never branches on a task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from verl_video.video.probe import probe_video
+from verl_video.tasks.prompts import PromptTemplate
+from verl_video.annotations.records import DEFAULT_FRAME_RATE_KEY, Record
+from verl_video.video.loader import VideoRequest
+
+from verl_video.tasks.registry import get_task
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """What a row takes from the record's task."""
+
+    messages: list[dict]
+    ground_truth: dict[str, Any]
+    video: VideoRequest
+    reward_preset: str | None
+
+
+def record_frame_rate(record: Record, default: float | None = None) -> float | None:
+    """The frame rate of the record's video when it is a folder of frames (record's own, else `default`)."""
+    rate = record.extra.get(DEFAULT_FRAME_RATE_KEY)
+    return float(rate) if rate else default
+
+
+def task_problems(record: Record) -> list[tuple[str, str]]:
+    """(field, problem) of the record's task fields; an unknown task is a problem of field `task`."""
+    try:
+        return get_task(record.task).validate(record)
+    except ValueError as exc:
+        return [("task", str(exc))]
+
+
+def task_row(
+    record: Record, template: PromptTemplate, duration: float | None, video: VideoRequest,
+    reward_preset: str | None = None,
+) -> TaskRow:  # fmt: skip
+    """Messages, ground truth, the video request (exact frames when the task needs them) and the reward preset."""
+    task = get_task(record.task)
+    messages = task.messages(record, template, duration)
+    return TaskRow(messages, task.ground_truth(record, duration), task_video(record, video), reward_preset or task.default_preset)
+
+
+def task_video(record: Record, video: VideoRequest) -> VideoRequest:
+    """The video request the record's task shows the model: `video`, or its exact frames when the task needs them."""
+    task = get_task(record.task)
+    if not task.exact_frames:
+        return video
+    total = probe_video(video.path, video.frame_rate).num_frames
+    return replace(video, frame_indices=tuple(task.frame_indices(record, total)))

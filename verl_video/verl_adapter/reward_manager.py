@@ -1,0 +1,59 @@
+"""The `video` reward manager for verl 0.9.1's reward loop (`reward.reward_manager.name=video`).
+
+Importing this module registers it (verl_video.verl_adapter.plugin does so in every process). Options come from
+`reward.reward_kwargs` (the mapping verl's own DAPO manager reads), e.g.
+
+    reward.reward_manager.name=video
+    +reward.reward_kwargs.preset=time_r1            # default: "default" (Time-R1's tIoU + partial format)
+    +reward.reward_kwargs.strictness=strict         # format strictness for every preset
+    +reward.reward_kwargs.task_presets.mcq=my_mcq   # preset per task
+    +reward.reward_kwargs.presets_file=/path/presets.yaml
+    '+reward.reward_kwargs.modules=[/path/my_rewards.py]'
+
+See docs/rewards.md for every option.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+from verl.experimental.reward_loop.reward_manager.registry import register
+
+from verl_video.rewards.scorer import RewardScorer
+
+logger = logging.getLogger("verl_video.rewards")
+
+
+@register("video")
+class VideoRewardManager(RewardManagerBase):
+    """Rule-based rewards for every task: one composite per row, every component logged per data source."""
+
+    def __init__(self, config, tokenizer, compute_score=None, reward_router_address=None, reward_model_tokenizer=None):
+        super().__init__(config, tokenizer, compute_score)
+        reward_config = config.get("reward") or {}
+        if (reward_config.get("custom_reward_function") or {}).get("path"):
+            logger.warning("verl-video: reward_manager=video ignores custom_reward_function; use reward_manager=naive")
+        self.scorer = RewardScorer.from_kwargs(reward_config.get("reward_kwargs"))
+
+    async def run_single(self, data: DataProto) -> dict:
+        """Score the last sequence of `data`: `{"reward_score": float, "reward_extra_info": {...}}`."""
+        item = data[-1]
+        response_ids = item.batch["responses"]
+        valid_length = item.batch["attention_mask"][-response_ids.shape[-1] :].sum()
+        # Scoring takes tens of microseconds: an executor hop would cost more than it saves.
+        response = self.tokenizer.decode(response_ids[:valid_length], skip_special_tokens=True)
+        extras = item.non_tensor_batch
+        result = self.scorer(
+            extras.get("data_source", "unknown"),
+            response,
+            (extras.get("reward_model") or {}).get("ground_truth"),
+            extras.get("extra_info") or {},
+        )
+        return {"reward_score": result["score"], "reward_extra_info": result}
+
+
+# The name this manager had when it scored grounding only; configs written then keep working.
+register("tvg")(VideoRewardManager)
+

@@ -1,0 +1,226 @@
+"""Decode a video (or a clip of it) by timestamp into uint8 frames plus the video metadata Qwen processors read.
+
+Frames are chosen by TIME, not by index: frame i is the one on screen at `start + i / fps`, which stays
+right on variable-frame-rate files. The decoder resizes (frames never exist at full resolution here).
+
+Decoders: decord first (fast random access, resize inside FFmpeg). PyAV is the fallback: it reads what
+decord cannot (decord 0.6 raises on some codecs and containers and on files whose index it cannot
+build) by one sequential pass from the clip start, converting only the chosen frames.
+A folder of frame images (frame_folder.py) is read image by image at its declared `frame_rate`; `frame_indices`
+asks for exact source frames (tracking) instead of the regular time grid.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from verl_video.video.frame_folder import FrameFolderError, list_frames, read_frames
+from verl_video.video.probe import VideoError, probe_video
+from verl_video.video.sampling_plan import SamplingPlan, plan_sampling
+from verl_video.video.settings import VideoBudget
+from verl_video.models.family import VideoGeometry
+
+DECODERS = ("auto", "decord", "pyav")
+FRAME_FOLDER_BACKEND = "frames"
+
+# Real decodes per resolved path in this process (the decode-once benchmark and tests read it).
+decode_counts: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+
+
+@dataclass
+class DecodedVideo:
+    """Frames (uint8, T x C x H x W) and the metadata transformers' video processor expects."""
+
+    frames: torch.Tensor
+    metadata: dict[str, Any]
+    plan: SamplingPlan
+    backend: str
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the frames."""
+        return self.frames.numel() * self.frames.element_size()
+
+    def as_processor_input(self) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The (frames, metadata) pair verl hands to the processor and to the rollout server."""
+        return self.frames, dict(self.metadata)
+
+
+def video_metadata(plan: SamplingPlan, backend: str) -> dict[str, Any]:
+    """Metadata for `processor(videos=..., video_metadata=..., do_sample_frames=False)`.
+
+    transformers derives the sampled rate as len(frames_indices) / total_num_frames * fps and
+    seconds-per-grid as 2 / that rate; describing the returned frames themselves (indices 0..T-1 at
+    `plan.fps`) makes both exact. Only VideoMetadata's own fields may appear (it rejects others).
+    """
+    return {
+        "total_num_frames": plan.num_frames,
+        "fps": plan.fps,
+        "width": plan.width,
+        "height": plan.height,
+        "duration": plan.duration,
+        "video_backend": backend,
+        "frames_indices": list(range(plan.num_frames)),
+    }
+
+
+def clip_window(
+    file_duration: float, video_start: float | None, video_end: float | None, path: str = ""
+) -> tuple[float, float]:
+    """Start and length (seconds) of the part of the file the model sees."""
+    start = max(0.0, float(video_start or 0.0))
+    end = file_duration if video_end is None else min(float(video_end), file_duration)
+    if end - start <= 0:
+        raise VideoError(
+            f"{path}: clip [{video_start}, {video_end}] is empty for a video of {file_duration:.2f} s"
+        )
+    return start, end - start
+
+
+def plan_for_file(
+    path: str,
+    budget: VideoBudget,
+    video_start: float | None = None,
+    video_end: float | None = None,
+    geometry: VideoGeometry | None = None,
+    frame_rate: float | None = None,
+    frame_indices: tuple[int, ...] | None = None,
+) -> SamplingPlan:
+    """Probe `path` (header only) and plan its frames under `budget` for the model's `geometry`.
+
+    A frame folder is read at `frame_rate`; `frame_indices` asks for exactly those source frames.
+    """
+    probe = probe_video(path, frame_rate)
+    start, duration = clip_window(probe.duration, video_start, video_end, path)
+    if frame_indices:
+        if probe.num_frames and max(frame_indices) >= probe.num_frames:
+            raise VideoError(f"{path}: frame {max(frame_indices)} asked for, the video has {probe.num_frames} frames")
+        # The middle of each frame's display time, so that no rounding can reach its neighbour.
+        times = [(index + 0.5) / probe.fps for index in frame_indices]
+    else:
+        times = None
+    return plan_sampling(duration, probe.height, probe.width, budget, start=start, geometry=geometry, exact_times=times)
+
+
+def decode_video(
+    path: str,
+    budget: VideoBudget,
+    video_start: float | None = None,
+    video_end: float | None = None,
+    decoder: str = "auto",
+    geometry: VideoGeometry | None = None,
+    frame_rate: float | None = None,
+    frame_indices: tuple[int, ...] | None = None,
+) -> DecodedVideo:
+    """Decode `path` (optionally the clip [video_start, video_end]) under `budget`; no caching."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown video decoder {decoder!r}; choose from {', '.join(DECODERS)}")
+    plan = plan_for_file(path, budget, video_start, video_end, geometry, frame_rate, frame_indices)
+    if os.path.isdir(path):
+        return _decode_folder(path, plan, probe_video(path, frame_rate).fps)
+    errors = []
+    for backend in ("decord", "pyav") if decoder == "auto" else (decoder,):
+        try:
+            frames = _BACKENDS[backend](path, plan)
+        except Exception as exc:  # decord's DECORDError is not a RuntimeError; PyAV has its own tree
+            errors.append(f"{backend}: {type(exc).__name__}: {exc}")
+            continue
+        with _counts_lock:
+            decode_counts[path] += 1
+        return DecodedVideo(frames=frames, metadata=video_metadata(plan, backend), plan=plan, backend=backend)
+    raise VideoError(f"{path}: cannot decode ({'; '.join(errors)})")
+
+
+def _decode_folder(path: str, plan: SamplingPlan, rate: float) -> DecodedVideo:
+    try:
+        images = read_frames(list_frames(path), rate, plan.times, plan.height, plan.width)
+    except FrameFolderError as exc:
+        raise VideoError(f"{path}: {exc}") from None
+    with _counts_lock:
+        decode_counts[path] += 1
+    return DecodedVideo(frames=_to_tensor(images), metadata=video_metadata(plan, FRAME_FOLDER_BACKEND), plan=plan, backend=FRAME_FOLDER_BACKEND)
+
+
+def _pick_frames(frame_times: list[float], targets: list[float]) -> list[int]:
+    """Index of the frame on screen at each target time (the last one starting at or before it)."""
+    return [max(0, bisect.bisect_right(frame_times, t + 1e-6) - 1) for t in targets]
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    # (T, H, W, C) -> (T, C, H, W), contiguous so that the processor and caches see one block.
+    return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+
+def _decode_with_decord(path: str, plan: SamplingPlan) -> torch.Tensor:
+    import decord
+
+    # FFmpeg prints a line per damaged packet (hundreds per file, from every worker) to stderr; what went
+    # wrong reaches the user once per file through the VideoError this decode raises instead.
+    decord.logging.set_level(decord.logging.QUIET)
+
+    reader = decord.VideoReader(path, width=plan.width, height=plan.height, num_threads=0)
+    stamps = reader.get_frame_timestamp(range(len(reader)))[:, 0]
+    frame_times = (stamps - stamps[0]).tolist()
+    indices = _pick_frames(frame_times, plan.times)
+    batch = reader.get_batch(indices).asnumpy()
+    if batch.shape[0] != plan.num_frames or batch.shape[1:3] != (plan.height, plan.width):
+        raise VideoError(f"decord returned {batch.shape} for {plan.num_frames}x{plan.height}x{plan.width}")
+    return _to_tensor(batch)
+
+
+def _decode_with_pyav(path: str, plan: SamplingPlan) -> torch.Tensor:
+    import av
+
+    targets = plan.times
+    out: list[np.ndarray | None] = [None] * len(targets)
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        base = stream.time_base
+        origin = stream.start_time or 0
+        if plan.start > 0:
+            container.seek(int(plan.start / base) + origin, stream=stream, backward=True, any_frame=False)
+        previous = None
+        next_target = 0
+
+        def emit(frame: Any, upto: float) -> int:
+            # Assign `frame` to every pending target before `upto` (seconds); return the new cursor.
+            nonlocal next_target
+            image = None
+            while next_target < len(targets) and targets[next_target] < upto - 1e-6:
+                if image is None:
+                    image = frame.to_ndarray(width=plan.width, height=plan.height, format="rgb24")
+                out[next_target] = image
+                next_target += 1
+            return next_target
+
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            t = float((frame.pts - origin) * base)
+            if previous is None:
+                previous = frame
+                if t > targets[0]:
+                    emit(frame, t + 1e-3)  # the first decoded frame also stands for earlier instants
+                continue
+            emit(previous, t)
+            previous = frame
+            if next_target >= len(targets):
+                break
+        if previous is not None:
+            emit(previous, float("inf"))
+    if next_target == 0 or any(image is None for image in out):
+        raise VideoError("PyAV decoded no frame in the requested window")
+    return _to_tensor(np.stack(out))
+
+
+_BACKENDS = {"decord": _decode_with_decord, "pyav": _decode_with_pyav}
