@@ -159,7 +159,7 @@ def main() -> int:
     from verl.utils import hf_processor, hf_tokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from verl_video.data import video as video_module
+    from verl_video.video import decode as video_module
     from verl_video.verl_adapter.rl_dataset import VideoRLDataset
     from verl_video.tools.tiny_model import make_tiny_model
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from verl_video.cli import main as cli_main
-from verl_video.data import video as video_module
+from verl_video.video import decode as video_module
 from verl_video.video.persistent_cache import PersistentVideoCache, entry_key
 from verl_video.video.settings import VideoBudget, VideoDataSettings
 from verl_video.video.loader import VideoRequest, _load_uncached

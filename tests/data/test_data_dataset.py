@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from verl.utils.dataset.rl_dataset import get_dataset_class
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-from verl_video.data import video as video_module
+from verl_video.video import decode as video_module
 from verl_video.verl_adapter.rl_dataset import VideoRLDataset
 
 

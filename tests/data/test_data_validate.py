@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from verl_video.cli import main as cli_main
-from verl_video.data import probe as probe_module
+from verl_video.video import probe as probe_module
 from verl_video.annotations.records import read_canonical
 
 
