@@ -110,8 +110,8 @@ def _follow(process: subprocess.Popen, metrics: Path, bar, steps: int, poll_s: f
                 continue
             losses.append(float(loss))
             step = int(row.get("step", len(losses)))
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
             if step == 1 or step % every == 0 or step == steps:
                 bar.write(f"  step {step}/{steps}  loss {loss:.4f}")
         if finished:
@@ -131,6 +131,7 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
     """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
 
     from verl_video.verl_adapter.sft_driver import RESULT_NAME
 
@@ -149,9 +150,16 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
                                    out / LOG_NAME, steps)
         result = json.loads((workdir / RESULT_NAME).read_text())
         hf = workdir / f"global_step_{result['steps']}" / "huggingface"
-        # verl writes fp32 tensors under a bfloat16 config; save them as fp32 so the model loads as trained.
-        model = AutoModelForImageTextToText.from_pretrained(hf, dtype=torch.float32)
-        model.save_pretrained(out)
+        # The bar above was the progress; copying the model needs none of its own (the setting is restored).
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            # verl writes fp32 tensors under a bfloat16 config; save them as fp32 so the model loads as trained.
+            model = AutoModelForImageTextToText.from_pretrained(hf, dtype=torch.float32)
+            model.save_pretrained(out)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         processor = AutoProcessor.from_pretrained(hf)
         processor.save_pretrained(out)
         processor.tokenizer.save_pretrained(out)
