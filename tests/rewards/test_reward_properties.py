@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from verl_video.rewards import REWARDS, RewardScorer, Sample, load_presets
+from verl_video.rewards.composite import FAILURE_KINDS
+from verl_video.rewards.scorer import DIAGNOSTIC_KEYS
 from verl_video.rewards.boxes import box_iou, mean_box_iou
 from verl_video.rewards.choice import choice_accuracy, extract_choice
 from verl_video.rewards.iou import best_iou, multi_iou, normalized_iou, temporal_iou, timestamp_iou
@@ -72,10 +74,13 @@ def test_scorer_is_total_and_bounded(text, truth, extra, source):
     scorer = _SCORER
     result = scorer(source, text, truth, extra)
     assert tuple(result) == scorer.keys
-    # Only the metrics of tasks other than the row's read nan (not applicable; per-source means skip them).
-    own = f"{row_task(truth, extra)}/"
-    task_keys = {key for _, _, keys in scorer.task_metrics.values() for key in keys}
-    assert all(math.isfinite(v) for k, v in result.items() if k not in task_keys or k.startswith(own))
+    # Only keys the row does not own read nan (other tasks' metrics, other composites' components and their
+    # failure flags: not applicable; per-source means skip them). Its own are finite.
+    own_task = f"{row_task(truth, extra)}/"
+    composite = scorer.composite_for(truth, extra if isinstance(extra, dict) else {})
+    own = {*DIAGNOSTIC_KEYS, *composite.keys, *(f"{k}/{kind}" for k in composite.keys for kind in FAILURE_KINDS)}
+    assert all(math.isfinite(v) for k, v in result.items() if k in own or k.startswith(own_task))
+    assert all(math.isnan(v) for k, v in result.items() if k not in own and not k.startswith(own_task))
     low, high = _BOUNDS
     assert low <= result["score"] <= high
 

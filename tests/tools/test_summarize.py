@@ -104,3 +104,23 @@ def test_answers_that_follow_the_moment_get_no_note(tmp_path):
     assert "distinct answers:            1/10 -> 10/10" in text
     assert "centre correlation w/ truth: n/a (one answer) -> +1.00" in text
     assert "NOTE" not in text
+
+
+def test_each_source_gets_one_grounding_block(tmp_path):
+    # Grounding rows log `iou` twice (the row's and the task metric `tvg/iou`); an MCQ source logs `iou` 0.
+    steps = []
+    for step, iou in ((0, 0.7), (15, 0.8)):
+        data = {"critic/score/mean": 1.0}
+        for source, value in (("demo", iou), ("demo/tvg", iou), ("colours", 0.0)):
+            data.update({f"val-aux/{source}/iou/mean@1": value, f"val-aux/{source}/r1@0.5/mean@1": value,
+                         f"reward/{source}/iou": value, f"reward/{source}/format": 1.0})
+        data.update({"val-aux/colours/mcq/accuracy/mean@1": 0.5, "val-aux/colours/format/mean@1": 1.0,
+                     "reward/colours/mcq/accuracy": 0.5})
+        steps.append({"step": step, "data": data})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
+    text = summarize(tmp_path)
+    assert text.count("the task metric:") == 1 and "validation on demo (greedy), the task metric:" in text
+    assert "validation on colours (greedy), mcq: accuracy 0.500 -> 0.500" in text
+    assert text.count("mIoU    0.700 (step 0) -> 0.800 (step 15)") == 1
+    assert text.count("reward/demo/iou: ") == 1 and "reward/demo/tvg/iou" not in text
+    assert "reward/colours/iou" not in text and "reward/colours/format: " in text

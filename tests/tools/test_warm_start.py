@@ -151,6 +151,23 @@ def test_warm_start_saves_a_trained_loadable_model(tmp_path, tiny_model_dir, dem
     assert any(not torch.equal(before[name], after[name]) for name in before)
 
 
+def test_verl_warm_start_console_shows_progress_and_keeps_the_full_log(tmp_path, tiny_model_dir, demo_dir,
+                                                                       capfd) -> None:
+    from verl_video.tools.verl_sft import LOG_NAME
+
+    out = tmp_path / "warm"
+    summary = warm_start(tiny_model_dir, demo_dir / "train.jsonl", out, steps=3, batch_size=2, max_samples=2)
+    console = capfd.readouterr()
+    shown = console.out + console.err
+    log = (out / LOG_NAME).read_text()
+    # verl's console logger writes one "step:N - train/loss:..." line per step: in the log, not on the console.
+    assert [f"step:{n} -" in log for n in (1, 2, 3)] == [True] * 3 and log.count("train/loss:") >= 3
+    assert "train/loss" not in shown and "step:1 -" not in shown
+    assert f"step 1/3  loss {summary['first_loss']:.4f}" in shown and "step 3/3  loss" in shown
+    assert "3/3" in console.err  # the progress bar's last state
+    assert str(out / LOG_NAME) in shown
+
+
 def test_the_cpu_profiles_data_worker_changes_no_loss(tmp_path, tiny_model_dir, demo_dir) -> None:
     # sft_profile=cpu prepares batches in a DataLoader worker; training must see exactly what it would see
     # if the training process prepared them itself, over an epoch boundary (the worker starts again there).

@@ -7,11 +7,13 @@ Which composite scores a row, first match wins:
 
 Every row returns the same keys (verl concatenates them across the batch): `score`, `parse_ok`, `iou`
 (the task's localisation quality), `parse_<status>` for each failure status, and every component key of
-every known preset; a key the row's composite does not use reads 0. Each registered task's metrics come as
-`<task>/<metric>` (verl_video/tasks/ registers them): the row's own task's are computed, other tasks' read
-nan, which the per-source means skip, so a box IoU never enters a grounding mean. Each component key also has
-`<key>/errors`, `<key>/nan` and `<key>/clamped` (1 when that component raised, returned nan or inf, or
-returned a value outside its declared bounds for this response); the trainer sums them per step.
+every known preset. Each registered task's metrics come as `<task>/<metric>` (verl_video/tasks/ registers
+them). Each component key also has `<key>/errors`, `<key>/nan` and `<key>/clamped` (1 when that component
+raised, returned nan or inf, or returned a value outside its declared bounds for this response); the trainer
+sums them per step. A row computes its own composite's components and its own task's metrics; the keys of
+other composites and tasks read nan. The per-source means skip nan and the trainer drops a validation mean
+of no sample, so a data source logs only its own task's metrics (a grounding set shows no `box_iou` at 0.0)
+and a box IoU never enters a grounding mean.
 """
 
 from __future__ import annotations
@@ -89,8 +91,11 @@ class RewardScorer:
         }
         task_keys = tuple(key for _, _, keys in self.task_metrics.values() for key in keys)
         self.keys = tuple(dict.fromkeys(DIAGNOSTIC_KEYS + component_keys + failure_keys + task_keys))
-        # Every row starts from this (one dict copy): 0 for the keys its composite leaves unset, nan for task metrics.
-        self._blank = {**dict.fromkeys(self.keys, 0.0), **dict.fromkeys(task_keys, math.nan)}
+        # Keys a row may not own: nan until its composite or task sets them (diagnostics are every row's).
+        owned = set(DIAGNOSTIC_KEYS)
+        self._blank = {key: 0.0 if key in owned else math.nan for key in self.keys}
+        # Per composite name, the blank row it starts from (one dict copy): its failure flags read 0.
+        self._blanks: dict[str, dict[str, float]] = {}
         self._warned: set[str] = set()
 
     @classmethod
@@ -129,7 +134,7 @@ class RewardScorer:
         sample = Sample(response, ground_truth, extra_info, str(data_source), composite.parser)
         total, values, failures = composite.evaluate(sample)
         status = answer_status(sample)
-        result = self._blank.copy()
+        result = self._blank_for(composite).copy()
         result.update(overlap_metrics(sample))
         if status in _FAILURE_KEYS:
             result[_FAILURE_KEYS[status]] = 1.0
@@ -138,6 +143,14 @@ class RewardScorer:
         result.update(self._task_metrics(sample))
         result["score"] = total
         return result
+
+    def _blank_for(self, composite: Composite) -> dict[str, float]:
+        """The row a composite's scores start from: its components' failure flags 0, other owned keys nan."""
+        blank = self._blanks.get(composite.name)
+        if blank is None:
+            own = {f"{key}/{kind}": 0.0 for key in composite.keys for kind in FAILURE_KINDS}
+            blank = self._blanks[composite.name] = {**self._blank, **own}
+        return blank
 
     def _task_metrics(self, sample: Sample) -> dict[str, float]:
         own = self.task_metrics.get(sample.task)

@@ -14,9 +14,11 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from verl_video.annotations.records import DEFAULT_TASK
 from verl_video.evaluation.localisation import Localisation, localisation
 from verl_video.rewards.composite import FAILURE_KINDS
 from verl_video.rewards.parser import parse_interval
+from verl_video.tasks import TASKS
 from verl_video.verl_adapter.run_record import find_record
 
 # verl's timing keys, in the order a step runs them.
@@ -81,11 +83,30 @@ TASK_METRICS = (("iou", "mIoU"), ("r1@0.3", "R1@0.3"), ("r1@0.5", "R1@0.5"), ("r
 FALL_TOLERANCE = 0.01
 
 
+def grounding_sources(run: RunMetrics, prefix: str, suffix: str) -> list[str]:
+    """Data sources whose rows are grounding, each once, from the keys `<prefix><source>/iou<suffix>`.
+
+    Every row logs `iou` (its task's overlap: 0 for a bare choice), and grounding rows log it again as the
+    task metric `tvg/iou`: a source is named once, and a source that logs another task's metrics is not
+    a grounding source.
+    """
+    found = [key[len(prefix) : -len(f"/iou{suffix}")] for key in run.keys_matching(prefix, f"/iou{suffix}")]
+    names = {key for _, data in run.steps for key in data}
+    sources = []
+    for name in found:
+        owner, _, task = name.rpartition("/")
+        if task == DEFAULT_TASK and owner in found:
+            continue  # the task metric's copy of its source's `iou`
+        if not any(key.startswith(f"{prefix}{name}/{other}/") for key in names for other in TASKS if other != DEFAULT_TASK):
+            sources.append(name)
+    return sources
+
+
 def task_metric_lines(run: RunMetrics) -> list[str]:
     """Validation before/after per data source: the task metric, then format, then a warning if the task got worse."""
     lines = []
-    for iou_key in run.keys_matching("val-aux/", "/iou/mean@1"):
-        source = iou_key[len("val-aux/") : -len("/iou/mean@1")]
+    for source in grounding_sources(run, "val-aux/", "/mean@1"):
+        iou_key = f"val-aux/{source}/iou/mean@1"
         lines.append(f"validation on {source} (greedy), the task metric:")
         for name, label in TASK_METRICS:
             series = run.series(f"val-aux/{source}/{name}/mean@1")
@@ -101,6 +122,22 @@ def task_metric_lines(run: RunMetrics) -> list[str]:
                 f"  WARNING: validation IoU on {source} FELL during training ({iou[0][1]:.3f} -> {iou[-1][1]:.3f}): "
                 "the model localises worse than before GRPO, whatever the reward says"
             )
+    return lines
+
+
+def other_task_lines(run: RunMetrics) -> list[str]:
+    """Validation before/after of the other tasks' metrics (accuracy, evidence IoU, box IoU), one line per source."""
+    lines = []
+    for task_name, task in TASKS.items():
+        if task_name == DEFAULT_TASK:
+            continue
+        by_source: dict[str, list[str]] = {}
+        for metric in task.metric_keys:
+            suffix = f"/{task_name}/{metric}/mean@1"
+            for key in run.keys_matching("val-aux/", suffix):
+                (_, first), (_, last) = run.series(key)[0], run.series(key)[-1]
+                by_source.setdefault(key[len("val-aux/") : -len(suffix)], []).append(f"{metric} {first:.3f} -> {last:.3f}")
+        lines += [f"validation on {source} (greedy), {task_name}: {', '.join(parts)}" for source, parts in by_source.items()]
     return lines
 
 
@@ -174,14 +211,15 @@ def summarize(run_dir: Path, window: int = 5) -> str:
             f"seed: {record.get('seed')}  config fingerprint: {record.get('config_fingerprint')}  "
             f"data fingerprint: {record.get('data_fingerprint')}"
         )
-    lines += task_metric_lines(run)
+    lines += task_metric_lines(run) + other_task_lines(run)
     lines += localisation_lines(run_dir / "validation")
 
     rewards = [v for _, v in run.series("critic/score/mean")]
     window = max(1, min(window, len(rewards) // 2 or 1))
     lines.append(f"training rollouts (sampled at the rollout temperature), mean of first {window} -> last {window} steps:")
     lines.append(f"  reward: {_fmt(window_mean(rewards, True, window))} -> {_fmt(window_mean(rewards, False, window))}")
-    for key in run.keys_matching("reward/", "/iou") + run.keys_matching("reward/", "/format"):
+    iou_keys = [f"reward/{source}/iou" for source in grounding_sources(run, "reward/", "")]
+    for key in iou_keys + run.keys_matching("reward/", "/format"):
         values = [v for _, v in run.series(key)]
         lines.append(f"  {key}: {_fmt(window_mean(values, True, window))} -> {_fmt(window_mean(values, False, window))}")
 

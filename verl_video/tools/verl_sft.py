@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,12 +60,78 @@ def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_
     return overrides + video_overrides(settings)
 
 
+# verl's full console output (its metrics line of every step), kept beside the model.
+LOG_NAME = "warm_start.log"
+# How often the console gets a loss line: about every tenth of the steps, and the first and last step.
+LOSS_LINES = 10
+# Lines of the log shown when the trainer fails.
+FAILURE_TAIL = 40
+
+
+def run_with_progress(command: list[str], env: dict[str, str], metrics: Path, log: Path, steps: int,
+                      poll_s: float = 0.5) -> list[float]:
+    """Run verl's SFT trainer with its output in `log`; show a bar of its steps and a few loss lines; its losses.
+
+    The steps come from verl's file logger (`metrics`, one JSON line per step, written unbuffered).
+    """
+    from tqdm import tqdm
+
+    print(f"verl-video warm-start: verl's SFT trainer, {steps} steps; its full log: {log}", flush=True)
+    with open(log, "wb") as sink, tqdm(total=steps, unit="step", desc="warm start", mininterval=1.0) as bar:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            losses = _follow(process, metrics, bar, steps, poll_s)
+        except BaseException:  # Ctrl-C or a torn metrics line: the trainer must not outlive the command
+            process.kill()
+            process.wait()
+            raise
+    if process.returncode:
+        tail = log.read_text(errors="replace").splitlines()[-FAILURE_TAIL:]
+        print("\n".join(tail), file=sys.stderr)
+        print(f"verl-video warm-start: verl's SFT trainer failed (exit {process.returncode}); full log: {log}",
+              file=sys.stderr)
+        raise subprocess.CalledProcessError(process.returncode, command)
+    print(f"verl-video warm-start: {len(losses)} steps done; verl's full log: {log}", flush=True)
+    return losses
+
+
+def _follow(process: subprocess.Popen, metrics: Path, bar, steps: int, poll_s: float) -> list[float]:
+    """Until the process exits, advance the bar for each step verl's file logger wrote; the losses in order."""
+    every = max(1, steps // LOSS_LINES)
+    losses: list[float] = []
+    seen = 0
+    while True:
+        finished = process.poll() is not None  # read once more after the exit: the last lines
+        lines = _complete_lines(metrics)[seen:]
+        seen += len(lines)
+        for row in (json.loads(line) for line in lines if line.strip()):
+            loss = row["data"].get("train/loss")
+            if loss is None:
+                continue
+            losses.append(float(loss))
+            step = int(row.get("step", len(losses)))
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.update(1)
+            if step == 1 or step % every == 0 or step == steps:
+                bar.write(f"  step {step}/{steps}  loss {loss:.4f}")
+        if finished:
+            break
+        time.sleep(poll_s)
+    return losses
+
+
+def _complete_lines(path: Path) -> list[bytes]:
+    """The file's lines that end in a newline (a half-written last line waits for the next read)."""
+    return path.read_bytes().split(b"\n")[:-1] if path.is_file() else []
+
+
 def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, seed: int,
                     template: str | None = None, max_samples: int | None = None,
                     settings: VideoDataSettings | None = None) -> dict:
     """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
 
     from verl_video.verl_adapter.sft_driver import RESULT_NAME
 
@@ -78,15 +145,21 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
         # The caller's torch thread count (warm-start --threads, default 1), which a new process would not get:
         # on a loaded CPU, OpenMP threads spinning for each other made verl's steps 8x slower than the loop's.
         env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(metrics), OMP_NUM_THREADS=str(torch.get_num_threads()))
-        subprocess.run([sys.executable, "-m", "verl_video.sft", *overrides], env=env, check=True)
-        result = json.loads((workdir / RESULT_NAME).read_text())
-        losses = [json.loads(line)["data"]["train/loss"] for line in metrics.read_text().splitlines()
-                  if "train/loss" in json.loads(line)["data"]]
-        hf = workdir / f"global_step_{result['steps']}" / "huggingface"
-        # verl writes fp32 tensors under a bfloat16 config; save them as fp32 so the model loads as trained.
-        model = AutoModelForImageTextToText.from_pretrained(hf, dtype=torch.float32)
         out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out)
+        losses = run_with_progress([sys.executable, "-m", "verl_video.sft", *overrides], env, metrics,
+                                   out / LOG_NAME, steps)
+        result = json.loads((workdir / RESULT_NAME).read_text())
+        hf = workdir / f"global_step_{result['steps']}" / "huggingface"
+        # The bar above was the progress; copying the model needs none of its own (the setting is restored).
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            # verl writes fp32 tensors under a bfloat16 config; save them as fp32 so the model loads as trained.
+            model = AutoModelForImageTextToText.from_pretrained(hf, dtype=torch.float32)
+            model.save_pretrained(out)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         processor = AutoProcessor.from_pretrained(hf)
         processor.save_pretrained(out)
         processor.tokenizer.save_pretrained(out)

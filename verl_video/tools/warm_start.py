@@ -13,6 +13,8 @@ It trains through verl's SFT trainer (tools/verl_sft.py: `python -m verl_video.s
 `VideoSFTDataset`, the same settings). `--trainer loop` is this module's single-process loop instead, kept
 for `--noise` (jittered targets, which verl's dataset does not draw) and as the reference that
 benchmarks/bench_sft_step.py times verl's trainer against; both train on the same ids, labels and positions.
+With verl's trainer the console shows a progress bar and the loss about every tenth of the steps; verl's
+own output (a metrics line per step) goes to OUT/warm_start.log.
 
 Records, prompt and video go through the pipeline training uses (`verl_video.pipeline.items`), under
 the settings training will use: video_grpo.yaml composed with `--set` overrides (e.g.
