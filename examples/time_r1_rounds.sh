@@ -70,8 +70,7 @@ print("kept %d of %d (dropped: %s)" % (c["kept"], r["records"], dropped))
 PY
 )
   echo "== round $round/$ROUNDS: GRPO from $MODEL on the selection: $counts"
-  rm -f "$dir/metrics.jsonl"
-  VERL_FILE_LOGGER_PATH="$dir/metrics.jsonl" python -m verl_video.main "${TRAIN_ARGS[@]}" \
+  python -m verl_video.main "${TRAIN_ARGS[@]}" \
     actor_rollout_ref.model.path="$MODEL" \
     data.train_files="$dir/select/data_config.yaml" \
     data.val_files="$VAL" \

@@ -45,9 +45,7 @@ if [[ ! -f "$OUT/warm_model/config.json" ]]; then
     --steps "$WARM_START_STEPS" --batch-size 8 --lr 2e-3
 fi
 
-echo "== 4/4 GRPO, metrics in $OUT/metrics.jsonl"
-rm -f "$OUT/metrics.jsonl"
-export VERL_FILE_LOGGER_PATH="$OUT/metrics.jsonl"
+echo "== 4/4 GRPO, run (record, metrics, checkpoints) in $OUT/checkpoints"
 verl-video monitor-memory "$OUT/memory.json" -- \
   python -m verl_video.main experiment=tiny_tvg_demo \
     actor_rollout_ref.model.path="$OUT/warm_model" \
@@ -56,6 +54,6 @@ verl-video monitor-memory "$OUT/memory.json" -- \
     trainer.default_local_dir="$OUT/checkpoints" \
     trainer.validation_data_dir="$OUT/validation" \
     ${STEPS:+trainer.total_training_steps="$STEPS"} \
-    "$@" 2>&1 | tee "$OUT/train.log"
+    "$@" 2>&1 | tee -a "$OUT/train.log"
 
 verl-video summarize "$OUT"

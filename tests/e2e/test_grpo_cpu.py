@@ -377,6 +377,40 @@ def grpo_resumed(prepared, grpo_killed) -> dict:
     return _train(prepared, "resumed", "trainer.save_freq=1")
 
 
+@pytest.fixture(scope="module")
+def grpo_rerun(prepared, grpo_run) -> dict:
+    """grpo_run's command again in its finished folder, as a user reruns a script: the files before and after."""
+    files = ("metrics.jsonl", "checkpoints/run.json")
+    before = {name: (grpo_run["root"] / name).read_bytes() for name in files}
+    run = _train(prepared, "run")
+    run["before"], run["after"] = before, {name: (run["root"] / name).read_bytes() for name in files}
+    return run
+
+
+def test_a_rerun_of_a_finished_run_resumes_it_and_keeps_its_metrics(grpo_run, grpo_rerun):
+    _assert_ran(grpo_run)
+    assert grpo_rerun["code"] == 0, grpo_rerun["log"].read_text()[-4000:]
+    log = grpo_rerun["log"].read_text(errors="replace").split("verl-video: run record")[-2]
+    assert "holds this run (same config and data): resuming it" in log
+    # Nothing trained again, nothing lost: the finished run's metrics and record are what they were.
+    assert grpo_rerun["after"] == grpo_rerun["before"]
+    assert "steps logged: 2" in summarize(grpo_rerun["root"])
+
+
+def test_a_rerun_with_another_seed_in_the_same_folder_stops_at_start_up(prepared, grpo_run):
+    _assert_ran(grpo_run)
+    record, metrics = (grpo_run["root"] / "checkpoints" / "run.json").read_bytes(), (grpo_run["root"] / "metrics.jsonl").read_bytes()
+    before = grpo_run["log"].read_text(errors="replace")
+    run = _train(prepared, "run", "trainer.seed=7", timeout=300)
+    log = grpo_run["log"].read_text(errors="replace")[len(before):]
+    assert run["code"] == 2, log[-4000:]
+    # Refused by the driver before Ray starts (a Ray start alone takes longer on this machine).
+    assert "Started a local Ray instance" not in log and run["seconds"] < 90, (run["seconds"], log[-3000:])
+    assert "trainer.seed: 42 -> 7" in log and "another trainer.default_local_dir" in log, log[-3000:]
+    assert (grpo_run["root"] / "checkpoints" / "run.json").read_bytes() == record
+    assert (grpo_run["root"] / "metrics.jsonl").read_bytes() == metrics
+
+
 def _prompt_ids_per_step(run: dict) -> dict[int, list[str]]:
     steps: dict[int, list[str]] = {}
     for row in _trajectories(run):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,12 +197,31 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+class SummaryError(ValueError):
+    """A run folder that cannot be summarised; the message says what was looked for."""
+
+
+def find_metrics(path: Path) -> Path:
+    """The metrics file of a run: `path` itself, or metrics.jsonl in the run folder or its checkpoints/."""
+    if path.is_file():
+        return path
+    candidates = [path / "metrics.jsonl", path / "checkpoints" / "metrics.jsonl"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if not path.exists():
+        raise SummaryError(f"{path}: no such run folder or metrics file")
+    raise SummaryError(
+        f"{path}: no metrics.jsonl here or in checkpoints/ (the driver writes it into trainer.default_local_dir when "
+        "trainer.logger includes file; VERL_FILE_LOGGER_PATH puts it elsewhere: pass that file)"
+    )
+
+
 def summarize(run_dir: Path, window: int = 5) -> str:
     """Human-readable summary of a run directory."""
-    metrics_path = run_dir / "metrics.jsonl" if run_dir.is_dir() else run_dir
-    run_dir = metrics_path.parent
-    if not metrics_path.exists():
-        raise FileNotFoundError(f"{metrics_path}: no metrics (was the run started with trainer.logger=[...,file]?)")
+    metrics_path = find_metrics(run_dir)
+    # The outputs (train.log, memory.json, validation/) sit in the folder given, the metrics maybe one below.
+    run_dir = run_dir if run_dir.is_dir() else metrics_path.parent
     run = RunMetrics.load(metrics_path)
     lines = [f"run: {run_dir}", f"steps logged: {len(run.steps)}"]
 
@@ -246,8 +266,8 @@ def summarize(run_dir: Path, window: int = 5) -> str:
             f"({memory['peak_above_baseline_gib']:.2f} GiB above the start), wall {memory['wall_s']:.0f} s"
         )
     lines.append("outputs:")
+    lines.append(f"  {metrics_path}  (metrics per step)")
     for name, what in (
-        ("metrics.jsonl", "metrics per step"),
         ("train.log", "console log"),
         ("checkpoints", "checkpoints"),
         ("validation", "validation generations"),
@@ -278,5 +298,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(summarize(args.run_dir, args.window))
+    """`verl-video summarize`: print the summary; a folder without a run is one line on stderr, exit 2."""
+    try:
+        print(summarize(args.run_dir, args.window))
+    except (SummaryError, ValueError) as exc:
+        print(f"verl-video summarize: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -19,7 +19,7 @@ from verl_video.models.family import UnsupportedModelError, require_family
 from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
 from verl_video.models.vision_tower import VisionSettings
 from verl_video.verl_adapter.plugin import register_all
-from verl_video.verl_adapter.run_record import write_record
+from verl_video.verl_adapter.run_record import METRICS_NAME, RunFolderError, claim_run_folder, write_record
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
 
@@ -138,6 +138,10 @@ def prepare_environment(config: DictConfig) -> None:
     os.environ.setdefault("TQ_NUM_THREADS", str(transfer_queue_threads(psutil.cpu_count(logical=False))))
     # The engines in the trainer workers read the vision settings from here (see models/vision_tower.py).
     os.environ[VISION_ENV_VAR] = VisionSettings.from_config(config).to_env()
+    if "file" in (config.trainer.logger or ()) and not os.environ.get("VERL_FILE_LOGGER_PATH"):
+        # verl's default is ./<project>/<experiment>.jsonl under the working directory, shared (and truncated) by
+        # every run of that name; a run's metrics belong in its own folder, beside run.json.
+        os.environ["VERL_FILE_LOGGER_PATH"] = os.path.join(os.path.abspath(config.trainer.default_local_dir), METRICS_NAME)
     env_vars = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
     OmegaConf.set_struct(config, False)
     runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})
@@ -160,7 +164,14 @@ def run(config: DictConfig) -> None:
     prepare_environment(config)
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    record = write_record(OmegaConf.to_container(config, resolve=True), config.trainer.default_local_dir)
+    resolved = OmegaConf.to_container(config, resolve=True)
+    try:
+        folder = claim_run_folder(resolved, config.trainer.default_local_dir, os.environ.get("VERL_FILE_LOGGER_PATH"))
+    except RunFolderError as exc:
+        raise ConfigError(str(exc)) from None
+    if folder == "same":
+        print(f"verl-video: {config.trainer.default_local_dir} holds this run (same config and data): resuming it")
+    record = write_record(resolved, config.trainer.default_local_dir)
     print(f"verl-video: run record (seed, config and data fingerprints) in {record}")
     if config.trainer.use_v1:
         run_ppo(config, task_runner_class=TaskRunnerV1)

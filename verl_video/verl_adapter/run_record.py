@@ -104,6 +104,82 @@ def write_record(config: Mapping[str, Any], out_dir: str) -> Path:
     return path
 
 
+METRICS_NAME = "metrics.jsonl"
+# Ways to start a run in a folder that holds another one, as the refusal lists them.
+RESUME_MODES = ("auto", "disable", "resume_path")
+
+
+class RunFolderError(ValueError):
+    """The run folder holds a run of another config; the message names the keys that differ and the ways out."""
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """`key: old -> new` for every experiment key (outputs and logging left out) whose value differs."""
+    trees = []
+    for config in (old, new):
+        tree = json.loads(json.dumps(config, sort_keys=True, default=str))
+        for key in NOT_THE_EXPERIMENT:
+            _drop(tree, key)
+        trees.append(_flatten(tree))
+    missing = object()
+    return [
+        f"{key}: {trees[0].get(key, '(absent)')} -> {trees[1].get(key, '(absent)')}"
+        for key in sorted(set(trees[0]) | set(trees[1]))
+        if trees[0].get(key, missing) != trees[1].get(key, missing)
+    ]
+
+
+def _has_checkpoints(run_dir: Path) -> bool:
+    return any(p.is_dir() and p.name.startswith("global_step_") for p in run_dir.iterdir()) if run_dir.is_dir() else False
+
+
+def claim_run_folder(config: Mapping[str, Any], run_dir: str, metrics_path: str | None) -> str:
+    """Check that `run_dir` is this run's folder before anything is written; returns "new", "same" or "archived".
+
+    A folder holding a run of another config fingerprint (or other data) is refused under the default
+    `trainer.resume_mode=auto`: resuming would continue those weights under other settings. An explicit
+    `resume_mode` (disable in a folder without checkpoints, or resume_path) is the user's choice: the previous
+    record and metrics are then kept beside the new ones, renamed with their fingerprint, never overwritten.
+    """
+    folder = Path(run_dir)
+    old_path = folder / RECORD_NAME
+    if not old_path.is_file():
+        return "new"
+    old = json.loads(old_path.read_text())
+    new = build_record(config)
+    if old.get("config_fingerprint") == new["config_fingerprint"] and old.get("data_fingerprint") == new["data_fingerprint"]:
+        return "same"
+    differences = config_differences(old.get("config") or {}, config)
+    if old.get("data_fingerprint") != new["data_fingerprint"]:
+        differences.append(f"data files: fingerprint {old.get('data_fingerprint')} -> {new['data_fingerprint']}")
+    mode = config["trainer"].get("resume_mode", "auto")
+    checkpoints = _has_checkpoints(folder)
+    if mode == "auto" or (mode == "disable" and checkpoints):
+        shown = "\n  ".join(differences[:12]) + (f"\n  ... and {len(differences) - 12} more" if len(differences) > 12 else "")
+        raise RunFolderError(
+            f"{folder} holds another run ({old_path}, config {old.get('config_fingerprint')}); this config "
+            f"({new['config_fingerprint']}) differs in:\n  {shown}\n"
+            "Ways out: another trainer.default_local_dir (a folder per run); "
+            "or trainer.resume_mode=resume_path trainer.resume_from_path=<a global_step_N of that folder> to continue "
+            "those weights under this config on purpose"
+            + ("" if checkpoints else "; or trainer.resume_mode=disable to start over here (its record is kept)")
+        )
+    stamp = old.get("config_fingerprint") or "previous"
+    os.replace(old_path, folder / f"run.{stamp}.json")
+    if metrics_path and os.path.isfile(metrics_path) and Path(metrics_path).resolve().parent == folder.resolve():
+        os.replace(metrics_path, folder / f"metrics.{stamp}.jsonl")
+    return "archived"
+
+
 def find_record(run_dir: Path) -> dict[str, Any] | None:
     """The run record in a run folder (itself or its `checkpoints/`), or None."""
     try:
