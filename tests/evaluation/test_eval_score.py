@@ -117,3 +117,30 @@ def test_custom_buckets_from_the_command_line(tmp_path, capsys, write_jsonl):
     out = capsys.readouterr().out
     assert "| 0-50s |" in out and "| >=50s |" in out and "## By nothing" in out
     assert main(["score", str(path), "--buckets", "duration=5,1"]) == 2
+
+
+def test_score_grades_an_evals_predictions_as_the_eval_did_and_says_so(tmp_path, write_jsonl):
+    import json
+    import subprocess
+    import sys
+
+    # What `verl-video eval` leaves: predictions.jsonl and, beside it, run.json with the parser it graded with.
+    pred = write_jsonl(tmp_path / "predictions.jsonl", [
+        {"timestamps": [0, 10], "response": "<answer>0 to 10</answer>", "duration": 20},
+        {"timestamps": [0, 10], "response": "<answer>10 to 0</answer>", "duration": 20},
+    ])
+    (tmp_path / "run.json").write_text(json.dumps({"parser": {"fallback": "none", "match": "last", "reversed": "reject",
+                                                               "clip": True, "normalized": False}}))
+
+    def score(*flags: str) -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-m", "verl_video.cli", "score", str(pred), *flags],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, done.stderr
+
+    out, err = score()
+    assert "reversed=reject" in err and str(tmp_path / "run.json") in err
+    assert "| all | 50.00 | 50.00 | 50.00 | 50.00 |" in out  # the reversed pair rejected, as eval graded it
+    out, err = score("--reversed", "swap")
+    assert "reversed=swap" in err and "changed by the flags given" in err
+    assert "| all | 100.00 | 100.00 | 100.00 | 100.00 |" in out

@@ -7,10 +7,12 @@ published conventions (strict `>`, first match, dropping failures) and are print
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from verl_video.evaluation.breakdown import Buckets, break_down, make_dimensions
@@ -81,7 +83,8 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
                    help="which interval when an answer holds several (lmms-eval reads the first; default last)")
     g.add_argument("--fallback", choices=("none", "whole_text"),
                    help="parse the whole response when it has no <answer> block (default: no)")
-    g.add_argument("--reversed", choices=("swap", "reject"), help="reversed pairs (default swap)")
+    g.add_argument("--reversed", choices=("swap", "reject"), help="reversed pairs (default: the rule recorded in the run.json "
+                   "`verl-video eval` wrote beside the predictions, else swap)")
     g.add_argument("--no-clip", action="store_true", help="do not clip parsed answers to [0, duration]")
     g.add_argument("--normalized", action="store_true", help="answers are fractions of the video duration")
     b = parser.add_argument_group("breakdowns")
@@ -113,6 +116,22 @@ def scoring_from_args(args: argparse.Namespace, base: ParserConfig = DEFAULT_CON
     given = {"fallback": args.fallback, "match": args.match, "reversed": args.reversed,
              "clip": False if args.no_clip else None, "normalized": True if args.normalized else None}
     return convention, replace(base, **{name: value for name, value in given.items() if value is not None})
+
+
+def recorded_parser(predictions: str) -> tuple[ParserConfig, str] | None:
+    """The parser `verl-video eval` graded with, from the run.json it wrote beside these predictions, or None."""
+    record_path = os.path.join(os.path.dirname(os.path.abspath(predictions)), "run.json")
+    try:
+        with open(record_path) as f:
+            recorded = json.load(f).get("parser")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        return ParserConfig(**recorded), record_path
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{record_path}: field 'parser' is not a parser configuration ({exc})") from None
 
 
 def reward_parser(reward_kwargs: Mapping[str, Any] | None) -> ParserConfig:
@@ -156,13 +175,21 @@ def show_and_write(report: ScoreReport | None, tasks: dict[str, TaskScores], out
     return paths + (report.write(out_dir, plots=plots) if report is not None else [])
 
 
+def _parser_text(parser: ParserConfig) -> str:
+    return ", ".join(f"{name}={value}" for name, value in asdict(parser).items())
+
+
 def run(args: argparse.Namespace) -> int:
     """Score a predictions file, print the markdown report, optionally write it with plots.
 
     Lines of other tasks (multiple choice, grounded QA, tracking, ...) get one table per task before it.
     """
     try:
-        convention, parser = scoring_from_args(args)
+        # One number per predictions file: grade as the eval that wrote it did, unless a flag says otherwise.
+        base, origin = recorded_parser(args.predictions) or (DEFAULT_CONFIG, "the defaults")
+        convention, parser = scoring_from_args(args, base)
+        flagged = "" if parser == base else ", changed by the flags given"
+        print(f"verl-video score: parser {_parser_text(parser)} (from {origin}{flagged})", file=sys.stderr)
         report, tasks = score_all(args.predictions, convention, parser, args.by, parse_buckets(args.buckets),
                                   args.prefer)
     except (PredictionFileError, ValueError, OSError) as exc:
