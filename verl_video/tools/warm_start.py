@@ -246,6 +246,8 @@ def warm_start(
         "last_loss": sum(losses[-window:]) / window if losses else math.nan,
         "train_seconds": round(seconds, 1),
         "seconds_per_step": round(seconds / max(1, steps), 3),
+        # The prompt the model learnt to answer; `python -m verl_video.main` refuses to train it under another.
+        "prompt_template": template or (settings.prompt_template if settings is not None else None),
     }
     (out / "warm_start.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

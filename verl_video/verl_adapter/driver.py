@@ -101,6 +101,28 @@ def check_model_family(config: DictConfig) -> None:
     print(f"verl-video: model family {family.model_type} (video time: {family.time_encoding})")
 
 
+WARM_START_RECORD = "warm_start.json"
+
+
+def check_warm_start_template(config: DictConfig) -> None:
+    """Refuse to train a warm-started model under another prompt than the one its warm start taught it."""
+    path = os.path.join(str(config.actor_rollout_ref.model.path), WARM_START_RECORD)
+    if not os.path.isfile(path):
+        return
+    import json
+
+    with open(path) as f:
+        taught = json.load(f).get("prompt_template")
+    asked = config.data.get("video", {}).get("prompt_template")
+    if taught and asked and taught != asked:
+        raise ConfigError(
+            f"actor_rollout_ref.model.path={config.actor_rollout_ref.model.path} was warm-started to answer the "
+            f"{taught!r} prompt ({path}), this run prompts with {asked!r} (data.video.prompt_template): its first "
+            f"answers would not parse. Use the experiment it was made with (the demo's: experiment=tiny_tvg_demo) or "
+            f"data.video.prompt_template={taught}"
+        )
+
+
 def check_reward_presets(config: DictConfig) -> None:
     """Refuse a data_config entry whose `reward_preset` names no preset: its rows would be scored by another one."""
     from verl_video.annotations.data_config import DataConfigError
@@ -160,6 +182,7 @@ def run(config: DictConfig) -> None:
 
     check_device_settings(config)
     check_model_family(config)
+    check_warm_start_template(config)
     check_reward_presets(config)
     prepare_environment(config)
     auto_set_device(config)
