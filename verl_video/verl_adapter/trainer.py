@@ -57,11 +57,13 @@ class VideoTrainer(ResumableTrainer, PPOTrainerSync):
 
     def fit(self, agent_loop_manager):
         """verl's loop; a rollout worker that dies fails it instead of leaving it waiting (worker_watch.py)."""
+        # verl 0.9.1 PPOTrainer.fit: the replay buffer's waits get the worker watch before the loop starts.
         watch_replay_buffer(self.replay_buffer, agent_loop_manager.agent_loop_workers)
         return super().fit(agent_loop_manager)
 
     def prepare_step(self) -> dict:
         """verl's dispatch of the step's prompts; the dynamic-sampling bound counts from there."""
+        # verl 0.9.1 PPOTrainer.prepare_step: it submits the step's first prompts outside the buffer's refill.
         result = super().prepare_step()
         if isinstance(self.replay_buffer, GroupFilter):
             self.replay_buffer.note_dispatched(int(self.config.data.train_batch_size))
@@ -69,6 +71,7 @@ class VideoTrainer(ResumableTrainer, PPOTrainerSync):
 
     def step(self, metrics: dict, timing_raw: dict):
         """verl's step; then the curriculum learns from the trained batch and our metrics join the step's."""
+        # verl 0.9.1 PPOTrainer.step: the trained batch is in TransferQueue until fit clears it after the dump.
         batch = super().step(metrics, timing_raw)
         if self.curriculum is not None:
             self.curriculum.update(index_scores(trainer_base.tq, batch))
@@ -83,21 +86,19 @@ class VideoTrainer(ResumableTrainer, PPOTrainerSync):
         return batch
 
     def _build_replay_buffer(self):
-        # Replaces PPOTrainer._build_replay_buffer's mode: verl branches on the mode NAME (buffer class, prompt
-        # fetches, checkpoint state, resume), and "video_sync" would get the async behaviour; also bounds DAPO.
-        self.trainer_mode = "sync"
+        # verl 0.9.1 PPOTrainer._build_replay_buffer: verl branches on the mode name; also bounds DAPO.
+        self.trainer_mode = "sync"  # "video_sync" would get the async buffer, prompt fetches, checkpoint state
         buffer = super()._build_replay_buffer()
         return dynamic_sampling.bounded(buffer, self.config.algorithm.get("filter_groups", None) or {})
 
     def _init_dataloader(self):
-        # Extends PPOTrainer._init_dataloader: verl never builds `data.sampler`; the curriculum's loader must
-        # exist before verl restores the dataloader state from a checkpoint.
+        # verl 0.9.1 PPOTrainer._init_dataloader: verl never builds data.sampler; build it before state loads.
         super()._init_dataloader()
         self.curriculum, self.train_dataloader = curriculum_loader(self.config.data, self.train_dataset,
                                                                    self.train_dataloader)
 
     def _fetch_one_gen_batch(self):
-        # Extends PPOTrainer._fetch_one_gen_batch: its random uuids become (step, position)-numbered uids.
+        # verl 0.9.1 PPOTrainer._fetch_one_gen_batch: its random uuids become (step, position)-numbered uids.
         batch = super()._fetch_one_gen_batch()
         uids = list(batch["uid"])
         tu.assign_non_tensor_stack(batch, "uid", numbered_uids(uids, self.global_steps, self._prompts_fetched))
@@ -105,17 +106,16 @@ class VideoTrainer(ResumableTrainer, PPOTrainerSync):
         return batch
 
     def _balance_batch(self, batch, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
-        # Extends PPOTrainer._balance_batch: the batch arrives in completion order; balance it from one order.
+        # verl 0.9.1 PPOTrainer._balance_batch: the batch arrives in completion order; balance it from one order.
         batch.reorder(trajectory_order(list(batch.keys)))
         return super()._balance_batch(batch, metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch)
 
     def _validate(self) -> dict[str, float]:
-        # Filters PPOTrainer._validate: rows carry every task's metric keys, so a task absent from the
-        # validation set gets NaN means (logged as null); a metric of no sample is left out.
+        # verl 0.9.1 PPOTrainer._validate: a task absent from the validation set gets NaN means; those are left out.
         return {key: value for key, value in super()._validate().items() if not _is_missing(value)}
 
     def _dump_generations(self, inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path):
-        # Extends PPOTrainer._dump_generations: rows of the trained batch (the rollout dump) get their reward extras.
+        # verl 0.9.1 PPOTrainer._dump_generations: the rollout dump's rows (the trained batch) get their reward extras.
         with_reward_extras(trainer_base.tq, self._trained_batch, reward_extra_infos_dict)
         return super()._dump_generations(inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path)
 
