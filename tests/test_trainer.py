@@ -1,5 +1,5 @@
-"""Our trainer's jobs, each through its own module: step metrics, the rollout dump, the composition with verl,
-and the driver refusing verl's old trainer (the end-to-end run: tests/e2e/test_grpo_cpu.py)."""
+"""Our trainer's jobs, each through its own module: step metrics, the rollout dump, the curriculum hook, the
+composition with verl, and the driver refusing verl's old trainer (the end-to-end run: tests/e2e/test_grpo_cpu.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
+from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from verl_video.verl_adapter.agent_loop import DECODE_FAILED_FIELD
+from verl_video.verl_adapter.curriculum_hook import curriculum_loader, index_scores
 from verl_video.verl_adapter.resume import ResumableTrainer
 from verl_video.verl_adapter.rollout_dump import with_reward_extras
 from verl_video.verl_adapter.step_metrics import RunningTotals, data_metrics, step_metrics
@@ -86,6 +89,37 @@ def test_running_totals_continue_from_the_checkpoint_resumed_from():
     metrics = data_metrics(queue, _batch(keys), trainer.totals, unreadable_at_start=0)
     assert metrics["data/replaced_total"] == 5.0 and metrics["data/decode_failed_total"] == 2.0
     assert trainer.resumable_state() == {"_replaced_total": 5, "_decode_failed_total": 2}
+
+
+class HardestFirst(torch.utils.data.Sampler):
+    """A curriculum stand-in: draws the indices by descending reward learned through `update`."""
+
+    def __init__(self, data_source, data_config) -> None:
+        self.size, self.reward = len(data_source), {}
+
+    def __iter__(self):
+        return iter(sorted(range(self.size), key=lambda i: (-self.reward.get(i, 0.0), i)))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def update(self, batch) -> None:
+        self.reward.update(zip(batch["index"], batch["score"]))
+
+
+def test_curriculum_sampler_orders_the_loader_and_learns_from_the_trained_batch():
+    dataset = list(range(4))
+    data_config = OmegaConf.create({"sampler": {"class_path": __file__, "class_name": "HardestFirst"},
+                                    "dataloader_num_workers": 0})
+    sampler, loader = curriculum_loader(data_config, dataset, StatefulDataLoader(dataset, batch_size=2))
+    keys = ["a_0_0", "b_0_0", "pad_0_0"]
+    queue = FakeQueue(keys, extra_info=[{"index": 3}, {"index": 1}, {"index": 0}],
+                      rm_scores=[torch.tensor([0.0, 1.0]), torch.tensor([0.5]), torch.tensor([9.0])])
+    sampler.update(index_scores(queue, _batch(keys, padding=(2,))))  # the padding row's reward must not count
+    assert [batch.tolist() for batch in loader] == [[3, 1], [0, 2]]
+    with_workers = OmegaConf.merge(data_config, {"dataloader_num_workers": 2})
+    with pytest.raises(ValueError, match="dataloader_num_workers=0"):
+        curriculum_loader(with_workers, dataset, StatefulDataLoader(dataset, batch_size=2))
 
 
 def test_every_private_override_replaces_a_method_verl_has():
