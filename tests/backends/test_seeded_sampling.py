@@ -9,7 +9,7 @@ import torch
 
 from verl_video.verl_adapter.hf_engine import GenerationRequest, HFEngine, SamplingSettings, SeededSampler
 from verl_video.verl_adapter.seeded_agent_loop import trajectory_seed
-from verl_video.verl_adapter.trainer import trajectory_order
+from verl_video.verl_adapter.trajectory_order import trajectory_order
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, _agent_loop_registry
@@ -21,7 +19,6 @@ from verl_video.verl_adapter.rl_dataset import placeholder_video
 from verl_video.video.settings import VideoBudget
 from verl_video.video.decode import video_metadata
 from verl_video.verl_adapter.driver import CONFIG_DIR
-from verl_video.verl_adapter.trainer import VideoTrainer
 
 
 def _output(video) -> AgentLoopOutput:
@@ -77,18 +74,3 @@ def test_our_agent_loop_is_registered_and_selected():
     with initialize_config_dir(config_dir=os.path.abspath(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="video_grpo")
     assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_LOOP_NAME
-
-
-def test_step_metrics_count_each_failed_prompt_once(monkeypatch):
-    from verl_video.verl_adapter import trainer
-
-    # Two prompts of n=2 trajectories; prompt "b" failed to decode (both its trajectories are flagged).
-    keys = ["a_0_0", "a_1_0", "b_0_0", "b_1_0"]
-    flags = [{}, {}, {DECODE_FAILED_FIELD: 1}, {DECODE_FAILED_FIELD: 1}]
-    rows = {"extra_info": np.array([{"data_replaced": 0}] * 4, dtype=object), "extra_fields": np.array(flags, dtype=object)}
-    monkeypatch.setattr(trainer.trainer_base, "tq", SimpleNamespace(kv_batch_get=lambda **kwargs: rows))
-    fake = SimpleNamespace(train_dataset=SimpleNamespace(unreadable_videos=0))
-    batch = SimpleNamespace(keys=keys, partition_id="train")
-    first = VideoTrainer._data_metrics(fake, batch)
-    second = VideoTrainer._data_metrics(fake, batch)
-    assert first["data/decode_failed_total"] == 1.0 and second["data/decode_failed_total"] == 2.0

@@ -16,7 +16,7 @@ from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1 import replay_buffer as rb
 
 from verl_video.verl_adapter.dynamic_sampling import PREFIX, GroupFilter
-from verl_video.verl_adapter.trainer import zero_variance_fraction
+from verl_video.verl_adapter.step_metrics import zero_variance_fraction
 
 ROLLOUTS = 4
 BATCH = 4

@@ -3,7 +3,7 @@
 verl 0.9.1 logs every reward_extra_info key per data source at validation
 (`val-aux/<data_source>/<key>/mean@N`), but not during training. These functions compute
 `reward/<data_source>/<key>` (the batch mean of every numeric reward_extra_info key: components,
-`parse_ok`, `parse_<status>`, ...); `verl_video.verl_adapter.trainer` adds them to each training step's metrics.
+`parse_ok`, `parse_<status>`, ...); `verl_video.verl_adapter.step_metrics` adds them to each training step.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class AbstractCurriculumSampler(Sampler[int]):
     """verl's curriculum interface (built from (data_source, data_config); `update(batch)` after every step).
 
     verl 0.9.1 declares `data.sampler` but ships neither this class nor the call to `update`; our trainer makes
-    the call (verl_adapter/trainer.py), so the interface is restated here instead of imported.
+    the call (verl_adapter/curriculum_hook.py), so the interface is restated here instead of imported.
     """
 
     def __init__(self, data_source: Sized, data_config: Any) -> None:

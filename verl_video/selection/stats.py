@@ -18,7 +18,6 @@ per record: `ious` holds its IoU, `rewards` is null, `greedy_iou` is that IoU.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,15 +174,6 @@ def stats_from_predictions(path: str, parser: ParserConfig | None = None) -> lis
         out.append(RecordStats(id=line.id, record=record, ious=[grade.iou], greedy_iou=grade.iou,
                                parse_failures=int(not grade.parsed), where=line.where))
     return out
-
-
-def write_stats(stats: list[RecordStats], path: str) -> None:
-    """Write stats.jsonl atomically."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for s in stats:
-            f.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def canonical_record(stats: RecordStats) -> dict[str, Any]:

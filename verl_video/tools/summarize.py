@@ -34,7 +34,7 @@ STEP_PHASES = (
 )
 
 
-# Running totals our trainer logs each step (verl_video/verl_adapter/trainer.py); the last value is the run's count.
+# Running totals logged each step (verl_video/verl_adapter/step_metrics.py); the last value is the run's count.
 DATA_TOTALS = (
     ("data/unreadable_at_start", "videos unreadable at start-up, dropped"),
     ("data/replaced_total", "samples replaced in training, video missing or unreadable"),

@@ -55,6 +55,15 @@ CPU_ROLLOUTS = ("hf", "vllm")
 VLLM_CPU_SETTINGS = {"enable_sleep_mode": False, "free_cache_engine": False}
 
 
+def check_trainer_version(config: DictConfig) -> None:
+    """Refuse verl's old (V0) trainer: it runs none of ours (VideoTrainer, seeding, resume)."""
+    if not config.trainer.use_v1:
+        raise ConfigError(
+            "trainer.use_v1=false selects verl's old trainer, which runs without verl-video's trainer, seeding "
+            "and resume; drop the override to train with verl's V1 trainer (the default)"
+        )
+
+
 def check_device_settings(config: DictConfig) -> None:
     """Refuse combinations that would fail deep inside Ray: e.g. vLLM rollouts on a CPU machine without vLLM."""
     device = config.trainer.device
@@ -180,6 +189,7 @@ def run(config: DictConfig) -> None:
     from verl.utils.config import validate_config
     from verl.utils.device import auto_set_device
 
+    check_trainer_version(config)
     check_device_settings(config)
     check_model_family(config)
     check_warm_start_template(config)
@@ -196,12 +206,7 @@ def run(config: DictConfig) -> None:
         print(f"verl-video: {config.trainer.default_local_dir} holds this run (same config and data): resuming it")
     record = write_record(resolved, config.trainer.default_local_dir)
     print(f"verl-video: run record (seed, config and data fingerprints) in {record}")
-    if config.trainer.use_v1:
-        run_ppo(config, task_runner_class=TaskRunnerV1)
-    else:
-        from verl.trainer.main_ppo_v0 import TaskRunner
-
-        run_ppo(config, task_runner_class=TaskRunner)
+    run_ppo(config, task_runner_class=TaskRunnerV1)
 
 
 # Either documented CPU switch selects the whole CPU profile (precision, Ray slots, ...), not just one key.

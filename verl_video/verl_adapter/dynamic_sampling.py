@@ -21,12 +21,28 @@ rounded up), `budget_exhausted` (0/1); verl adds `evicted_samples` and `discarde
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
+from typing import Any
 
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
+logger = logging.getLogger("verl_video")
+
 PREFIX = "training/filter_groups"
+
+
+def bounded(buffer: ReplayBuffer, filter_groups: Any) -> ReplayBuffer:
+    """The buffer verl built, as a `GroupFilter` when it is verl's own sync buffer filtering groups."""
+    # A user's custom sampler owns its filtering; without filtering there is nothing to bound.
+    if type(buffer) is not ReplayBuffer or buffer.filter_groups_metric is None:
+        return buffer
+    bound = int(filter_groups.get("max_num_gen_batches", 0) or 0)
+    logger.warning("verl-video: dynamic sampling on %r; max_num_gen_batches=%d is honoured by "
+                   "verl_video.verl_adapter.dynamic_sampling (verl's warning above does not apply)",
+                   buffer.filter_groups_metric, bound)
+    return GroupFilter.adopt(buffer, bound)
 
 
 class GroupFilter(ReplayBuffer):

@@ -53,7 +53,7 @@ class HFServer:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._worker: Optional[asyncio.Task] = None
         self._in_flight = 0
-        self.stats = {"batches": 0, "requests": 0, "max_batch": 0}
+        self.stats = {"batches": 0, "requests": 0, "max_batch": 0}  # batching counters, read by tests
 
     # ------------------------------------------------------------------ generation
     async def generate(
@@ -137,10 +137,6 @@ class HFServer:
         if global_steps is not None:
             self.global_steps = global_steps
         return loaded
-
-    async def get_stats(self) -> dict[str, int]:
-        """Batching counters, for tests and benchmarks."""
-        return dict(self.stats)
 
     async def set_global_steps(self, global_steps: int) -> None:
         self.global_steps = global_steps

@@ -91,6 +91,7 @@ class ResumableTrainer:
         return str(self.config.trainer.default_local_dir)
 
     def _save_checkpoint(self):
+        # verl 0.9.1 PPOTrainer._save_checkpoint marks the step latest before its metrics are logged: take it back.
         previous = read_tracker(self._checkpoint_dir())
         super()._save_checkpoint()
         if self.config.actor_rollout_ref.actor.get("checkpoint", {}).get("async_save", False):
@@ -117,6 +118,7 @@ class ResumableTrainer:
         self._unmarked_step = None
 
     def _load_checkpoint(self):
+        # verl 0.9.1 PPOTrainer._load_checkpoint restores verl's state; ours (resumable_state) is restored here.
         super()._load_checkpoint()
         if not self.global_steps:
             return
@@ -134,6 +136,8 @@ class ResumableTrainer:
             logger.warning("verl-video: %s missing: running counters restart at 0", state_file)
 
     def fit(self, agent_loop_manager):
+        """verl's loop, continuing the killed run's metrics file and skipping its already-logged validation."""
+        # verl 0.9.1 PPOTrainer.fit: keep the metric lines up to the resumed step; no second validation of it.
         self._kept_metrics = []
         if self.global_steps:
             trainer = self.config.trainer
@@ -147,6 +151,8 @@ class ResumableTrainer:
         return super().fit(agent_loop_manager)
 
     def on_train_begin(self):
+        """Restore the kept metric lines; from now on a logged step marks its checkpoint as the one to resume."""
+        # verl 0.9.1 PPOTrainer.on_train_begin (a hook): write the kept lines back, mark checkpoints once logged.
         super().on_train_begin()
         file_logger = self.logger.logger.get("file")
         if file_logger is not None and self._kept_metrics:

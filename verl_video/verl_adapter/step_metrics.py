@@ -1,0 +1,153 @@
+"""The metrics our trainer adds to each training step, as plain functions of the trained batch.
+
+Each reads what it needs of the batch (a verl `KVBatchMeta`: keys, tags, partition) back from TransferQueue
+(`tq`, verl's client module) and returns a dict of metrics:
+- `reward_metrics`: `reward/<data_source>/<component>`, reward extras per data source (verl logs them only at
+  validation);
+- `data_metrics`: `data/unreadable_at_start` (records dropped at start-up because their video header could not
+  be read), `data/replaced_total` (records skipped so far because their video had become missing or
+  unreadable, each replaced by the next good record), `data/decode_failed_total` (samples so far whose video
+  failed to decode in the agent loop: their trajectories were masked out of the advantage and the loss);
+- `rollout_vs_reference_metrics` (with a reference policy): verl's rollout-vs-actor log-perplexity difference,
+  taken against the reference policy instead; a rollout engine that never received the actor's updates stays
+  at the reference, so this stays ~0 while `rollout_corr/log_ppl_abs_diff` grows;
+- `video_metrics`: `video/*`, what video input the actor's batch carried (share of samples with a video grid,
+  video tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
+  unless frames and prompt were built from different decodes);
+- `group_metrics`: `groups/zero_variance_fraction`, share of the batch's prompt groups whose rewards all
+  agree (GRPO gives them zero advantage).
+`step_metrics` runs them all; a family that fails is logged and left out, never stopping training.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from verl.trainer.ppo.rollout_corr_helper import compute_offpolicy_metrics
+
+from verl_video.models.family import video_geometry, video_token
+from verl_video.rewards.metrics import transfer_queue_batch_metrics
+from verl_video.verl_adapter.agent_loop import DECODE_FAILED_FIELD
+
+logger = logging.getLogger("verl_video")
+
+
+def is_padding(tag: dict | None) -> bool:
+    """Whether a trajectory's tag marks a padding row (verl pads the batch to a multiple of the DP size)."""
+    return bool((tag or {}).get("is_padding", False))
+
+
+def prompt_uid(key: str) -> str:
+    """The prompt's uid of a TransferQueue key `{uid}_{rollout}_{turn}`."""
+    return str(key).rsplit("_", 2)[0]
+
+
+def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video_token_id: int, merge: int) -> dict:
+    """`video/*` metrics for one batch from each sample's prompt ids and multimodal inputs."""
+    with_grid, tokens, mismatched = 0, [], 0
+    for prompt, inputs in zip(prompts, mm_inputs):
+        grid = (inputs or {}).get("video_grid_thw") if isinstance(inputs, dict) else None
+        placeholders = int((torch.as_tensor(prompt) == video_token_id).sum())
+        expected = 0
+        if grid is not None:
+            with_grid += 1
+            expected = int(torch.as_tensor(grid).reshape(-1, 3).prod(dim=-1).sum()) // (merge * merge)
+        tokens.append(placeholders)
+        mismatched += int(placeholders != expected)
+    count = max(1, len(tokens))
+    return {
+        "video/with_grid_fraction": with_grid / count,
+        "video/tokens_per_sample": float(np.mean(tokens)) if tokens else 0.0,
+        "video/placeholder_grid_mismatches": float(mismatched),
+    }
+
+
+def zero_variance_fraction(groups: Iterable[list[float]]) -> float:
+    """Fraction of groups (lists of rewards) with more than one reward, all equal."""
+    sized = [g for g in groups if len(g) > 1]
+    return sum(float(np.std(g)) == 0.0 for g in sized) / len(sized) if sized else 0.0
+
+
+@dataclass
+class RunningTotals:
+    """The `data/*_total` counters, summed over the run's steps (carried across a restart by the trainer)."""
+
+    replaced: int = 0
+    decode_failed: int = 0
+
+
+def data_metrics(tq: Any, batch: Any, totals: RunningTotals, unreadable_at_start: int) -> dict:
+    """Add the batch's replaced records and failed decodes to `totals`, once per prompt (its n trajectories
+    share the prompt), and return the `data/*` metrics."""
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_info", "extra_fields"])
+    replaced_by_prompt, failed_prompts = {}, set()
+    for key, info, fields in zip(batch.keys, list(data["extra_info"]), list(data["extra_fields"])):
+        uid = prompt_uid(key)
+        replaced_by_prompt[uid] = int((info or {}).get("data_replaced", 0) or 0)
+        if isinstance(fields, dict) and fields.get(DECODE_FAILED_FIELD):
+            failed_prompts.add(uid)
+    totals.replaced += sum(replaced_by_prompt.values())
+    totals.decode_failed += len(failed_prompts)
+    return {
+        "data/replaced_total": float(totals.replaced),
+        "data/unreadable_at_start": float(unreadable_at_start),
+        "data/decode_failed_total": float(totals.decode_failed),
+    }
+
+
+def rollout_vs_reference_metrics(tq: Any, batch: Any) -> dict:
+    """How far the rollout engine's log-probs are from the reference policy's (empty without reference log-probs)."""
+    fields = ["response_mask", "rollout_log_probs", "ref_log_prob"]
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+    if any(field not in data.keys() for field in fields):
+        return {}
+    padded = data.to_padded_tensor()
+    diff = compute_offpolicy_metrics(padded["ref_log_prob"], padded["rollout_log_probs"], padded["response_mask"])
+    return {"rollout_vs_ref/log_ppl_abs_diff": diff["log_ppl_abs_diff"]}
+
+
+def group_metrics(tq: Any, batch: Any) -> dict:
+    """Share of the batch's prompt groups whose rewards are all equal (no GRPO signal)."""
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["rm_scores"])
+    groups: dict[str, list[float]] = {}
+    for key, tag, score in zip(batch.keys, batch.tags, list(data["rm_scores"])):
+        if not is_padding(tag):
+            groups.setdefault(str(key).split("_")[0], []).append(float(torch.as_tensor(score).sum()))
+    return {"groups/zero_variance_fraction": zero_variance_fraction(groups.values())}
+
+
+def video_metrics(tq: Any, batch: Any, processor: Any) -> dict:
+    """`video/*` of the batch's real samples (empty without a multimodal processor)."""
+    if processor is None:
+        return {}
+    _, video_token_id = video_token(processor)
+    merge = video_geometry(processor).merge_size
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["prompts", "multi_modal_inputs"])
+    keep = [i for i, tag in enumerate(batch.tags) if not is_padding(tag)]
+    mm_inputs = data["multi_modal_inputs"]
+    return video_input_metrics([data["prompts"][i] for i in keep], [mm_inputs[i] for i in keep], video_token_id, merge)
+
+
+def step_metrics(
+    tq: Any, batch: Any, *, processor: Any, totals: RunningTotals, unreadable_at_start: int, with_reference: bool
+) -> dict:
+    """Every family above for one trained batch; one that raises is logged and left out."""
+    families = (
+        ("reward", lambda: transfer_queue_batch_metrics(tq, batch)),
+        ("video", lambda: video_metrics(tq, batch, processor)),
+        ("data", lambda: data_metrics(tq, batch, totals, unreadable_at_start)),
+        ("rollout_vs_ref", lambda: rollout_vs_reference_metrics(tq, batch) if with_reference else {}),
+        ("groups", lambda: group_metrics(tq, batch)),
+    )
+    metrics: dict = {}
+    for name, compute in families:
+        try:
+            metrics.update(compute())
+        except Exception as exc:  # a metric must never stop training
+            logger.warning("verl-video: %s metrics failed: %s: %s", name, type(exc).__name__, exc)
+    return metrics
