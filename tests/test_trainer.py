@@ -22,7 +22,7 @@ from verl_video.verl_adapter.agent_loop import DECODE_FAILED_FIELD
 from verl_video.verl_adapter.curriculum_hook import curriculum_loader, index_scores
 from verl_video.verl_adapter.resume import ResumableTrainer
 from verl_video.verl_adapter.rollout_dump import with_reward_extras
-from verl_video.verl_adapter.step_metrics import RunningTotals, data_metrics, step_metrics
+from verl_video.verl_adapter.step_metrics import RunningTotals, cannot_learn_warning, data_metrics, step_metrics
 from verl_video.verl_adapter.trainer import VideoTrainer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +68,26 @@ def test_a_family_that_fails_is_left_out_and_the_others_are_logged():
     assert metrics["groups/zero_variance_fraction"] == 0.5
     assert metrics["data/decode_failed_total"] == 0.0
     assert not any(key.startswith(("reward/", "video/", "rollout_vs_ref/")) for key in metrics)
+
+
+def test_a_step_whose_groups_all_agree_says_it_cannot_learn(caplog):
+    # Every rollout unparseable: every group's rewards are 0, GRPO's advantages all vanish.
+    keys = ["a_0_0", "a_1_0", "b_0_0", "b_1_0"]
+    # (token-level scores of different lengths, as verl stores them; the sum is each trajectory's reward)
+    scores = [torch.tensor([0.0, 0.0]), torch.tensor([0.0]), torch.tensor([0.0, 0.0, 0.0]), torch.tensor([0.0])]
+    queue = FakeQueue(keys, rm_scores=scores, extra_info=[{}] * 4, extra_fields=[{}] * 4)
+    with caplog.at_level("WARNING", logger="verl_video"):
+        metrics = step_metrics(queue, _batch(keys), processor=None, totals=RunningTotals(), unreadable_at_start=0,
+                               with_reference=False)
+    assert metrics["groups/zero_variance_fraction"] == 1.0
+    warnings = [r.getMessage() for r in caplog.records if "cannot learn" in r.getMessage()]
+    assert len(warnings) == 1 and "100% of the prompt groups" in warnings[0] and "prompt_template" in warnings[0]
+    # With the parse rate and cut responses known, the warning gives them.
+    text = cannot_learn_warning({"groups/zero_variance_fraction": 1.0, "reward/demo/parse_ok": 0.0,
+                                 "response_length/clip_ratio": 1.0})
+    assert "answers parsed: 0%" in text and "cut at the length limit: 100%" in text
+    # One group with a spread is enough for GRPO: no warning.
+    assert cannot_learn_warning({"groups/zero_variance_fraction": 0.875}) is None
 
 
 def test_rollout_dump_rows_get_their_reward_extras_and_validation_rows_are_left_alone():

@@ -124,3 +124,9 @@ def test_each_source_gets_one_grounding_block(tmp_path):
     assert text.count("mIoU    0.700 (step 0) -> 0.800 (step 15)") == 1
     assert text.count("reward/demo/iou: ") == 1 and "reward/demo/tvg/iou" not in text
     assert "reward/colours/iou" not in text and "reward/colours/format: " in text
+
+
+def test_steps_that_could_not_learn_are_counted(tmp_path):
+    _write(tmp_path / "metrics.jsonl", [{"groups/zero_variance_fraction": v} for v in (1.0, 0.25, 1.0)])
+    text = summarize(tmp_path)
+    assert "steps that could not learn (every group's rewards equal): 2 of 3 (steps 1, 3)" in text

@@ -284,6 +284,11 @@ def problem_lines(run: RunMetrics) -> list[str]:
         series = run.series(key)
         if series:
             lines.append(f"{label} ({key}): {int(series[-1][1])}")
+    silent = [step for step, value in run.series("groups/zero_variance_fraction") if value >= 1.0]
+    if silent:
+        shown = ", ".join(str(step) for step in silent[:10]) + (", ..." if len(silent) > 10 else "")
+        lines.append(f"steps that could not learn (every group's rewards equal): {len(silent)} of {len(run.steps)} "
+                     f"(steps {shown}); see the warning in the log for likely causes")
     for kind in FAILURE_KINDS:
         for key in run.keys_matching("reward/", f"/{kind}"):
             total = sum(value for _, value in run.series(key))

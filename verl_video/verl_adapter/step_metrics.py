@@ -67,6 +67,9 @@ def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video
     }
 
 
+ZERO_VARIANCE_KEY = "groups/zero_variance_fraction"
+
+
 def zero_variance_fraction(groups: Iterable[list[float]]) -> float:
     """Fraction of groups (lists of rewards) with more than one reward, all equal."""
     sized = [g for g in groups if len(g) > 1]
@@ -118,7 +121,7 @@ def group_metrics(tq: Any, batch: Any) -> dict:
     for key, tag, score in zip(batch.keys, batch.tags, list(data["rm_scores"])):
         if not is_padding(tag):
             groups.setdefault(str(key).split("_")[0], []).append(float(torch.as_tensor(score).sum()))
-    return {"groups/zero_variance_fraction": zero_variance_fraction(groups.values())}
+    return {ZERO_VARIANCE_KEY: zero_variance_fraction(groups.values())}
 
 
 def video_metrics(tq: Any, batch: Any, processor: Any) -> dict:
@@ -131,6 +134,25 @@ def video_metrics(tq: Any, batch: Any, processor: Any) -> dict:
     keep = [i for i, tag in enumerate(batch.tags) if not is_padding(tag)]
     mm_inputs = data["multi_modal_inputs"]
     return video_input_metrics([data["prompts"][i] for i in keep], [mm_inputs[i] for i in keep], video_token_id, merge)
+
+
+def cannot_learn_warning(metrics: dict) -> str | None:
+    """A plain warning when no prompt group of the step has a reward spread (GRPO learns nothing), else None."""
+    share = metrics.get(ZERO_VARIANCE_KEY)
+    if share is None or share < 1.0:
+        return None
+    parsed = [value for key, value in metrics.items() if key.startswith("reward/") and key.endswith("/parse_ok")]
+    clipped = metrics.get("response_length/clip_ratio")
+    facts = [f"{share:.0%} of the prompt groups got equal rewards for all their rollouts"]
+    if parsed:
+        facts.append(f"answers parsed: {min(parsed):.0%}")
+    if clipped is not None:
+        facts.append(f"responses cut at the length limit: {clipped:.0%}")
+    return (
+        "verl-video: this step cannot learn (" + "; ".join(facts) + "). Likely causes: a prompt template the model "
+        "was not trained to answer (data.video.prompt_template vs the warm start's), responses cut short "
+        "(data.max_response_length), or a task too easy or too hard for every rollout (see groups/ and reward/ metrics)"
+    )
 
 
 def step_metrics(
@@ -150,4 +172,7 @@ def step_metrics(
             metrics.update(compute())
         except Exception as exc:  # a metric must never stop training
             logger.warning("verl-video: %s metrics failed: %s: %s", name, type(exc).__name__, exc)
+    warning = cannot_learn_warning(metrics)
+    if warning:
+        logger.warning(warning)
     return metrics
