@@ -20,13 +20,36 @@ DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "config" / "video_grpo.yam
 @lru_cache(maxsize=4)
 def read_video_defaults(path: str | Path = DEFAULTS_FILE) -> dict[str, Any]:
     """The `data.video` block of a trainer YAML, interpolations (e.g. `${trainer.seed}`) resolved."""
-    from omegaconf import OmegaConf
+    try:
+        from omegaconf import OmegaConf
+    except ImportError:  # a bare torch + transformers machine (benchmarks/gpu_check.py): plain YAML suffices
+        return _read_plain_video_defaults(path)
 
     root = OmegaConf.load(str(path))
     section = OmegaConf.select(root, "data.video")
     if section is None:
         raise KeyError(f"{path}: no data.video block; it holds the video and prompt defaults")
     return OmegaConf.to_container(section, resolve=True)
+
+
+def _read_plain_video_defaults(path: str | Path) -> dict[str, Any]:
+    """`data.video` read with PyYAML; a value that is exactly one `${a.b}` reference takes that key's value."""
+    import yaml
+
+    root = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    section = (root.get("data") or {}).get("video")
+    if section is None:
+        raise KeyError(f"{path}: no data.video block; it holds the video and prompt defaults")
+
+    def resolve(value: Any) -> Any:
+        if not (isinstance(value, str) and value.startswith("${") and value.endswith("}")):
+            return value
+        target: Any = root
+        for part in value[2:-1].split("."):
+            target = target[part]
+        return resolve(target)
+
+    return {key: resolve(value) for key, value in section.items()}
 
 
 _DEFAULTS = read_video_defaults()
