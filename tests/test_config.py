@@ -35,7 +35,7 @@ def test_defaults_extend_verl_ppo_trainer_for_grpo():
     assert cfg.actor_rollout_ref.rollout.name == "vllm" and cfg.trainer.device == "cuda"
     assert cfg.actor_rollout_ref.rollout.n == 8
     assert cfg.actor_rollout_ref.actor.freeze_vision_tower is True
-    assert cfg.reward.reward_manager.name == "tvg"
+    assert cfg.reward.reward_manager.name == "video"
     assert cfg.data.custom_cls.name == "VideoRLDataset"
     # verl's own sections are all there (critic, ray_kwargs, ...): we extend, not replace.
     assert "critic" in cfg and "ray_kwargs" in cfg
