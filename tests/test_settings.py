@@ -102,7 +102,7 @@ def test_trainer_seed_picks_the_records_unless_the_data_config_fixes_them(tmp_pa
 # ---- the vision settings: actor_rollout_ref.actor.freeze_vision_tower and vision.* --------------------------
 
 _WORKER = """
-import json, sys
+import json, os, sys
 from types import SimpleNamespace
 import torch
 from transformers import AutoModelForImageTextToText
@@ -116,35 +116,35 @@ class Engine(VisionSettingsMixin, Loaded):
     engine_config = SimpleNamespace(forward_only=False)
     model_config = SimpleNamespace(local_path=sys.argv[1])
 
-visual = Engine()._build_module().model.visual
-trains = {"encoder": set(), "projector": set()}
-for name, param in visual.named_parameters():
-    trains["projector" if "merger" in name else "encoder"].add(param.requires_grad)
-print(json.dumps({part: sorted(flags) for part, flags in trains.items()}))
+results = []
+for env_vars in json.loads(sys.argv[2]):  # one worker's runtime_env after another
+    os.environ.update(env_vars)
+    trains = {"encoder": set(), "projector": set()}
+    for name, param in Engine()._build_module().model.visual.named_parameters():
+        trains["projector" if "merger" in name else "encoder"].add(param.requires_grad)
+    results.append({part: sorted(flags) for part, flags in trains.items()})
+print(json.dumps(results))
 """
 
 
-@pytest.mark.parametrize(
-    ("overrides", "encoder", "projector"),
-    [
-        ([], [False], [True]),
-        (["vision.freeze_projector=true"], [False], [False]),
-        (["actor_rollout_ref.actor.freeze_vision_tower=false"], [True], [True]),
-    ],
-)
-def test_vision_settings_in_the_config_reach_the_engine_in_a_worker_process(
-    overrides, encoder, projector, tiny_model_dir, clean_env
-):
-    cfg = _compose("profile=cpu", *overrides)
-    prepare_environment(cfg)
-    # A worker gets the driver's runtime_env variables and nothing else of the driver's process.
+def test_vision_settings_in_the_config_reach_the_engine_in_a_worker_process(tiny_model_dir, clean_env):
+    cases = {  # overrides: (encoder trains, projector trains)
+        (): ([False], [True]),
+        ("vision.freeze_projector=true",): ([False], [False]),
+        ("actor_rollout_ref.actor.freeze_vision_tower=false",): ([True], [True]),
+    }
+    sent = []
+    for overrides in cases:
+        cfg = _compose("profile=cpu", *overrides)
+        prepare_environment(cfg)
+        sent.append(OmegaConf.to_container(cfg.ray_kwargs.ray_init.runtime_env.env_vars, resolve=True))
+    # A worker gets the driver's runtime_env variables, not the driver's process environment.
     worker_env = {k: v for k, v in os.environ.items() if k != "VERL_VIDEO_VISION"}
-    worker_env.update(OmegaConf.to_container(cfg.ray_kwargs.ray_init.runtime_env.env_vars, resolve=True))
-    done = subprocess.run([sys.executable, "-c", _WORKER, str(tiny_model_dir)], env=worker_env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", _WORKER, str(tiny_model_dir), json.dumps(sent)], env=worker_env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     trains = json.loads(done.stdout.strip().splitlines()[-1])
-    assert trains == {"encoder": encoder, "projector": projector}
+    assert trains == [{"encoder": encoder, "projector": projector} for encoder, projector in cases.values()]
 
 
 def test_a_stale_vision_variable_in_the_shell_does_not_win(clean_env):
