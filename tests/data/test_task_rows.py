@@ -36,7 +36,9 @@ def test_each_task_gets_its_prompt_truth_preset_and_frames(demo):
     assert {k: len(v) for k, v in rows.items()} == {"demo": 3, "demo_mcq": 3, "demo_grounded_qa": 3, "demo_tracking": 3}
     grounding, mcq, gqa, track = (rows[k][0] for k in ("demo", "demo_mcq", "demo_grounded_qa", "demo_tracking"))
     assert "reward_preset" not in grounding["extra_info"]  # the run's `preset` option scores grounding, as before
-    assert mcq["extra_info"]["reward_preset"] == "mcq" and "Options:\n(A) " in mcq["prompt"][-1]["content"]
+    # The task's default preset is the scorer's to apply (after the run's task_presets), not the row's.
+    assert "reward_preset" not in mcq["extra_info"] and "Options:\n(A) " in mcq["prompt"][-1]["content"]
+    assert RewardScorer().composite_for(mcq["reward_model"]["ground_truth"], mcq["extra_info"]).name == "mcq"
     assert gqa["reward_model"]["ground_truth"]["evidence_tag"] == "glue"
     video = track["videos"][0]
     asked = TRACK_BOXES - 1  # box 0 is given in the prompt; one frame for each other box

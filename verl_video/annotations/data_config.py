@@ -1,6 +1,6 @@
 """data_config YAML: the list of datasets a run trains or evaluates on.
 
-    seed: 42                         # optional; seeds random:N strategies and weights
+    seed: 42                         # optional; fixes this file's random:N and weights (default: trainer.seed)
     datasets:
       - name: charades_sta           # optional; defaults to the json file's stem
         json_path: annotations/charades_sta_train.jsonl    # .json / .jsonl / .txt

@@ -4,7 +4,9 @@
 `weight` sets the datasets' shares of the mixture: when any entry has a weight (missing ones count 1),
 dataset i contributes round(total * w_i / sum(w)) records, total being the sum of the selected sizes;
 a dataset whose share exceeds its size is repeated, then topped up with a random subset.
-Every random choice uses a generator seeded by (seed, dataset name): reproducible run to run.
+Every random choice uses a generator seeded by (seed, dataset name): reproducible run to run. The seed is
+the run's (`trainer.seed`, reaching here as `data.video.seed`) unless the data_config file sets its own
+`seed:`, which then fixes that file's picks whatever the run's seed (`sampling_seed`, docs/settings.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import numpy as np
 from verl_video.annotations.data_config import DatasetEntry, parse_sampling_strategy
 
 Item = TypeVar("Item")
+
+
+def sampling_seed(file_seed: int | None, run_seed: int) -> int:
+    """The seed of a data_config file's strategies and weights: its own `seed:` when set, else the run's."""
+    return run_seed if file_seed is None else file_seed
 
 
 def dataset_rng(seed: int, name: str, purpose: str) -> np.random.Generator:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from verl_video.pipeline.items import DatasetItem, prepare_item
 from verl_video.tasks.prompts import get_template
 from verl_video.annotations.records import DEFAULT_TASK
-from verl_video.pipeline.run_settings import RunSettings, add_settings_arguments, settings_from_args
+from verl_video.pipeline.run_settings import RunSettings, add_settings_arguments, prompt_template_for, settings_from_args
 from verl_video.video.settings import BUDGET_FIELDS
 from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, GenerationOptions, make_backend
 from verl_video.evaluation.checkpoint import resolve_model
@@ -92,8 +92,9 @@ def apply_flags(settings: RunSettings, flags: dict[str, Any]) -> RunSettings:
 def force_flags(item: DatasetItem, flags: dict[str, Any]) -> DatasetItem:
     """A flag beats a dataset entry's own template or budget override too (the entry beats the run's)."""
     budget = item.video.budget.with_overrides({k: v for k, v in flags.items() if k in BUDGET_FIELDS})
-    return replace(item, video=replace(item.video, budget=budget),
-                   template=flags.get("prompt_template", item.template))
+    # item.template already applied the entry and record rules; the flag is prompt_template_for's `forced`.
+    template = prompt_template_for(None, None, item.template, forced=flags.get("prompt_template"))
+    return replace(item, video=replace(item.video, budget=budget), template=template)
 
 
 def run_settings(args: argparse.Namespace, model: str, samples: Sequence[EvalSample], parser: ParserConfig,

@@ -136,8 +136,8 @@ def recorded_parser(predictions: str) -> tuple[ParserConfig, str] | None:
 
 def reward_parser(reward_kwargs: Mapping[str, Any] | None) -> ParserConfig:
     """The parser settings with which the reward (`reward.reward_kwargs`: preset, parser) read TVG answers."""
-    scorer = RewardScorer.from_kwargs(reward_kwargs)
-    return scorer.presets[scorer.preset].parser
+    # The composite training picked for a grounding row without an entry preset (the scorer's one rule).
+    return RewardScorer.from_kwargs(reward_kwargs).composite_for(None, {"task": "tvg"}).parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,9 +4,13 @@ verl 0.9.1 declares `actor_rollout_ref.actor.freeze_vision_tower` but no code re
 unless something sets `requires_grad=False` before the optimizer is built. Our FSDP engine
 (`verl_video.verl_adapter.fsdp_engine`) calls `apply_freeze` on the freshly loaded model for that.
 
-The settings travel from the driver's config to the trainer workers in one environment variable (Ray hands
-the driver's runtime env to every worker), because verl converts the actor config to a strict dataclass
-and passes the engine only its FSDP part.
+One decider (docs/settings.md): `VisionSettings.from_config` over the composed config
+(`actor_rollout_ref.actor.freeze_vision_tower`, `vision.*`), called once in the driver. Its result travels to
+the trainer workers in one environment variable that the driver writes into Ray's runtime env, replacing any
+value the shell held (verl converts the actor config to a strict dataclass and passes the engine only its FSDP
+part, so the config itself cannot carry it there); the engines read it with `from_env` and decide nothing.
+A process that our driver did not start (verl's SFT trainer in the warm start) gets none and trains the whole
+model, with a warning.
 """
 
 from __future__ import annotations

@@ -21,10 +21,11 @@ import torch
 from verl_video.annotations.checks import training_ready
 from verl_video.annotations.data_config import DataConfig, DatasetEntry, load_data_config, single_file_config
 from verl_video.annotations.formats import read_annotations
-from verl_video.annotations.mixture import apply_sampling_strategy, dataset_rng, mix_datasets
+from verl_video.annotations.mixture import apply_sampling_strategy, dataset_rng, mix_datasets, sampling_seed
 from verl_video.video.probe import probe_video
 from verl_video.tasks.prompts import get_template, render_prompt
 from verl_video.annotations.records import Record
+from verl_video.pipeline.run_settings import prompt_template_for
 from verl_video.video.settings import VideoDataSettings
 from verl_video.video.decode import clip_window
 from verl_video.video.loader import VideoRequest, load_video
@@ -42,7 +43,7 @@ class DatasetItem:
     record: Record
     video: VideoRequest
     template: str
-    reward_preset: str | None = None  # the entry's; None: the record's task default
+    reward_preset: str | None = None  # the entry's; None: the scorer decides (rewards/scorer.py composite_for)
 
 
 def read_data_config(path: str, video_root: str | None = None) -> DataConfig:
@@ -67,7 +68,7 @@ def load_items(
     items: list[DatasetItem] = []
     for path in data_files:
         config = read_data_config(str(path), video_root)
-        seed = config.seed if config.seed is not None else settings.seed
+        seed = sampling_seed(config.seed, settings.seed)
         selected = []
         for entry in config.datasets:
             records = read_annotations(entry.json_path, entry.format, entry.read_options)
@@ -104,7 +105,7 @@ def make_item(entry: DatasetEntry, record: Record, settings: VideoDataSettings) 
         path=entry.resolve_video(record.video), budget=budget, video_start=record.video_start, video_end=record.video_end,
         frame_rate=record_frame_rate(record, entry.read_options.get("frame_rate")),
     )  # fmt: skip
-    template = entry.prompt_template or record.extra.get("prompt_template") or settings.prompt_template
+    template = prompt_template_for(entry.prompt_template, record.extra.get("prompt_template"), settings.prompt_template)
     return DatasetItem(dataset=entry.name, record=record, video=request, template=template, reward_preset=entry.reward_preset)
 
 

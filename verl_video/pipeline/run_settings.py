@@ -85,6 +85,18 @@ class RunSettings:
         }
 
 
+def prompt_template_for(
+    entry: str | None, record: str | None, run: str, forced: str | None = None
+) -> str:
+    """The one rule for a row's prompt template (docs/settings.md), first set wins.
+
+    forced: a command's flag for every dataset (`verl-video eval --template/--think`); entry: the data_config
+    entry's `prompt_template`; record: the record's own (a format that implies one, e.g. Temporal-R1's);
+    run: `data.video.prompt_template` of the composed config (an experiment or `--set` changes it there).
+    """
+    return forced or entry or record or run
+
+
 def _plain(config: Any) -> dict[str, Any]:
     if isinstance(config, Mapping) and not hasattr(config, "_metadata"):
         return dict(config)

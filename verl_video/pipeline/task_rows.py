@@ -44,10 +44,14 @@ def task_row(
     record: Record, template: PromptTemplate, duration: float | None, video: VideoRequest,
     reward_preset: str | None = None,
 ) -> TaskRow:  # fmt: skip
-    """Messages, ground truth, the video request (exact frames when the task needs them) and the reward preset."""
+    """Messages, ground truth, the video request (exact frames when the task needs them) and the entry's preset.
+
+    The task's own default preset is not copied into the row: the scorer applies it after the run's
+    `task_presets` (rewards/scorer.py `composite_for`, the one place that picks a row's preset).
+    """
     task = get_task(record.task)
     messages = task.messages(record, template, duration)
-    return TaskRow(messages, task.ground_truth(record, duration), task_video(record, video), reward_preset or task.default_preset)
+    return TaskRow(messages, task.ground_truth(record, duration), task_video(record, video), reward_preset)
 
 
 def task_video(record: Record, video: VideoRequest) -> VideoRequest:

@@ -1,9 +1,11 @@
 """Scores verl rows: picks each row's composite reward and returns the score with its metrics.
 
-Which composite scores a row, first match wins:
-1. `extra_info.reward_preset`, when it names a known preset;
-2. TVG rows (`extra_info.task` absent or "tvg"): the inline `components`, else the `preset` option;
-3. other tasks: `task_presets[task]`, else the preset named like the task (mcq, grounded_qa, tracking).
+Which composite scores a row is decided here alone (`composite_for`, docs/settings.md), first match wins:
+1. `extra_info.reward_preset`: the row's data_config entry's `reward_preset`, when it names a known preset;
+2. the run's `task_presets[task]` (reward.reward_kwargs.task_presets);
+3. TVG rows (`extra_info.task` absent or "tvg"): the inline `components`, else the run's `preset` option;
+4. other tasks: the task's `default_preset` (registered with the task), else the preset named like the task.
+Rows carry only the entry's preset: the task's default is applied here, after the run's options.
 
 Every row returns the same keys (verl concatenates them across the batch): `score`, `parse_ok`, `iou`
 (the task's localisation quality), `parse_<status>` for each failure status, and every component key of
@@ -47,11 +49,21 @@ DIAGNOSTIC_KEYS = ("score", *per_sample_metrics(0.0, False), *(f"parse_{status}"
 # Per-task evaluation metrics of one scored row, by task name: (metric names, fn(sample) -> {name: value}).
 # Filled by the task registry (a higher layer) when tasks are registered; user task files register too.
 ROW_METRICS: dict[str, tuple[tuple[str, ...], Callable[[Sample], Mapping[str, float]]]] = {}
+# Each registered task's own default preset (its `default_preset`), by task name; filled like ROW_METRICS.
+TASK_DEFAULT_PRESETS: dict[str, str] = {}
 
 
 def register_row_metrics(task: str, names: Iterable[str], fn: Callable[[Sample], Mapping[str, float]]) -> None:
     """Emit `<task>/<name>` for every scored row (nan for rows of other tasks)."""
     ROW_METRICS[task] = (tuple(names), fn)
+
+
+def register_default_preset(task: str, preset: str | None) -> None:
+    """The preset scoring `task`'s rows when neither the data_config entry nor the run's options name one."""
+    if preset:
+        TASK_DEFAULT_PRESETS[task] = preset
+    else:
+        TASK_DEFAULT_PRESETS.pop(task, None)
 
 
 class RewardScorer:
@@ -119,9 +131,11 @@ class RewardScorer:
                 return self.presets[wanted]
             self._warn_once(f"unknown reward_preset {wanted!r}; using the task's preset")
         task = row_task(ground_truth, extra_info)
+        if task in self.task_presets:
+            return self.presets[self.task_presets[task]]
         if task == "tvg":
             return self.presets[self.preset]
-        name = self.task_presets.get(task, task)
+        name = TASK_DEFAULT_PRESETS.get(task, task)
         if name in self.presets:
             return self.presets[name]
         self._warn_once(f"no reward preset for task {task!r}; scoring it as tvg")

@@ -9,8 +9,9 @@ A task is one small class, registered under its name (see registry.py):
     ground_truth   what the row's reward reads (`reward_model.ground_truth`), with an `answer_kind`
                    ("interval", "choice", "boxes") that tells the rewards how to read the answer
     prompts        user prompt templates by style ("think", "no_think"), `<video>` where the video goes
-    default_preset the reward preset (rewards/presets.yaml or the run's presets file) its rows use; None: the
-                   run's `preset` option (reward.reward_kwargs.preset)
+    default_preset the reward preset (rewards/presets.yaml or the run's presets file) its rows use when neither
+                   the data_config entry nor the run's `task_presets` name one (rewards/scorer.py composite_for);
+                   None: the run's `preset` option (reward.reward_kwargs.preset)
     metrics        evaluation metrics of one scored response (name -> value, names in `metric_keys`), averaged
                    per task; training and validation log them as `<task>/<name>` per data source
 

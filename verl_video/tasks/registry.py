@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from verl_video.rewards.registry import load_modules
-from verl_video.rewards.scorer import register_row_metrics
+from verl_video.rewards.scorer import register_default_preset, register_row_metrics
 
 from .base import Task
 
@@ -45,6 +45,7 @@ def register_task(cls: type[Task] | None = None, *, override: bool = False) -> C
             )
         TASKS[name] = task = task_cls()
         register_row_metrics(name, task_cls.metric_keys, task.metrics)
+        register_default_preset(name, task_cls.default_preset)
         return task_cls
 
     return decorator(cls) if cls is not None else decorator

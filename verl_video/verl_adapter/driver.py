@@ -68,7 +68,7 @@ def check_device_settings(config: DictConfig) -> None:
     """Refuse combinations that would fail deep inside Ray: e.g. vLLM rollouts on a CPU machine without vLLM."""
     device = config.trainer.device
     rollout = config.actor_rollout_ref.rollout.name
-    if device == "cpu" and rollout not in CPU_ROLLOUTS:
+    if cpu_mode(config) and rollout not in CPU_ROLLOUTS:
         raise ConfigError(
             f"trainer.device=cpu runs the hf or vllm rollout backend, not actor_rollout_ref.rollout.name={rollout}; "
             "add `profile=cpu` (hf) or `profile=cpu_vllm` (sets the backend and the other CPU settings)"
@@ -159,16 +159,30 @@ def check_reward_presets(config: DictConfig) -> None:
             raise ConfigError(f"{where}: reward_preset {name!r} is not a known preset; known: {', '.join(sorted(known))}")
 
 
+def cpu_mode(config: DictConfig) -> bool:
+    """Whether the run is on CPU: `trainer.device=cpu` (set by profile=cpu / cpu_vllm), the one CPU switch."""
+    return config.trainer.device == "cpu"
+
+
 def prepare_environment(config: DictConfig) -> None:
     """Environment every process needs; set before Ray starts so workers inherit it."""
-    if config.trainer.device == "cpu":
-        os.environ.setdefault("VERL_PLATFORM", "cpu")
+    # Values derived from the config replace whatever the shell or the config's runtime_env held.
+    decided = {VISION_ENV_VAR: VisionSettings.from_config(config).to_env()}
+    if cpu_mode(config):
+        # verl picks each process's platform from VERL_PLATFORM before probing for accelerators.
+        decided["VERL_PLATFORM"] = "cpu"
         # Decoding many frames into per-frame tensors fragments glibc's heap (see docs); keep big blocks mmapped.
         os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
+    elif os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
+        raise ConfigError(
+            f"VERL_PLATFORM=cpu is set in the environment but trainer.device={config.trainer.device}; "
+            "unset it, or add `profile=cpu` to train on CPU"
+        )
+    os.environ.update(decided)
+    if cpu_mode(config):
+        pin_cpu_platform()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQ_NUM_THREADS", str(transfer_queue_threads(psutil.cpu_count(logical=False))))
-    # The engines in the trainer workers read the vision settings from here (see models/vision_tower.py).
-    os.environ[VISION_ENV_VAR] = VisionSettings.from_config(config).to_env()
     if "file" in (config.trainer.logger or ()) and not os.environ.get("VERL_FILE_LOGGER_PATH"):
         # verl's default is ./<project>/<experiment>.jsonl under the working directory, shared (and truncated) by
         # every run of that name; a run's metrics belong in its own folder, beside run.json.
@@ -178,8 +192,21 @@ def prepare_environment(config: DictConfig) -> None:
     runtime_env = config.ray_kwargs.ray_init.setdefault("runtime_env", {})
     runtime_env.setdefault("env_vars", {})
     for key, value in env_vars.items():
-        runtime_env.env_vars.setdefault(key, value)
+        if key in decided:
+            runtime_env.env_vars[key] = value
+        else:
+            runtime_env.env_vars.setdefault(key, value)
     OmegaConf.set_struct(config, True)
+
+
+def pin_cpu_platform() -> None:
+    """Make this process's verl platform the CPU one, so verl's auto_set_device keeps trainer.device=cpu on a GPU machine."""
+    from verl.plugin.platform.platform_manager import get_platform, set_platform
+
+    from verl_video.verl_adapter.cpu_platform import PlatformCPU
+
+    if get_platform().device_name != "cpu":
+        set_platform(PlatformCPU())
 
 
 def run(config: DictConfig) -> None:

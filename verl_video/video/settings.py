@@ -1,9 +1,12 @@
 """The settings of the video data path, with their defaults read from the trainer YAML.
 
-The defaults live in one place: the `data.video` block of `verl_video/config/video_grpo.yaml`. The
-dataclasses below take their field defaults from that block (read once at import), so `VideoBudget()`
-means "the YAML's budget"; every command composes the same YAML (verl_video/pipeline/run_settings.py).
-A data_config dataset entry may override the budget fields (fps, max_frames, ...) for its own videos.
+One decider (docs/settings.md): `settings_from_config` over the `data.video` block of the config hydra
+composed (video_grpo.yaml, then the profile, the experiment and the command line); training, its rollout
+workers and every command read their settings through it (verl_video/pipeline/run_settings.py). The
+dataclasses below take their field defaults from the same block of video_grpo.yaml (read once at import), so
+`VideoBudget()` means "the YAML's budget" for callers without a config; tests/data/test_run_settings.py
+checks that they equal the composed defaults. A data_config dataset entry may override the budget fields
+(fps, max_frames, ...) for its own videos: the one documented override, applied in pipeline/items.py.
 """
 
 from __future__ import annotations
@@ -142,6 +145,21 @@ def settings_from_config(config: Any) -> VideoDataSettings:
         raise KeyError(
             f"data.video: unknown key(s) {sorted(unknown)}; choose from {', '.join(BUDGET_FIELDS + SETTINGS_FIELDS)}"
         )
+    key = tuple(sorted(section.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return _settings_from_section(section)
+    # The rollout workers ask for every request: the same block resolves once per process.
+    return _cached_settings(key)
+
+
+@lru_cache(maxsize=64)
+def _cached_settings(key: tuple) -> VideoDataSettings:
+    return _settings_from_section(dict(key))
+
+
+def _settings_from_section(section: dict[str, Any]) -> VideoDataSettings:
     budget = VideoBudget().with_overrides({k: section.get(k) for k in BUDGET_FIELDS})
     others = {k: section[k] for k in SETTINGS_FIELDS if section.get(k) is not None}
     return VideoDataSettings(budget=budget, **others)
