@@ -31,6 +31,7 @@ code that owns the object; listed here so that an upgrade is checked against the
 | vision_tower_reuse     | the vision tower's forward (one model)                             | models/vision_cache.install_feature_reuse      | transformers 5.9.0 | tests/models/test_vision_cache.py |
 | vision_tower_distinct  | the vision tower's forward (during one generate)                   | distinct_videos.distinct_video_encoding        | transformers 5.9.0 | tests/backends/test_hf_engine.py |
 | video_processor_memo   | processor.video_processor (one processor)                          | video/processor_memo.memoize_video_processor   | transformers 5.9.0 | tests/data/test_processor_memo.py |
+| agent_loop_server      | the agent loop's server_manager (verl's, on our loop's instance)   | agent_loop.VideoSingleTurnAgentLoop.__init__   | verl 0.9.1         | tests/data/test_video_prompt.py |
 
 At start-up (the first apply_all of a process) an installed verl, transformers or vLLM other than the version
 a patch targets gives one warning line per package, naming the patches and both versions; vLLM is checked only
@@ -93,6 +94,7 @@ RUNTIME_PATCHES = (
     RuntimePatch("vision_tower_distinct", TRANSFORMERS, "verl_adapter/distinct_videos.py",
                  "tests/backends/test_hf_engine.py"),
     RuntimePatch("video_processor_memo", TRANSFORMERS, "video/processor_memo.py", "tests/data/test_processor_memo.py"),
+    RuntimePatch("agent_loop_server", VERL, "verl_adapter/agent_loop.py", "tests/data/test_video_prompt.py"),
 )
 
 _versions_checked = False
