@@ -49,3 +49,17 @@ def test_driver_stops_at_start_up(broken_registration):
     assert result.returncode != 0
     assert f"RegistrationError: verl-video: could not register {BROKEN}" in result.stderr
     assert "ValueError: reward 'iou' is already registered" in result.stderr
+
+
+def test_a_process_without_an_accelerator_resolves_the_cpu_platform():
+    # verl resolves its platform once, at the first device query; applying the patches makes one, so the
+    # plugin must have registered the CPU platform before (else verl falls back to CUDA and fails later).
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("an accelerator answers here")
+    code = "import verl\nfrom verl.utils.device import get_device_name\nprint(get_device_name())\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "cpu"

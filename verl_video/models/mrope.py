@@ -13,8 +13,9 @@ log-prob difference on the tiny model).
 
 `install_released_mrope_rule()` puts `released_rope_index` in place of `get_rope_index` on transformers'
 Qwen2-VL and Qwen2.5-VL model classes, the one function every caller reaches: verl's agent loop (it binds
-the class's function to the processor when it loads one, after our verl plugin ran), and the models' own
-forward and generate (our hf rollout, evaluation, warm start). Everything else follows transformers 5.9:
+the class's function to the processor when it loads one, after our verl plugin applied the patch
+`verl_adapter/patches/transformers_qwen_mrope.py`), and the models' own forward and generate (our hf
+rollout, evaluation, warm start, which call it themselves where verl is not imported). Everything else follows transformers 5.9:
 the signature, zeros at padded positions, deltas against the unpadded length.
 """
 

@@ -7,7 +7,7 @@ image_grid_thw, video_grid_thw, mm_token_type_ids)` and adds only what an option
 never reaches get_rope_index, which then assumes 1 s per temporal grid (2 fps) for every video: a
 video sampled at 1 fps would be told its frames are twice as close as they are, and training positions
 would disagree with vLLM's. Installing the hook on the processor class fixes every instance in the
-process; the dataset module installs it on import (the agent-loop workers import it to find the class).
+process; the verl plugin installs it in every verl process (`verl_adapter/patches/transformers_qwen_processor.py`).
 Qwen3-VL tells time in the prompt text instead (`<t seconds>` from the video metadata): nothing to hook.
 """
 

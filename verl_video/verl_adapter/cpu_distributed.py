@@ -3,7 +3,8 @@
 verl 0.9.1 initialises workers with `"cpu:gloo,<device>:<backend>"`; with device "cpu" that names the CPU
 twice and torch rejects it. verl skips its own initialisation when a process group already exists, and it
 imports `actor_rollout_ref.model.external_lib` in each worker just before, so our trainer config points
-that setting here. On an accelerator platform this module does nothing.
+that setting here. On an accelerator platform this module does nothing. Not a patch (it replaces nothing of
+verl's, and verl imports it by configuration), so it is not in `patches/`.
 """
 
 from __future__ import annotations

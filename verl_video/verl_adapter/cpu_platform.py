@@ -134,27 +134,3 @@ class PlatformCPU(PlatformBase):
     def cudart(self) -> Any:
         return None
 
-
-def plain_gloo_process_groups() -> None:
-    """On the CPU platform, verl's `initialize_global_process_group_ray` starts plain gloo groups.
-
-    Its default backend string is `"cpu:gloo,<device>:<backend>"`, which torch rejects when the device is
-    the CPU. The actor's worker is covered by `cpu_distributed.py` (imported as external_lib before its group
-    starts), but the critic's worker starts its group first. Must run before verl's worker modules import the
-    function (the verl plugin calls it).
-    """
-    from verl.utils import distributed
-    from verl.utils.device import get_device_name
-
-    verl_initialize = distributed.initialize_global_process_group_ray
-    if getattr(verl_initialize, "plain_gloo_on_cpu", False):
-        return
-
-    def initialize(timeout_second: Optional[int] = None, backend: Optional[str] = None) -> Any:
-        """verl's process-group start, with plain gloo as the backend on the CPU platform."""
-        if backend is None and get_device_name() == "cpu":
-            backend = "gloo"
-        return verl_initialize(timeout_second=timeout_second, backend=backend)
-
-    initialize.plain_gloo_on_cpu = True
-    distributed.initialize_global_process_group_ray = initialize

