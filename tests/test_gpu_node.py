@@ -51,10 +51,11 @@ def largest_prompt(family: str, config) -> int:
 
 
 @pytest.mark.parametrize("family", FAMILY_SCRIPTS)
-def test_gpu_scripts_budget_the_rollout_from_the_data_and_fit_the_largest_video_prompt(family):
+def test_gpu_scripts_budget_the_rollout_from_the_data_and_fit_the_largest_video_prompt(family, tmp_path):
     script = REPO_ROOT / "examples" / FAMILY_SCRIPTS[family]
     out = subprocess.run(
-        ["bash", str(script)], env={**SCRIPT_ENV, "DRY_RUN": "1"}, capture_output=True, text=True, timeout=300
+        ["bash", str(script)], env={**SCRIPT_ENV, "DRY_RUN": "1"}, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     config = OmegaConf.create(yaml.safe_load(out.stdout))
