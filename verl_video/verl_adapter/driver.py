@@ -18,7 +18,11 @@ from verl_video.verl_adapter.vllm_cpu import vllm_importable
 from verl_video.models.family import UnsupportedModelError, require_family
 from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
 from verl_video.models.vision_tower import VisionSettings
+from verl_video.verl_adapter.attention_check import check_attention
+from verl_video.verl_adapter.cluster_env import check_logger, propagate_cluster_env
 from verl_video.verl_adapter.plugin import register_all
+from verl_video.verl_adapter.rollout_budget import apply_rollout_budget
+from verl_video.verl_adapter.run_paths import absolutize_paths
 from verl_video.verl_adapter.run_record import METRICS_NAME, RunFolderError, claim_run_folder, write_record
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
@@ -217,7 +221,11 @@ def run(config: DictConfig) -> None:
     from verl.utils.device import auto_set_device
 
     check_trainer_version(config)
+    check_attention(config)
+    check_logger(config)
+    absolutize_paths(config)
     check_device_settings(config)
+    apply_rollout_budget(config)
     check_model_family(config)
     check_warm_start_template(config)
     check_reward_presets(config)
@@ -233,6 +241,7 @@ def run(config: DictConfig) -> None:
         print(f"verl-video: {config.trainer.default_local_dir} holds this run (same config and data): resuming it")
     record = write_record(resolved, config.trainer.default_local_dir)
     print(f"verl-video: run record (seed, config and data fingerprints) in {record}")
+    propagate_cluster_env(config)
     run_ppo(config, task_runner_class=TaskRunnerV1)
 
 
