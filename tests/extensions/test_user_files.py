@@ -130,21 +130,12 @@ def test_verls_two_key_custom_reward_function_as_documented(user_project):
     assert right["score"] == 1.0 and right["parse_ok"] == 1.0
 
 
+# Beside the docs' format (docs/data.md), the same file registers a prompt template and a selection strategy.
 EXTRAS = '''
-from verl_video.annotations.formats import register_format
-from verl_video.annotations.records import Record
 from verl_video.selection.strategies import register_strategy
 from verl_video.tasks.prompts import PromptTemplate, register_template
 
 register_template(PromptTemplate(name="terse", user="<video>\\nWhen: {query}? <answer>s to e</answer>", think=False))
-
-
-def parse_moments(where, key, obj, context):
-    return [Record(id=str(obj["uid"]), video=obj["clip"], query=obj["text"], timestamps=[obj["span"]],
-                   duration=None, origin=where)]
-
-
-register_format("moments", parse_moments, keys={"uid", "clip", "text", "span"})
 
 
 @register_strategy("everything")
@@ -154,7 +145,7 @@ def everything(stats, **params):
 
 
 def test_one_file_registers_a_format_a_template_and_a_strategy(user_project):
-    (user_project / "extras.py").write_text(EXTRAS)
+    (user_project / "extras.py").write_text(docs_block("data.md", "A format of your own", "python") + EXTRAS)
     (user_project / "moments.jsonl").write_text(
         '{"uid": 1, "clip": "clip0.mp4", "text": "a shape appears", "span": [1.0, 2.0]}\n')
     entry = {"name": "moments", "json_path": "moments.jsonl", "data_folder": "videos", "format": "moments",
