@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import NUM_COUNTING, REPO_ROOT, cli, docs_block
+from extension_project import NUM_COUNTING, REPO_ROOT, cli, docs_block
 
 from verl_video.pipeline.items import build_row, load_items
 from verl_video.rewards import RewardScorer
@@ -68,13 +68,13 @@ def test_a_template_the_task_would_ignore_is_refused_and_a_style_template_is_hon
     assert "Reason" not in plain_row["prompt"][-1]["content"] and plain_row["extra_info"]["think"] is False
 
 
-def test_data_without_a_usable_row_stops_the_driver_with_each_file_and_reason(user_project, tiny_model):
+def test_data_without_a_usable_row_stops_the_driver_with_each_file_and_reason(user_project, tiny_model_dir):
     grounding = {"name": "grounding", "json_path": "grounding.jsonl", "data_folder": "no_such_folder"}
     config = yaml.safe_load((user_project / "data.yaml").read_text())
     name = _config(user_project, "unusable.yaml", modules=None, datasets=[config["datasets"][0], grounding])
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1")
     done = subprocess.run(
-        [sys.executable, "-m", "verl_video.main", "experiment=tiny_tvg_cpu", f"actor_rollout_ref.model.path={tiny_model}",
+        [sys.executable, "-m", "verl_video.main", "experiment=tiny_tvg_cpu", f"actor_rollout_ref.model.path={tiny_model_dir}",
          f"data.train_files={name}", f"data.val_files={name}"],
         cwd=user_project, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, cli, docs_block
+from extension_project import REPO_ROOT, cli, docs_block
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,10 +30,10 @@ def _reward_keys(project: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def warm(user_project, tiny_model) -> Path:
+def warm(user_project, tiny_model_dir) -> Path:
     """The tiny model taught the answer formats of the mixture's tasks (the counting file's reference answer too)."""
     out = user_project / "warm"
-    cli(user_project, "warm-start", str(tiny_model), "data.yaml", str(out), "--set", "experiment=tiny_tvg_cpu")
+    cli(user_project, "warm-start", str(tiny_model_dir), "data.yaml", str(out), "--set", "experiment=tiny_tvg_cpu")
     return out
 
 

@@ -118,7 +118,7 @@ def test_prompts_show_the_task_fields():
     assert '"sloth"' in track and "[0.100, 0.100, 0.300, 0.300]" in track and "3 boxes" in track
 
 
-def test_a_user_task_file_registers_and_a_clash_is_refused(tmp_path):
+def test_a_user_task_file_registers_and_a_clash_is_refused(tmp_path, user_registrations_undone):
     path = tmp_path / "counting_task.py"
     path.write_text(textwrap.dedent('''
         from verl_video.tasks import Task, register_task
@@ -147,7 +147,7 @@ def test_a_user_task_file_registers_and_a_clash_is_refused(tmp_path):
         get_task("nope")
 
 
-def test_the_worked_example_of_docs_tasks_md_works(tmp_path):
+def test_the_worked_example_of_docs_tasks_md_works(tmp_path, user_registrations_undone):
     import re
     from pathlib import Path
 
