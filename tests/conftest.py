@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,26 @@ def tiny_qwen3_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_qwen3_model") / "model"
     make_tiny_model(out, family="qwen3_vl")
     return out
+
+
+@pytest.fixture
+def user_registrations_undone():
+    """What a test's user files register in this process is gone after it (their modules too, so that they load
+    and register again): another test may register the same names from its own copy of a file."""
+    from verl_video.annotations import formats
+    from verl_video.rewards import components, composite, registry, scorer
+    from verl_video.selection import strategies
+    from verl_video.tasks import prompts
+    from verl_video.tasks import registry as tasks
+
+    tables = [tasks.TASKS, registry.REWARDS, composite.REGISTERED_PRESETS, scorer.ROW_METRICS, components._CONTENT_OK,
+              prompts.TEMPLATES, formats._PARSERS, strategies.STRATEGIES]
+    saved = [dict(table) for table in tables]
+    signatures = list(formats._SIGNATURES)
+    yield
+    for table, before in zip(tables, saved):
+        table.clear()
+        table.update(before)
+    formats._SIGNATURES[:] = signatures
+    for name in [name for name in sys.modules if name.startswith("verl_video_user_")]:
+        del sys.modules[name]  # loaded again next time, registering again

@@ -118,7 +118,7 @@ def test_prompts_show_the_task_fields():
     assert '"sloth"' in track and "[0.100, 0.100, 0.300, 0.300]" in track and "3 boxes" in track
 
 
-def test_a_user_task_file_registers_and_a_clash_is_refused(tmp_path):
+def test_a_user_task_file_registers_and_a_clash_is_refused(tmp_path, user_registrations_undone):
     path = tmp_path / "counting_task.py"
     path.write_text(textwrap.dedent('''
         from verl_video.tasks import Task, register_task
@@ -147,22 +147,20 @@ def test_a_user_task_file_registers_and_a_clash_is_refused(tmp_path):
         get_task("nope")
 
 
-def test_the_worked_example_of_docs_tasks_md_works(tmp_path):
+def test_the_worked_example_of_docs_tasks_md_works(tmp_path, user_registrations_undone):
     import re
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "tasks.md").read_text()
     code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
-    presets = re.search(r"`my_presets.yaml`:\n\n```yaml\n(.*?)```", doc, re.S).group(1)
     (tmp_path / "counting_doc.py").write_text(code)
-    (tmp_path / "my_presets.yaml").write_text(presets)
     load_task_modules([str(tmp_path / "counting_doc.py")])
     task = get_task("counting")
     rec = record(query="the ball bounces", count=3)
     assert task.validate(rec) == [] and task.validate(record(query="x", count=-1)) == [("count", "must be a non-negative integer, got -1")]
-    scorer = RewardScorer(presets_file=str(tmp_path / "my_presets.yaml"))
+    scorer = RewardScorer()  # the file registered its preset itself
     extra = {"task": "counting", "reward_preset": task.default_preset, "prompt_template": "answer_only", "think": False}
-    right = scorer("c", "<answer>3</answer>", task.ground_truth(rec, None), extra)
+    right = scorer("c", task.reference_answer(rec, None), task.ground_truth(rec, None), extra)
     wrong = scorer("c", "<answer>three</answer>", task.ground_truth(rec, None), extra)
     assert right["count_exact"] == 1.0 and right["parse_ok"] == 1.0 and right["score"] == 2.0
     assert wrong["count_exact"] == 0.0 and wrong["parse_unparseable"] == 1.0

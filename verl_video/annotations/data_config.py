@@ -1,6 +1,8 @@
 """data_config YAML: the list of datasets a run trains or evaluates on.
 
     seed: 42                         # optional; fixes this file's random:N and weights (default: trainer.seed)
+    modules: [my_tasks/counting.py]  # optional; user files (relative to this YAML) or module names, imported
+                                     #   first by every command that reads this file (tasks, rewards, presets, ...)
     datasets:
       - name: charades_sta           # optional; defaults to the json file's stem
         json_path: annotations/charades_sta_train.jsonl    # .json / .jsonl / .txt
@@ -33,8 +35,9 @@ from typing import Any
 
 import yaml
 
-from verl_video.annotations.formats import FORMAT_NAMES, ReadOptions
+from verl_video.annotations.formats import ReadOptions, format_names
 from verl_video.annotations.records import BOX_FRAMES, RecordError, read_text
+from verl_video.rewards.registry import ModuleLoadError, load_modules
 from verl_video.video.settings import BUDGET_FIELDS
 
 _ENTRY_KEYS = {
@@ -64,6 +67,14 @@ class DatasetEntry:
     budget_overrides: dict[str, Any] = field(default_factory=dict)
     read_options: ReadOptions = field(default_factory=ReadOptions)
     origin: str = ""
+    # Where each key was written (line in the YAML file), for errors about one key.
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+    def where(self, key: str) -> str:
+        """`file:line: datasets[i].key` of one of this entry's keys (its entry's line when not written)."""
+        location, _, entry = self.origin.partition(": ")
+        file_name, _, line = location.rpartition(":")
+        return f"{file_name}:{self.key_lines.get(key, line)}: {entry}.{key}"
 
     def resolve_video(self, video: str) -> str:
         """Absolute path of a record's video."""
@@ -77,6 +88,8 @@ class DataConfig:
     path: str
     datasets: list[DatasetEntry]
     seed: int | None = None
+    # The `modules:` it imported, as absolute file paths or module names (what other processes must import too).
+    modules: list[str] = field(default_factory=list)
 
 
 def _resolve_path(value: str, base_dir: str) -> str:
@@ -155,11 +168,15 @@ def load_data_config(path: str) -> DataConfig:
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), list) or not data["datasets"]:
         raise DataConfigError(f"{name}:1: key 'datasets' must be a non-empty list of dataset entries")
     top_lines = _mapping_lines(root)
-    items_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "datasets"), None)
+    # Before the entries: a user file may register the format, task or template an entry names.
+    base_dir = os.path.dirname(os.path.abspath(path))
+    modules_node = _value_node(root, "modules")
+    item_lines = [_line_of(n) for n in modules_node.value] if isinstance(modules_node, yaml.SequenceNode) else []
+    modules = _load_config_modules(data.get("modules"), name, item_lines or [top_lines.get("modules", 1)], base_dir)
+    items_node = _value_node(root, "datasets")
     nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
     if len(nodes) != len(data["datasets"]):  # e.g. datasets merged in with `<<:`: no node per entry
         nodes = [root] * len(data["datasets"])
-    base_dir = os.path.dirname(os.path.abspath(path))
     entries = []
     for i, (raw, node) in enumerate(zip(data["datasets"], nodes, strict=True)):
         entries.append(_parse_entry(raw, node, name, i, base_dir))
@@ -170,7 +187,38 @@ def load_data_config(path: str) -> DataConfig:
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise DataConfigError(f"{name}:{top_lines.get('seed', 0)}: key 'seed' must be an integer")
-    return DataConfig(path=os.path.abspath(path), datasets=entries, seed=seed)
+    return DataConfig(path=os.path.abspath(path), datasets=entries, seed=seed, modules=modules)
+
+
+def _value_node(root: yaml.Node, key: str) -> yaml.Node | None:
+    return next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+
+
+def _load_config_modules(raw: Any, file_name: str, lines: list[int], base_dir: str) -> list[str]:
+    """Import a data_config's `modules:` (files relative to its folder, or module names); their resolved names."""
+    if raw is None:
+        return []
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(m, str) and m for m in items):
+        raise DataConfigError(f"{file_name}:{lines[0]}: key 'modules' must be a list of .py files or module names")
+    resolved = [_resolve_path(m, base_dir) if m.endswith(".py") else m for m in items]
+    for i, module in enumerate(resolved):
+        try:
+            load_modules([module])
+        except ModuleLoadError as exc:
+            raise DataConfigError(f"{file_name}:{lines[min(i, len(lines) - 1)]}: modules[{i}]: {exc}") from exc
+    return resolved
+
+
+def data_config_modules(*file_lists: Any) -> list[str]:
+    """The `modules:` of every data_config in `file_lists` (each a path, a list or None; annotation files have none),
+    imported."""
+    paths = [p for files in file_lists for p in ([files] if isinstance(files, str) else list(files or ()))]
+    found: list[str] = []
+    for path in paths:
+        if str(path).endswith((".yaml", ".yml")) and os.path.isfile(str(path)):
+            found += [m for m in load_data_config(str(path)).modules if m not in found]
+    return found
 
 
 def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir: str) -> DatasetEntry:
@@ -203,8 +251,8 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
     if not os.path.exists(json_path):
         raise fail("json_path", f"file not found: {json_path}")
     fmt = raw.get("format")
-    if fmt is not None and fmt not in FORMAT_NAMES:
-        raise fail("format", f"{fmt!r} is not one of {', '.join(FORMAT_NAMES)}")
+    if fmt is not None and fmt not in format_names():
+        raise fail("format", f"{fmt!r} is not one of {', '.join(format_names())} (a user format: list its file in `modules:`)")
     strategy = str(raw.get("sampling_strategy") or "all")
     try:
         parse_sampling_strategy(strategy)
@@ -243,6 +291,7 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
         budget_overrides=budget,
         read_options=options,
         origin=where,
+        key_lines=lines,
     )
 
 

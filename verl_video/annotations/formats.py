@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from verl_video.rewards.registry import definition_site
 from verl_video.annotations.records import (
     DEFAULT_BOX_FRAMES,
     DEFAULT_FRAME_RATE_KEY,
@@ -45,7 +46,7 @@ FORMAT_NAMES = (
 # GOT-10k's frame rate: its frame folders are played at this rate unless the entry sets `frame_rate`.
 GOT10K_FRAME_RATE = 10.0
 # Keys whose presence identifies a record format (the first match wins).
-_SIGNATURES = (
+_SIGNATURES = [
     ("canonical", {"video", "query", "timestamps"}),
     ("canonical", {"video", "query", "task"}),  # the other tasks' canonical records need no timestamps
     ("temporal_r1", {"problem", "solution", "video_length"}),
@@ -53,7 +54,7 @@ _SIGNATURES = (
     ("videochat_tracking", {"path", "object", "gt"}),
     ("time_r1", {"video", "sentence", "timestamp"}),
     ("tvgbench", {"path", "question", "answer"}),
-)
+]
 
 
 class ReadOptions(dict):
@@ -77,6 +78,28 @@ class ReadContext:
     options: ReadOptions
 
 
+RecordParser = Callable[[str, Any, Any, "ReadContext"], list[Record]]
+
+
+def register_format(name: str, parse: RecordParser, keys: set[str] | None = None, *, override: bool = False) -> None:
+    """Add a JSON/JSONL annotation format (e.g. from a user file named in `modules`), selected by `format: NAME`.
+
+    `parse(where, key, obj, context)` turns one JSON object into canonical records (RecordError naming `where`
+    for a bad one); `keys`, when given, lets a file whose first object holds them all be detected as this format.
+    """
+    earlier = _PARSERS.get(name)
+    if earlier is not None and not override and definition_site(earlier) != definition_site(parse):
+        raise ValueError(f"annotation format {name!r} is already defined; rename it, or pass override=True")
+    _PARSERS[name] = parse
+    if keys:
+        _SIGNATURES.append((name, set(keys)))
+
+
+def format_names() -> tuple[str, ...]:
+    """Every format a data_config's `format:` accepts: the built-in ones and the registered ones."""
+    return tuple(_PARSERS)
+
+
 def detect_format(path: str) -> str:
     """Guess the format of an annotation file from its extension and its first record."""
     if path.endswith(".txt"):
@@ -92,7 +115,7 @@ def detect_format(path: str) -> str:
                 return fmt
         raise RecordError(
             f"{where}: cannot tell the annotation format from keys {sorted(obj)}; "
-            f"set `format:` to one of {', '.join(FORMAT_NAMES)}"
+            f"set `format:` to one of {', '.join(format_names())}"
         )
     raise RecordError(f"{name}: no records")
 
@@ -111,7 +134,7 @@ def read_annotations(
         raise RecordError(f"{path}: annotation file not found")
     fmt = fmt or detect_format(path)
     if fmt not in _PARSERS:
-        raise RecordError(f"{path}: unknown format {fmt!r}; choose from {', '.join(FORMAT_NAMES)}")
+        raise RecordError(f"{path}: unknown format {fmt!r}; choose from {', '.join(format_names())}")
     options = options or ReadOptions()
     durations = read_duration_csv(options["durations"]) if options.get("durations") else {}
     context = ReadContext(options.video_ext, os.path.splitext(os.path.basename(path))[0], durations, options)
@@ -130,7 +153,7 @@ def read_annotations(
 def parse_object(fmt: str, obj: Any, where: str = "document", key: Any = 0) -> list[Record]:
     """The records of one JSON object of a JSON format (e.g. one lmms-eval document); errors name `where`."""
     if fmt not in _PARSERS or fmt == "charades_sta":
-        raise RecordError(f"{where}: {fmt!r} is not a JSON record format; choose from {', '.join(FORMAT_NAMES)}")
+        raise RecordError(f"{where}: {fmt!r} is not a JSON record format; choose from {', '.join(format_names())}")
     return _PARSERS[fmt](where, key, obj, ReadContext(ReadOptions().video_ext, "document", {}, ReadOptions()))
 
 
@@ -309,7 +332,7 @@ def _parse_videochat_tracking(where: str, index: Any, obj: Any, ctx: ReadContext
     ]
 
 
-_PARSERS: dict[str, Callable[[str, Any, Any, ReadContext], list[Record]]] = {
+_PARSERS: dict[str, RecordParser] = {
     "canonical": _parse_canonical,
     "temporal_r1": _parse_temporal_r1,
     "time_r1": _parse_time_r1,

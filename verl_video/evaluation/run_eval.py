@@ -46,6 +46,7 @@ from verl_video.evaluation.score import (
 from verl_video.evaluation.task_scores import task_line
 from verl_video.rewards.grounding_metrics import Convention
 from verl_video.rewards.parser import ParserConfig
+from verl_video.rewards.registry import load_modules
 
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -220,6 +221,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, dict[str, A
 
 def evaluate(args: argparse.Namespace, backend_factory: Callable[[str], EvalBackend] | None = None) -> dict:
     """Run (or resume) an evaluation and write its report; returns the report as JSON."""
+    load_modules(args.modules, named_in="--modules")  # a data_config's own `modules:` load with it
     model = resolve_model(args.model)
     settings, flags, parser, convention = resolve_settings(args)
     if not args.data:

@@ -22,7 +22,9 @@ from verl_video.evaluation.predictions import PredictionFileError, PredictionLin
 from verl_video.evaluation.report import ScoreReport
 from verl_video.evaluation.task_scores import TaskScores, score_task_lines, task_scores_markdown, write_task_scores
 from verl_video.rewards.parser import DEFAULT_CONFIG, ParserConfig
+from verl_video.rewards.registry import load_modules
 from verl_video.rewards.scorer import RewardScorer
+from verl_video.annotations.data_config import data_config_modules
 
 PREFER = ("response", "prediction")
 ERROR = "error"
@@ -70,8 +72,25 @@ def score_file(path: str, convention: Convention, parser: ParserConfig, fields: 
 
 # ---------------------------------------------------------------- command line (shared with `eval`)
 
+def add_modules_argument(parser: argparse.ArgumentParser) -> None:
+    """`--modules FILE.py` (repeatable): user files that register tasks, rewards, presets or strategies."""
+    parser.add_argument("--modules", action="append", default=[], metavar="FILE.py",
+                        help="a file (or module) registering your tasks, rewards, presets or strategies (repeatable); "
+                             "a data_config's own `modules:` load without it")
+
+
+def load_prediction_modules(predictions: str, modules: Sequence[str]) -> None:
+    """Import `--modules`, and the data_config `modules:` of the eval run that wrote `predictions` (its run.json)."""
+    load_modules(modules, named_in="--modules")
+    run_file = os.path.join(os.path.dirname(os.path.abspath(predictions)), "run.json")
+    if os.path.isfile(run_file):
+        with open(run_file, encoding="utf-8") as f:
+            data_config_modules(json.load(f).get("data"))
+
+
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags choosing the scoring convention, the parser settings and the breakdowns."""
+    """Flags choosing the scoring convention, the parser settings and the breakdowns, and `--modules`."""
+    add_modules_argument(parser)
     g = parser.add_argument_group("scoring conventions (printed with the numbers)")
     g.add_argument("--strict", action="store_true", help="count R1@m with IoU > m (Time-R1's evaluation) instead of >=")
     g.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS), metavar="M",
@@ -185,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     Lines of other tasks (multiple choice, grounded QA, tracking, ...) get one table per task before it.
     """
     try:
+        load_prediction_modules(args.predictions, args.modules)
         # One number per predictions file: grade as the eval that wrote it did, unless a flag says otherwise.
         base, origin = recorded_parser(args.predictions) or (DEFAULT_CONFIG, "the defaults")
         convention, parser = scoring_from_args(args, base)

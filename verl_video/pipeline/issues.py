@@ -34,3 +34,35 @@ class IssueLog:
 
 # One log per process: the DataLoader workers and the agent-loop workers each keep their own.
 issue_log = IssueLog()
+
+
+class NoUsableData(ValueError):
+    """No record of a run's data files can become a row; the message names each file and counts the reasons."""
+
+
+class DropTally:
+    """Per dataset: its annotation file, how many records it read, and why each record that got no row was left out."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[str, int]] = {}
+        self.reasons: dict[str, Counter[str]] = {}
+
+    def read(self, dataset: str, path: str, records: int) -> None:
+        """Note that `dataset` read `records` records from `path`."""
+        self.files[dataset] = (path, records)
+        self.reasons.setdefault(dataset, Counter())
+
+    def drop(self, dataset: str, reason: str) -> None:
+        """Count one record of `dataset` left out for `reason`."""
+        self.reasons.setdefault(dataset, Counter())[reason] += 1
+
+    def error(self, data_files: list[str]) -> NoUsableData:
+        """The start-up error for data files that yield no row: one line per dataset and reason."""
+        lines = [f"no usable rows in {', '.join(map(str, data_files))}:"]
+        for dataset, (path, records) in self.files.items():
+            lines.append(f"  {dataset} ({path}): {records} records, none usable")
+            empty = "the sampling strategy selected none" if records else "the annotation file holds no records"
+            reasons = self.reasons.get(dataset) or Counter({empty: max(records, 1)})
+            lines += [f"    {count:6d}  {reason}" for reason, count in reasons.most_common()]
+        lines.append("run `verl-video validate` on the data_config for every record's problem")
+        return NoUsableData("\n".join(lines))

@@ -19,10 +19,12 @@ from typing import Any
 import torch
 
 from verl_video.annotations.checks import training_ready
-from verl_video.annotations.data_config import DataConfig, DatasetEntry, load_data_config, single_file_config
+from verl_video.annotations.data_config import (
+    DataConfig, DataConfigError, DatasetEntry, load_data_config, single_file_config,
+)
 from verl_video.annotations.formats import read_annotations
 from verl_video.annotations.mixture import apply_sampling_strategy, dataset_rng, mix_datasets, sampling_seed
-from verl_video.video.probe import probe_video
+from verl_video.video.probe import VideoError, probe_video
 from verl_video.tasks.prompts import get_template, render_prompt
 from verl_video.annotations.records import Record
 from verl_video.pipeline.run_settings import prompt_template_for
@@ -30,7 +32,10 @@ from verl_video.video.settings import VideoDataSettings
 from verl_video.video.decode import clip_window
 from verl_video.video.loader import VideoRequest, load_video
 from verl_video.models.family import video_geometry
-from verl_video.pipeline.task_rows import record_frame_rate, task_problems, task_row, task_video
+from verl_video.pipeline.issues import DropTally
+from verl_video.pipeline.task_rows import (
+    STYLE_TEMPLATES, drop_reason, record_frame_rate, task_problems, task_row, task_video, uses_templates,
+)
 
 logger = logging.getLogger("verl_video.data")
 
@@ -58,13 +63,16 @@ def read_data_config(path: str, video_root: str | None = None) -> DataConfig:
 
 
 def load_items(
-    data_files: list[str], settings: VideoDataSettings, training: bool = True, video_root: str | None = None
+    data_files: list[str], settings: VideoDataSettings, training: bool = True, video_root: str | None = None,
+    tally: DropTally | None = None,
 ) -> list[DatasetItem]:
     """The items of every data_config (or annotation file), each dataset's strategy applied.
 
     training: records training cannot use are dropped or repaired (annotations/checks.py) and datasets are
-    mixed by weight; otherwise (evaluation) every record is kept once, in file order.
+    mixed by weight, and data that leaves no item at all is an error (NoUsableData, every reason counted in
+    `tally`); otherwise (evaluation) every record is kept once, in file order.
     """
+    tally = tally if tally is not None else DropTally()
     items: list[DatasetItem] = []
     for path in data_files:
         config = read_data_config(str(path), video_root)
@@ -72,20 +80,39 @@ def load_items(
         selected = []
         for entry in config.datasets:
             records = read_annotations(entry.json_path, entry.format, entry.read_options)
+            tally.read(entry.name, entry.json_path, len(records))
             # One generator per dataset and purpose: `random:N` picks the same records for every command.
             records = apply_sampling_strategy(records, entry.sampling_strategy, dataset_rng(seed, entry.name, "strategy"))
-            selected.append((entry, _training_records(records, entry) if training else records))
+            check_template(entry, records)
+            selected.append((entry, _training_records(records, entry, tally) if training else records))
         pairs = mix_datasets(selected, seed) if training else [(e, r) for e, records in selected for r in records]
         items.extend(make_item(entry, record, settings) for entry, record in pairs)
+    if training and not items:
+        raise tally.error(list(data_files))
     return items
 
 
-def _training_records(records: list[Record], entry: DatasetEntry) -> list[Record]:
+def check_template(entry: DatasetEntry, records: list[Record]) -> None:
+    """Refuse an entry's `prompt_template` that a task of its records would not use (its own prompts ignore it)."""
+    if not entry.prompt_template or entry.prompt_template in STYLE_TEMPLATES:
+        return
+    for task_name in sorted({entry.task or record.task for record in records}):
+        if not uses_templates(task_name):
+            raise DataConfigError(
+                f"{entry.where('prompt_template')}: {entry.prompt_template!r} would be ignored by task "
+                f"{task_name!r}, which writes its own prompt and takes only its style from the template: "
+                f"use one of {', '.join(STYLE_TEMPLATES)}, or change the task's `prompts`"
+            )
+
+
+def _training_records(records: list[Record], entry: DatasetEntry, tally: DropTally) -> list[Record]:
     usable, dropped, fixed = [], 0, 0
     for record in records:
         ready, changes = training_ready(replace(record, task=entry.task or record.task))
-        if ready is None or task_problems(ready):
+        problems = task_problems(ready) if ready is not None else []
+        if ready is None or problems:
             dropped += 1
+            tally.drop(entry.name, drop_reason(changes, problems))
             continue
         fixed += bool(changes)
         usable.append(ready)
@@ -156,6 +183,22 @@ def seen_duration(item: DatasetItem) -> float:
     probe = probe_video(item.video.path, item.video.frame_rate)
     window = clip_window(probe.duration, item.video.video_start, item.video.video_end, item.video.path)
     return float(item.record.duration) if item.record.duration else window[1]
+
+
+def require_usable_video(items: list[DatasetItem], tally: DropTally, data_files: list[str]) -> None:
+    """Probe the items' videos in order until one opens; NoUsableData (each failure counted) when none does."""
+    for item in items:
+        try:
+            seen_duration(item)
+            return
+        except VideoError as exc:
+            tally.drop(item.dataset, video_reason(item, exc))
+    raise tally.error(data_files)
+
+
+def video_reason(item: DatasetItem, exc: Exception) -> str:
+    """A bad video's problem without its path, so that the same problem of many files counts as one reason."""
+    return "video: " + str(exc).replace(item.video.path, "").lstrip(": ")
 
 
 def for_model(items: list[DatasetItem], processor: Any) -> list[DatasetItem]:

@@ -5,6 +5,7 @@ The data pipeline calls `task_row` for every item, so the pipeline itself never 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,7 +14,12 @@ from verl_video.tasks.prompts import PromptTemplate
 from verl_video.annotations.records import DEFAULT_FRAME_RATE_KEY, Record
 from verl_video.video.loader import VideoRequest
 
+from verl_video.tasks.base import Task
 from verl_video.tasks.registry import get_task
+
+# Templates that only choose a prompt style (think or not): every task honours them, whatever its prompts.
+STYLE_TEMPLATES = ("think", "answer_only")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,23 @@ def task_problems(record: Record) -> list[tuple[str, str]]:
         return get_task(record.task).validate(record)
     except ValueError as exc:
         return [("task", str(exc))]
+
+
+def uses_templates(task_name: str) -> bool:
+    """Whether the task writes its prompt from the row's template (grounding), not only its style from it."""
+    try:
+        return type(get_task(task_name)).messages is not Task.messages
+    except ValueError:
+        return True  # an unknown task is reported as such, not as a template problem
+
+
+def drop_reason(changes: list[str], problems: list[tuple[str, str]]) -> str:
+    """Why training leaves a record out, numbers blanked so that records dropped for one reason count together."""
+    if problems:
+        text = f"{problems[0][0]}: {problems[0][1]}"
+    else:
+        text = next((c.removeprefix("dropped: ") for c in changes if c.startswith("dropped: ")), "unusable record")
+    return text if text.startswith("task: ") else _NUMBER.sub("#", text)
 
 
 def task_row(

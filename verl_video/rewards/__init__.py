@@ -5,7 +5,7 @@ Registering the `video` reward manager with verl happens in `verl_video.verl_ada
 """
 
 from .components import register_answer_kind
-from .composite import Component, Composite, load_presets
+from .composite import Component, Composite, load_presets, register_preset
 from .iou import best_iou, multi_iou, normalized_iou, temporal_iou, timestamp_iou
 from .parser import ParserConfig, ParseResult, parse_interval, parse_intervals
 from .registry import REWARDS, get_reward, register_reward
@@ -28,6 +28,7 @@ __all__ = [
     "parse_interval",
     "parse_intervals",
     "register_answer_kind",
+    "register_preset",
     "register_reward",
     "temporal_iou",
     "timestamp_iou",

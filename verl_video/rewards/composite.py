@@ -159,8 +159,27 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+# Presets registered from Python (e.g. by a task file named in `modules`): served with the built-in ones.
+REGISTERED_PRESETS: dict[str, Any] = {}
+
+
+def register_preset(name: str, config: Mapping | list, *, override: bool = False) -> None:
+    """Add a preset (presets.yaml's schema: `{components: [...], parser: {...}}`) under `name`, for every scorer."""
+    config = to_plain(config)
+    Composite.from_config(name, config)  # an unknown reward or a bad parameter fails here, naming the preset
+    builtin = name in _read_presets(PRESETS_FILE)
+    earlier = REGISTERED_PRESETS.get(name)
+    if not override and (builtin or (earlier is not None and earlier != config)):
+        raise ValueError(f"reward preset {name!r} is already defined; rename it, or pass override=True to replace it")
+    REGISTERED_PRESETS[name] = config
+
+
+def _read_presets(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
 def load_presets(path: str | Path | None = None) -> dict[str, Composite]:
-    """Composites from a presets YAML file (the built-in presets.yaml by default)."""
-    with open(path or PRESETS_FILE, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
+    """Composites from a presets YAML file (by default the built-in presets.yaml plus the registered presets)."""
+    raw = _read_presets(path) if path else {**_read_presets(PRESETS_FILE), **REGISTERED_PRESETS}
     return {name: Composite.from_config(name, config) for name, config in raw.items()}

@@ -30,7 +30,7 @@ from verl_video.rewards.grounding_metrics import per_sample_metrics
 from .components import answer_status, overlap_metrics
 from .composite import FAILURE_KINDS, Composite, load_presets, to_plain
 from .parser import OK, STATUSES
-from .registry import load_modules
+from .registry import FUNCTION_REFERENCE, load_modules
 from .sample import Sample, row_task
 
 logger = logging.getLogger("verl_video.rewards")
@@ -79,13 +79,16 @@ class RewardScorer:
         parser: Mapping[str, Any] | None = None,
         modules: Iterable[str] | str | None = None,
     ) -> None:
-        load_modules(to_plain(modules))
+        load_modules(to_plain(modules), named_in="reward.reward_kwargs.modules")
         presets = load_presets()
         if presets_file:
             presets.update(load_presets(presets_file))
         if components is not None:
             presets["inline"] = Composite.from_config("inline", components)
             preset = "inline"
+        if preset not in presets and FUNCTION_REFERENCE.match(preset):
+            # `preset=path/to/file.py:compute_score`: verl's compute_score function alone is the reward.
+            presets[preset] = Composite.from_config(preset, [preset])
         if preset not in presets:
             raise ValueError(f"unknown reward preset {preset!r}; known: {', '.join(sorted(presets))}")
         parser = to_plain(parser)

@@ -160,8 +160,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                         help="strategy parameter (repeatable): difficulty low, high, mode=all|linspace|gaussian, "
                              "count, mu, sigma, seed; variance threshold, top")
-    parser.add_argument("--modules", action="append", default=[], metavar="FILE.py",
-                        help="files that register strategies (@register_strategy) or rewards")
     parser.add_argument("--data-folder", help="videos folder of the written data_config when the records come from "
                                               "a predictions file (default: that file's folder)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG histogram")
@@ -191,7 +189,7 @@ def _load_stats(args: argparse.Namespace, backend_factory=None) -> tuple[list[Re
 def run(args: argparse.Namespace, backend_factory=None) -> int:
     """Entry point of `verl-video select`."""
     try:
-        load_modules(args.modules)
+        load_modules(args.modules, named_in="--modules")
         stats, source = _load_stats(args, backend_factory)
         entries = {}
         if args.model:

@@ -69,6 +69,16 @@ TEMPLATES: dict[str, PromptTemplate] = {
 DEFAULT_TEMPLATE = "think"
 
 
+def register_template(template: PromptTemplate, *, override: bool = False) -> PromptTemplate:
+    """Add a named template (e.g. from a user file named in `modules`) that `prompt_template: NAME` selects."""
+    if "{query}" not in template.user:
+        raise ValueError(f"prompt template {template.name!r}: its user text needs '{{query}}'")
+    if template.name in TEMPLATES and TEMPLATES[template.name] != template and not override:
+        raise ValueError(f"prompt template {template.name!r} is already defined; rename it, or pass override=True")
+    TEMPLATES[template.name] = template
+    return template
+
+
 def get_template(name_or_text: str | None) -> PromptTemplate:
     """Return a named template, or wrap inline text (containing `{query}`) as a template."""
     if not name_or_text:

@@ -9,7 +9,7 @@
 
 A name is registered once; a user file replaces a built-in only with `register_task(override=True)`.
 User files load exactly as reward files do (`load_modules`, rewards/registry.py), so one file may hold a
-task and the rewards it needs.
+task and the rewards it needs; a data_config lists them under `modules:` (annotations/data_config.py).
 """
 
 from __future__ import annotations
@@ -60,10 +60,13 @@ def _origin(cls: type) -> tuple[str, str]:
 def get_task(name: str) -> Task:
     """The registered task `name`; ValueError listing the known names otherwise."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))} (add one with `modules`)")
+        raise ValueError(
+            f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))} (a task of your own: list the file that "
+            "registers it under `modules:` in the data_config)"
+        )
     return TASKS[name]
 
 
 def load_task_modules(modules: Iterable[str] | str | None) -> None:
-    """Import user task files (`path/to/task.py`) or modules so their `@register_task` runs."""
-    load_modules(modules)
+    """Import user task files (`path/to/task.py`) or modules so their `@register_task` runs (rewards' loader)."""
+    load_modules(modules, named_in="modules")

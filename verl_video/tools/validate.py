@@ -30,6 +30,7 @@ from verl_video.annotations.records import DEFAULT_FRAME_RATE_KEY, Record, Recor
 from verl_video.video.settings import VideoBudget
 from verl_video.video.decode import decode_video
 from verl_video.tasks import get_task
+from verl_video.pipeline.items import check_template
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?|\bnan\b|\binf\b")
 # An annotated duration may differ from the file's by this much before it is reported (seconds, fraction).
@@ -111,6 +112,7 @@ def validate(config: DataConfig, fixes: set[str], check_videos: bool = True, dec
         report.records = read_annotations(entry.json_path, entry.format, entry.read_options, on_error=read_errors.append)
         if entry.task:
             report.records = [replace(record, task=entry.task) for record in report.records]
+        check_template(entry, report.records)
         for exc in read_errors:
             where, _, message = str(exc).partition(": ")
             report.problems.append(Problem(where, "record", message, "drop"))

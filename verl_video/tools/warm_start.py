@@ -28,12 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from verl_video.annotations.data_config import DataConfigError
+from verl_video.pipeline.issues import NoUsableData
 from verl_video.pipeline.items import load_items
 from verl_video.tasks.prompts import get_template
 from verl_video.annotations.records import DEFAULT_TASK
@@ -281,10 +284,14 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     settings = settings_from_args(args)
     print(f"verl-video warm-start: settings from {settings.source}")
-    summary = warm_start(
-        args.model_dir, args.data, args.out, args.steps, args.batch_size, args.lr, args.noise, args.seed,
-        args.template, args.max_samples, args.trainer, settings.video,
-    )  # fmt: skip
+    try:
+        summary = warm_start(
+            args.model_dir, args.data, args.out, args.steps, args.batch_size, args.lr, args.noise, args.seed,
+            args.template, args.max_samples, args.trainer, settings.video,
+        )  # fmt: skip
+    except (DataConfigError, NoUsableData) as exc:  # a module that fails to import, data without a usable row
+        print(f"verl-video warm-start: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
     if args.eval is not None:
         from transformers import AutoModelForImageTextToText, AutoProcessor

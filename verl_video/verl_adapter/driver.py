@@ -168,6 +168,45 @@ def cpu_mode(config: DictConfig) -> bool:
     return config.trainer.device == "cpu"
 
 
+def load_data_modules(config: DictConfig) -> None:
+    """Import the data_configs' `modules:` here and hand them to the reward workers (`reward.reward_kwargs.modules`)."""
+    from verl_video.annotations.data_config import DataConfigError, data_config_modules
+
+    try:
+        found = data_config_modules(config.data.get("train_files"), config.data.get("val_files"))
+    except DataConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if not found:
+        return
+    OmegaConf.set_struct(config, False)
+    kwargs = config.reward.setdefault("reward_kwargs", {})
+    given = kwargs.get("modules") or []
+    kwargs["modules"] = [*([given] if isinstance(given, str) else given), *found]  # absolute: workers' cwd differs
+    OmegaConf.set_struct(config, True)
+
+
+def check_data(config: DictConfig) -> None:
+    """Stop before Ray starts when the training or validation data yields no usable row (each reason counted)."""
+    from verl_video.annotations.data_config import DataConfigError
+    from verl_video.pipeline.issues import DropTally, NoUsableData
+    from verl_video.pipeline.items import load_items, require_usable_video
+    from verl_video.video.settings import settings_from_config
+
+    settings = settings_from_config(config.data)
+    for key in ("train_files", "val_files"):
+        files, tally = _data_files(config, key), DropTally()
+        try:
+            if files:
+                require_usable_video(load_items(files, settings, tally=tally), tally, files)
+        except (NoUsableData, DataConfigError) as exc:
+            raise ConfigError(f"data.{key}: {exc}") from None
+
+
+def _data_files(config: DictConfig, key: str) -> list[str]:
+    files = config.data.get(key) or []
+    return [str(files)] if isinstance(files, str) else [str(f) for f in files]
+
+
 def prepare_environment(config: DictConfig) -> None:
     """Environment every process needs; set before Ray starts so workers inherit it."""
     # Values derived from the config replace whatever the shell or the config's runtime_env held.
@@ -228,6 +267,8 @@ def run(config: DictConfig) -> None:
     apply_rollout_budget(config)
     check_model_family(config)
     check_warm_start_template(config)
+    load_data_modules(config)
+    check_data(config)
     check_reward_presets(config)
     prepare_environment(config)
     auto_set_device(config)

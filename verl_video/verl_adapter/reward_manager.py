@@ -21,6 +21,7 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.registry import register
 
+from verl_video.annotations.data_config import data_config_modules
 from verl_video.rewards.scorer import RewardScorer
 
 logger = logging.getLogger("verl_video.rewards")
@@ -35,6 +36,9 @@ class VideoRewardManager(RewardManagerBase):
         reward_config = config.get("reward") or {}
         if (reward_config.get("custom_reward_function") or {}).get("path"):
             logger.warning("verl-video: reward_manager=video ignores custom_reward_function; use reward_manager=naive")
+        # The data_configs' `modules:` (user tasks, rewards, presets), also when verl's own entry point started the run.
+        data = config.get("data") or {}
+        data_config_modules(data.get("train_files"), data.get("val_files"))
         self.scorer = RewardScorer.from_kwargs(reward_config.get("reward_kwargs"))
 
     async def run_single(self, data: DataProto) -> dict:

@@ -27,8 +27,10 @@ from tqdm import tqdm
 
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl_video.verl_adapter.agent_loop import PLACEHOLDER_BACKEND
-from verl_video.pipeline.issues import issue_log
-from verl_video.pipeline.items import DatasetItem, build_row, for_model, load_items, seen_duration
+from verl_video.pipeline.issues import DropTally, issue_log
+from verl_video.pipeline.items import (
+    DatasetItem, build_row, for_model, load_items, require_usable_video, seen_duration, video_reason,
+)
 from verl_video.video.probe import VideoError
 from verl_video.models.rope_time import install_rope_time_hook
 from verl_video.video.sampling_plan import fit_frame_size, plan_sampling
@@ -95,7 +97,9 @@ class VideoRLDataset(RLHFDataset):
         self.data_files = [os.path.abspath(os.path.expanduser(str(f))) for f in files]
 
     def _read_files_and_tokenize(self) -> None:
-        items = for_model(load_items(self.data_files, self.settings), self.processor)
+        # Every reason a record got no row, per dataset: if none is left, start-up stops with all of them.
+        self.tally = DropTally()
+        items = for_model(load_items(self.data_files, self.settings, tally=self.tally), self.processor)
         total = len(items)
         if 0 < self.max_samples < total:
             rng = np.random.default_rng(self.seed if self.seed is not None else self.settings.seed)
@@ -104,6 +108,8 @@ class VideoRLDataset(RLHFDataset):
         logger.info("verl-video data: %d samples from %s", len(items), ", ".join(self.data_files))
         warn_if_processor_resizes(self.processor, {item.video.budget for item in items})
         items = self.maybe_filter_out_long_prompts(items)
+        if not self.filter_overlong_prompts or self.processor is None:
+            require_usable_video(items, self.tally, self.data_files)  # the filter probed every video already
         # RLHFDataset.__getitem__ reads self.dataframe[i]; rows are built there, never stored.
         self.dataframe = RowSource(items, skip_bad_samples=self.settings.skip_bad_samples)
 
@@ -118,15 +124,20 @@ class VideoRLDataset(RLHFDataset):
             except VideoError as exc:
                 unreadable += 1
                 issue_log.report("unreadable_video", item.video.path, str(exc))
+                self.tally.drop(item.dataset, video_reason(item, exc))
                 continue
             if length <= self.max_prompt_length:
                 kept.append(item)
+            else:
+                self.tally.drop(item.dataset, f"prompt longer than data.max_prompt_length={self.max_prompt_length}")
         self.unreadable_videos = unreadable
         log = logger.warning if unreadable else logger.info
         log(
             "verl-video data: kept %d of %d samples (%d over %d tokens, %d unreadable videos)",
             len(kept), len(dataframe), len(dataframe) - len(kept) - unreadable, self.max_prompt_length, unreadable,
         )  # fmt: skip
+        if not kept:
+            raise self.tally.error(self.data_files)
         return kept
 
     def estimate_prompt_length(self, item: DatasetItem) -> int:
