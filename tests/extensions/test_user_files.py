@@ -80,7 +80,7 @@ def test_data_without_a_usable_row_stops_the_driver_with_each_file_and_reason(us
     )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     error = done.stderr[done.stderr.index("verl-video: configuration error"):]
-    assert "data.train_files: no usable rows in unusable.yaml:" in error
+    assert f"data.train_files: no usable rows in {user_project / name}:" in error
     assert f"counting ({user_project / 'counting.jsonl'}): {NUM_COUNTING} records, none usable" in error
     assert f"{NUM_COUNTING}  task: unknown task 'counting'" in error
     assert "8  video: video not found" in error
