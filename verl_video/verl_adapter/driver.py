@@ -155,9 +155,11 @@ def check_reward_presets(config: DictConfig) -> None:
             for entry in entries:
                 if entry.reward_preset:
                     wanted.setdefault(entry.reward_preset, f"{path}: dataset {entry.name!r}")
-    if not wanted:
-        return
-    known = RewardScorer.from_kwargs(config.reward.get("reward_kwargs")).presets
+    try:
+        # Built here once so that a misspelt option stops the run now, not inside every reward worker.
+        known = RewardScorer.from_kwargs(config.reward.get("reward_kwargs")).presets
+    except (ValueError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
     for name, where in wanted.items():
         if name not in known:
             raise ConfigError(f"{where}: reward_preset {name!r} is not a known preset; known: {', '.join(sorted(known))}")
@@ -196,10 +198,24 @@ def check_data(config: DictConfig) -> None:
     for key in ("train_files", "val_files"):
         files, tally = _data_files(config, key), DropTally()
         try:
+            items = load_items(files, settings, tally=tally) if files else []
             if files:
-                require_usable_video(load_items(files, settings, tally=tally), tally, files)
-        except (NoUsableData, DataConfigError) as exc:
+                require_usable_video(items, tally, files)
+        except (NoUsableData, DataConfigError, OSError) as exc:
             raise ConfigError(f"data.{key}: {exc}") from None
+        if key == "train_files":
+            check_batch_fits(len(items), config)
+
+
+def check_batch_fits(records: int, config: DictConfig) -> None:
+    """Refuse a training set smaller than one batch: verl drops the incomplete batch and divides by zero steps."""
+    batch = int(config.data.train_batch_size)
+    if records < batch:
+        raise ConfigError(
+            f"data.train_files: {records} usable record(s), fewer than data.train_batch_size={batch}, so an epoch "
+            f"has no training step (verl drops an incomplete batch); set data.train_batch_size={records} or lower "
+            "(and actor_rollout_ref.actor.ppo_mini_batch_size no larger), or add records"
+        )
 
 
 def _data_files(config: DictConfig, key: str) -> list[str]:

@@ -32,7 +32,6 @@ from verl_video.pipeline.items import (
     DatasetItem, build_row, for_model, load_items, require_usable_video, seen_duration, video_reason,
 )
 from verl_video.video.probe import VideoError
-from verl_video.models.rope_time import install_rope_time_hook
 from verl_video.video.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.video.settings import VideoBudget, settings_from_config
 from verl_video.video.decode import DecodedVideo, plan_for_file, video_metadata
@@ -40,7 +39,6 @@ from verl_video.video.loader import VideoRequest, load_video
 from verl_video.models.family import VideoGeometry, default_geometry, prompt_tokens_besides_video, video_geometry
 
 logger = logging.getLogger("verl_video.data")
-install_rope_time_hook()
 
 # How many following records to try when a record's video is bad, before giving up on the batch slot.
 MAX_REPLACEMENT_TRIES = 64
@@ -197,12 +195,6 @@ class VideoRLDataset(RLHFDataset):
         """Async wrapper verl's agent loop awaits; decoding runs in the default executor."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, cls._process_multi_modal_info, messages, image_patch_size, config)
-
-    @classmethod
-    async def process_vision_info(cls, messages: list[dict], image_patch_size, config) -> tuple:
-        """Older agent-loop entry point: (images, videos)."""
-        images, videos, _ = await cls.process_multi_modal_info(messages, image_patch_size, config)
-        return images, videos
 
 
 class RowSource:
