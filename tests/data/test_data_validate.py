@@ -114,3 +114,29 @@ def test_a_video_without_a_header_duration_is_measured_and_reported(tmp_path, vi
     out = capsys.readouterr().out
     assert "rec: 1 records, 1 videos, 0 problems" in out
     assert "1 videos have no duration in their header; measured" in out
+
+
+def test_validate_reports_every_config_key_problem_of_a_file_in_one_run(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "a.jsonl").write_text('{"video": "v.mp4", "query": "q", "timestamps": [[0, 1]]}\n')
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        "seed: often\n"
+        "datasets:\n"
+        "  - json_path: a.jsonl\n"
+        "    data_folder: .\n"
+        "    fps: -1\n"
+        "    colour: red\n"
+        "  - json_path: missing.jsonl\n"
+        "    data_folder: .\n"
+        "    sampling_strategy: some\n"
+    )
+    done = subprocess.run([sys.executable, "-m", "verl_video.cli", "validate", str(config)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    for problem in ("data.yaml:1: key 'seed'", "data.yaml:5: datasets[0].fps", "data.yaml:6: datasets[0].colour",
+                    "data.yaml:7: datasets[1].json_path: file not found", "data.yaml:9: datasets[1].sampling_strategy"):
+        assert problem in out, out

@@ -177,16 +177,21 @@ def load_data_config(path: str) -> DataConfig:
     nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
     if len(nodes) != len(data["datasets"]):  # e.g. datasets merged in with `<<:`: no node per entry
         nodes = [root] * len(data["datasets"])
-    entries = []
+    entries, problems = [], []
     for i, (raw, node) in enumerate(zip(data["datasets"], nodes, strict=True)):
-        entries.append(_parse_entry(raw, node, name, i, base_dir))
+        try:
+            entries.append(_parse_entry(raw, node, name, i, base_dir))
+        except DataConfigError as exc:
+            problems.append(str(exc))
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        problems.append(f"{name}:{top_lines.get('seed', 0)}: key 'seed' must be an integer")
+    if problems:
+        raise DataConfigError("\n".join(problems))
     names = [e.name for e in entries]
     for i, entry in enumerate(entries):
         if names.index(entry.name) != i:
             entry.name = f"{entry.name}_{i}"  # two entries over the same file stay distinguishable
-    seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise DataConfigError(f"{name}:{top_lines.get('seed', 0)}: key 'seed' must be an integer")
     return DataConfig(path=os.path.abspath(path), datasets=entries, seed=seed, modules=modules)
 
 
@@ -226,58 +231,61 @@ def _parse_entry(raw: Any, node: yaml.Node, file_name: str, index: int, base_dir
     if not isinstance(raw, dict):
         raise DataConfigError(f"{where}: each dataset entry must be a mapping")
     lines = _mapping_lines(node)
+    # Every problem of the entry is collected, so that one `validate` run reports them all.
+    problems: list[str] = []
 
-    def fail(key: Any, message: str) -> DataConfigError:
-        return DataConfigError(f"{file_name}:{lines.get(key, _line_of(node))}: datasets[{index}].{key}: {message}")
+    def fail(key: Any, message: str) -> None:
+        problems.append(f"{file_name}:{lines.get(key, _line_of(node))}: datasets[{index}].{key}: {message}")
 
     repeated = _duplicate_key(node)
     if repeated:
         raise DataConfigError(f"{file_name}:{repeated[1]}: datasets[{index}].{repeated[0]}: key is given twice")
-    unknown = sorted(set(raw) - _ENTRY_KEYS, key=str)  # YAML keys need not be strings
-    if unknown:
-        raise fail(unknown[0], f"unknown key; choose from {', '.join(sorted(_ENTRY_KEYS))}")
+    for key in sorted(set(raw) - _ENTRY_KEYS, key=str):  # YAML keys need not be strings
+        fail(key, f"unknown key; choose from {', '.join(sorted(_ENTRY_KEYS))}")
     for key in ("json_path", "data_folder"):
         if not raw.get(key):
-            raise fail(key, "missing (required)")
-        if not isinstance(raw[key], str):
-            raise fail(key, f"must be a path, got {raw[key]!r}")
+            fail(key, "missing (required)")
+        elif not isinstance(raw[key], str):
+            fail(key, f"must be a path, got {raw[key]!r}")
     for key in (
         "name", "format", "task", "reward_preset", "prompt_template", "durations", "video_ext", "sampling_strategy",
         "box_frames",
     ):  # fmt: skip
         if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise fail(key, f"must be a string, got {raw[key]!r}")
-    json_path = _resolve_path(raw["json_path"], base_dir)
-    if not os.path.exists(json_path):
-        raise fail("json_path", f"file not found: {json_path}")
+            fail(key, f"must be a string, got {raw[key]!r}")
+    json_path = _resolve_path(raw["json_path"], base_dir) if isinstance(raw.get("json_path"), str) else ""
+    if json_path and not os.path.exists(json_path):
+        fail("json_path", f"file not found: {json_path}")
     fmt = raw.get("format")
-    if fmt is not None and fmt not in format_names():
-        raise fail("format", f"{fmt!r} is not one of {', '.join(format_names())} (a user format: list its file in `modules:`)")
+    if isinstance(fmt, str) and fmt not in format_names():
+        fail("format", f"{fmt!r} is not one of {', '.join(format_names())} (a user format: list its file in `modules:`)")
     strategy = str(raw.get("sampling_strategy") or "all")
     try:
         parse_sampling_strategy(strategy)
     except ValueError as exc:
-        raise fail("sampling_strategy", str(exc)) from None
+        fail("sampling_strategy", str(exc))
     weight = raw.get("weight")
     if weight is not None and not _positive_number(weight):
-        raise fail("weight", f"must be a positive number, got {weight!r}")
+        fail("weight", f"must be a positive number, got {weight!r}")
     budget = {}
     for key in BUDGET_FIELDS:
         if raw.get(key) is None:
             continue
         value = raw[key]
         if not _positive_number(value):
-            raise fail(key, f"must be a positive number, got {value!r}")
+            fail(key, f"must be a positive number, got {value!r}")
         budget[key] = value
     if raw.get("frame_rate") is not None and not _positive_number(raw["frame_rate"]):
-        raise fail("frame_rate", f"must be a positive number (frames per second), got {raw['frame_rate']!r}")
+        fail("frame_rate", f"must be a positive number (frames per second), got {raw['frame_rate']!r}")
     if raw.get("box_frames") is not None and raw["box_frames"] not in BOX_FRAMES:
-        raise fail("box_frames", f"{raw['box_frames']!r} is not one of {', '.join(BOX_FRAMES)}")
+        fail("box_frames", f"{raw['box_frames']!r} is not one of {', '.join(BOX_FRAMES)}")
     options = ReadOptions(video_ext=raw.get("video_ext"), frame_rate=raw.get("frame_rate"), box_frames=raw.get("box_frames"))
-    if raw.get("durations"):
+    if isinstance(raw.get("durations"), str) and raw["durations"]:
         options["durations"] = _resolve_path(raw["durations"], base_dir)
         if not os.path.exists(options["durations"]):
-            raise fail("durations", f"file not found: {options['durations']}")
+            fail("durations", f"file not found: {options['durations']}")
+    if problems:
+        raise DataConfigError("\n".join(problems))
     return DatasetEntry(
         name=str(raw.get("name") or os.path.splitext(os.path.basename(json_path))[0]),
         json_path=json_path,
