@@ -29,6 +29,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl_video.verl_adapter.agent_loop import PLACEHOLDER_BACKEND
 from verl_video.pipeline.issues import issue_log
 from verl_video.pipeline.items import DatasetItem, build_row, for_model, load_items, seen_duration
+from verl_video.pipeline.length_report import PromptLengthReport
 from verl_video.video.probe import VideoError
 from verl_video.models.rope_time import install_rope_time_hook
 from verl_video.video.sampling_plan import fit_frame_size, plan_sampling
@@ -112,6 +113,7 @@ class VideoRLDataset(RLHFDataset):
         if not self.filter_overlong_prompts or self.processor is None:
             return dataframe
         kept, unreadable = [], 0
+        report = PromptLengthReport(dataframe, self.max_prompt_length)
         for item in tqdm(dataframe, desc=f"Counting prompt tokens (limit {self.max_prompt_length})", mininterval=2):
             try:
                 length = self.estimate_prompt_length(item)
@@ -119,9 +121,10 @@ class VideoRLDataset(RLHFDataset):
                 unreadable += 1
                 issue_log.report("unreadable_video", item.video.path, str(exc))
                 continue
-            if length <= self.max_prompt_length:
+            if report.keeps(item, length):
                 kept.append(item)
         self.unreadable_videos = unreadable
+        report.log()
         log = logger.warning if unreadable else logger.info
         log(
             "verl-video data: kept %d of %d samples (%d over %d tokens, %d unreadable videos)",
