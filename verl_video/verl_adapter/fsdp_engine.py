@@ -25,7 +25,7 @@ from verl.workers.config.optimizer import build_optimizer
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
 
 from verl_video.models import vision_cache
-from verl_video.models.vision_tower import VisionSettings, apply_freeze, trainable_parameters
+from verl_video.models.vision_tower import VisionSettings, apply_freeze, freeze_report, trainable_parameters
 
 logger = logging.getLogger("verl_video")
 
@@ -92,29 +92,24 @@ def vision_language_critics() -> Iterator[None]:
 
 
 class VisionSettingsMixin:
-    """Applies `VisionSettings` (exported by the driver) to the model verl loads, and builds the optimizer to match."""
+    """Applies `VisionSettings` (exported by the driver; required) to the model verl loads; the optimizer matches."""
 
     # The actor's update ends a step; a critic colocated in the same process must not end it early.
     closes_vision_step = True
     vision_hook = None
+    # Told apart in the freeze log line when a critic shares the actor's process.
+    vision_role = ""
 
     def _build_module(self):
+        # Before loading the model: without the driver's settings the whole model would train unnoticed.
+        settings = VisionSettings.require_from_env()
         module = super()._build_module()
-        settings = VisionSettings.from_env()
-        if settings is None:
-            logger.warning(
-                "verl-video: no vision settings from the driver (run through `python -m verl_video.main`); "
-                "the whole model trains"
-            )
-            return module
         counts = apply_freeze(module, settings)
         self.vision_settings = settings
-        if counts["encoder"] and not self.engine_config.forward_only:
-            logger.info(
-                "verl-video: vision encoder %s (%d params), projector %s (%d params)",
-                "frozen" if settings.freeze_encoder else "trained", counts["encoder"],
-                "frozen" if settings.freeze_projector else "trained", counts["projector"],
-            )
+        if not self.engine_config.forward_only:
+            # Once per trainer process and engine: what this rank's optimizer will (not) hold. Warning level
+            # because verl sets every process's root logger to WARNING, and a run's logs must show this.
+            logger.warning(freeze_report(module, counts, settings, f"rank {getattr(self, 'rank', 0)}{self.vision_role}"))
         self.vision_hook = hook = vision_cache.install_feature_reuse(
             module,
             reuse=settings.reuse_features,
@@ -155,6 +150,7 @@ class VideoFSDPEngineWithValueHead(VisionSettingsMixin, FSDPEngineWithValueHead)
     """verl's critic engine with vision settings applied; a vision-language critic reads the video too."""
 
     closes_vision_step = False
+    vision_role = " (critic)"
 
     def _build_module(self):
         with vision_language_critics():

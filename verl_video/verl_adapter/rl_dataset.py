@@ -31,6 +31,7 @@ from verl_video.pipeline.issues import DropTally, issue_log
 from verl_video.pipeline.items import (
     DatasetItem, build_row, for_model, load_items, require_usable_video, seen_duration, video_reason,
 )
+from verl_video.pipeline.length_report import PromptLengthReport
 from verl_video.video.probe import VideoError
 from verl_video.video.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.video.settings import VideoBudget, settings_from_config
@@ -116,6 +117,7 @@ class VideoRLDataset(RLHFDataset):
         if not self.filter_overlong_prompts or self.processor is None:
             return dataframe
         kept, unreadable = [], 0
+        report = PromptLengthReport(dataframe, self.max_prompt_length)
         for item in tqdm(dataframe, desc=f"Counting prompt tokens (limit {self.max_prompt_length})", mininterval=2):
             try:
                 length = self.estimate_prompt_length(item)
@@ -124,11 +126,12 @@ class VideoRLDataset(RLHFDataset):
                 issue_log.report("unreadable_video", item.video.path, str(exc))
                 self.tally.drop(item.dataset, video_reason(item, exc))
                 continue
-            if length <= self.max_prompt_length:
+            if report.keeps(item, length):
                 kept.append(item)
             else:
                 self.tally.drop(item.dataset, f"prompt longer than data.max_prompt_length={self.max_prompt_length}")
         self.unreadable_videos = unreadable
+        report.log()
         log = logger.warning if unreadable else logger.info
         log(
             "verl-video data: kept %d of %d samples (%d over %d tokens, %d unreadable videos)",

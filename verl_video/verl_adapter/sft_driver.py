@@ -17,6 +17,8 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from verl_video.models.vision_tower import ENV_VAR as VISION_ENV_VAR
+from verl_video.models.vision_tower import VisionSettings
 from verl_video.verl_adapter.plugin import register_all
 
 # Written into trainer.default_local_dir when the fit ends: its steps, seconds and training records.
@@ -41,6 +43,9 @@ def run(config: DictConfig) -> dict:
     from verl.trainer.sft_trainer import SFTTrainer
     from verl.utils.distributed import destroy_global_process_group, initialize_global_process_group
 
+    # What the GRPO driver does (driver.prepare_environment): the config decides, not a stale shell value;
+    # torchrun's processes each run this, so each engine finds its settings in its own environment.
+    os.environ[VISION_ENV_VAR] = VisionSettings.from_sft_config(config).to_env()
     if config.trainer.device == "cpu":
         os.environ.setdefault("VERL_PLATFORM", "cpu")
         single_process_env()
