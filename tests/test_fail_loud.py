@@ -16,6 +16,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from verl_video.pipeline.issues import NoUsableData
 from verl_video.models.vision_tower import VisionSettings
 from verl_video.video.decode import plan_for_file
 from verl_video.verl_adapter.driver import CONFIG_DIR
@@ -93,10 +94,14 @@ def test_the_filter_reports_what_the_budget_drops(long_video_config, qwen3_proce
     assert tokens > plan.num_video_tokens  # the frames' tokens, per-group timestamps and the question
     budget = tokens - 1 if over_budget else tokens
     with caplog.at_level(logging.INFO, logger="verl_video.data"):
-        dataset = _dataset(long_video_config, qwen3_processor, budget)
+        if over_budget:
+            # Its one record dropped, the set is empty: start-up stops with the reason counted (after the report).
+            with pytest.raises(NoUsableData, match=f"1  prompt longer than data.max_prompt_length={budget}"):
+                _dataset(long_video_config, qwen3_processor, budget)
+        else:
+            dataset = _dataset(long_video_config, qwen3_processor, budget)
     report = [(r.levelno, r.getMessage()) for r in caplog.records if "prompt-length filter" in r.getMessage()]
     if over_budget:
-        assert len(dataset) == 0
         assert report == [(logging.WARNING, (
             f"verl-video data: long_videos: 1 of 1 records dropped by the prompt-length filter "
             f"(longest {tokens} tokens > data.max_prompt_length={budget})"
