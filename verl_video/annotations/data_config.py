@@ -140,8 +140,8 @@ def parse_sampling_strategy(text: str) -> tuple[str, float | None]:
     return kind, float(match[2] or match[3] or match[4])
 
 
-def load_data_config(path: str) -> DataConfig:
-    """Parse and check a data_config YAML; errors name the file, line and key."""
+def _read_yaml(path: str) -> tuple[str, yaml.Node, Any]:
+    """The file's name, root node and value; errors name the file and line."""
     name = os.path.basename(path)
     if not os.path.exists(path):
         raise DataConfigError(f"{path}: data_config not found")
@@ -167,12 +167,24 @@ def load_data_config(path: str) -> DataConfig:
         raise DataConfigError(f"{name}:{repeated[1]}: key {repeated[0]!r} is given twice")
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), list) or not data["datasets"]:
         raise DataConfigError(f"{name}:1: key 'datasets' must be a non-empty list of dataset entries")
+    return name, root, data
+
+
+def _config_modules(path: str, name: str, root: yaml.Node, data: dict) -> list[str]:
+    """Import the file's `modules:` (paths relative to it, or module names); their resolved names."""
+    modules_node = _value_node(root, "modules")
+    item_lines = [_line_of(n) for n in modules_node.value] if isinstance(modules_node, yaml.SequenceNode) else []
+    lines = item_lines or [_mapping_lines(root).get("modules", 1)]
+    return _load_config_modules(data.get("modules"), name, lines, os.path.dirname(os.path.abspath(path)))
+
+
+def load_data_config(path: str) -> DataConfig:
+    """Parse and check a data_config YAML; errors name the file, line and key."""
+    name, root, data = _read_yaml(path)
     top_lines = _mapping_lines(root)
     # Before the entries: a user file may register the format, task or template an entry names.
     base_dir = os.path.dirname(os.path.abspath(path))
-    modules_node = _value_node(root, "modules")
-    item_lines = [_line_of(n) for n in modules_node.value] if isinstance(modules_node, yaml.SequenceNode) else []
-    modules = _load_config_modules(data.get("modules"), name, item_lines or [top_lines.get("modules", 1)], base_dir)
+    modules = _config_modules(path, name, root, data)
     items_node = _value_node(root, "datasets")
     nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
     if len(nodes) != len(data["datasets"]):  # e.g. datasets merged in with `<<:`: no node per entry
@@ -222,7 +234,9 @@ def data_config_modules(*file_lists: Any) -> list[str]:
     found: list[str] = []
     for path in paths:
         if str(path).endswith((".yaml", ".yml")) and os.path.isfile(str(path)):
-            found += [m for m in load_data_config(str(path)).modules if m not in found]
+            # Only the modules: a process that scores rows needs them, not the entries' files (checked elsewhere).
+            name, root, data = _read_yaml(str(path))
+            found += [m for m in _config_modules(str(path), name, root, data) if m not in found]
     return found
 
 
