@@ -1,9 +1,11 @@
 """`verl-video summarize RUN_DIR`: what a training run did, read from verl's file logger.
 
 Reads `metrics.jsonl` (verl's `file` logger, one JSON object per step) and, when present, `memory.json`
-(from `verl-video monitor-memory`). Prints reward and IoU at the start and end of training and of
-validation, what went wrong with inputs and rewards (bad videos, reward functions that failed), the time
-per step and its split, peak memory, and where the outputs are.
+(from `verl-video monitor-memory`) and the greedy validation dumps in `validation/`. Prints reward and IoU
+at the start and end of training and of validation, the warm start beside the video-blind baseline, what
+went wrong with inputs and rewards (bad videos, reward functions that failed), the time per step and its
+split, peak memory, and where the outputs are. Then it draws the run into `RUN_DIR/summary.png`
+(verl_video/tools/run_plot.py; `--plot PATH` elsewhere, `--no-plot` not at all) and ends with `plot: <path>`.
 """
 
 from __future__ import annotations
@@ -103,10 +105,18 @@ def grounding_sources(run: RunMetrics, prefix: str, suffix: str) -> list[str]:
     return sources
 
 
-def task_metric_lines(run: RunMetrics) -> list[str]:
-    """Validation before/after per data source: the task metric, then format, then a warning if the task got worse."""
+def warm_start(run: RunMetrics, source: str) -> float | None:
+    """The source's validation mIoU at step 0 (the model before GRPO), None when the run did not validate then."""
+    series = run.series(f"val-aux/{source}/iou/mean@1")
+    return series[0][1] if series and series[0][0] == 0 else None
+
+
+def task_metric_lines(run: RunMetrics, baseline: float | None = None) -> list[str]:
+    """Validation before/after per data source: the task metric, the warm start beside the video-blind baseline,
+    then format, then a warning if the task got worse."""
     lines = []
-    for source in grounding_sources(run, "val-aux/", "/mean@1"):
+    sources = grounding_sources(run, "val-aux/", "/mean@1")
+    for source in sources:
         iou_key = f"val-aux/{source}/iou/mean@1"
         lines.append(f"validation on {source} (greedy), the task metric:")
         for name, label in TASK_METRICS:
@@ -114,6 +124,12 @@ def task_metric_lines(run: RunMetrics) -> list[str]:
             if series:
                 (first_step, first), (last_step, last) = series[0], series[-1]
                 lines.append(f"  {label:<7} {first:.3f} (step {first_step}) -> {last:.3f} (step {last_step})  {last - first:+.3f}")
+        start = warm_start(run, source)
+        if start is not None and baseline is not None:
+            # The dumps pool every grounding source, so with several the baseline is theirs together.
+            pooled = " (all grounding sources)" if len(sources) > 1 else ""
+            lines.append(f"  warm start (step 0) mIoU {start:.3f}, video-blind baseline{pooled} {baseline:.3f}, "
+                         f"final {run.series(iou_key)[-1][1]:.3f}")
         fmt = run.series(f"val-aux/{source}/format/mean@1")
         if fmt:
             lines.append(f"  format reward, apart: {fmt[0][1]:.3f} -> {fmt[-1][1]:.3f}")
@@ -165,21 +181,39 @@ def read_localisation(dump: Path) -> Localisation | None:
     return localisation(preds, truths, durations) if preds else None
 
 
-def localisation_lines(validation_dir: Path) -> list[str]:
-    """First vs last validation: distinct answers, centre correlation and the video-blind baseline, with a note."""
+@dataclass(frozen=True)
+class ValidationDumps:
+    """Localisation of a run's first and last validation dumps, with their steps."""
+
+    first_step: int
+    first: Localisation
+    last_step: int
+    last: Localisation
+
+
+def read_dumps(validation_dir: Path) -> ValidationDumps | None:
+    """The first and last greedy validation dumps of a run (None unless both hold grounding answers)."""
     # verl names each dump by its step.
     dumps = sorted((p for p in validation_dir.glob("*.jsonl") if p.stem.isdigit()), key=lambda p: int(p.stem))
     if not dumps:
-        return []
+        return None
     first, last = read_localisation(dumps[0]), read_localisation(dumps[-1])
     if first is None or last is None:
+        return None
+    return ValidationDumps(int(dumps[0].stem), first, int(dumps[-1].stem), last)
+
+
+def localisation_lines(dumps: ValidationDumps | None) -> list[str]:
+    """First vs last validation: distinct answers, centre correlation and the video-blind baseline, with a note."""
+    if dumps is None:
         return []
+    first, last = dumps.first, dumps.last
 
     def corr(value: float | None) -> str:
         return "n/a (one answer)" if value is None else f"{value:+.2f}"
 
     lines = [
-        f"localisation, greedy grounding answers (validation step {dumps[0].stem} -> {dumps[-1].stem}):",
+        f"localisation, greedy grounding answers (validation step {dumps.first_step} -> {dumps.last_step}):",
         f"  distinct answers:            {first.distinct}/{first.n} -> {last.distinct}/{last.n}",
         f"  centre correlation w/ truth: {corr(first.centre_corr)} -> {corr(last.centre_corr)}",
         f"  video-blind baseline:        mIoU {last.blind_miou:.3f} (one interval, "
@@ -217,12 +251,37 @@ def find_metrics(path: Path) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class RunFolder:
+    """A run's folder, its metrics and its validation dumps, read once for the text and the plot."""
+
+    path: Path
+    metrics_path: Path
+    run: RunMetrics
+    dumps: ValidationDumps | None
+
+    @classmethod
+    def open(cls, path: Path) -> "RunFolder":
+        """Read the run in `path` (a run folder or its metrics file)."""
+        metrics_path = find_metrics(path)
+        # The outputs (train.log, memory.json, validation/) sit in the folder given, the metrics maybe one below.
+        folder = path if path.is_dir() else metrics_path.parent
+        return cls(folder, metrics_path, RunMetrics.load(metrics_path), read_dumps(folder / "validation"))
+
+    @property
+    def baseline(self) -> float | None:
+        """The video-blind baseline mIoU on the last validation dump's videos (None without dumps)."""
+        return self.dumps.last.blind_miou if self.dumps else None
+
+
 def summarize(run_dir: Path, window: int = 5) -> str:
     """Human-readable summary of a run directory."""
-    metrics_path = find_metrics(run_dir)
-    # The outputs (train.log, memory.json, validation/) sit in the folder given, the metrics maybe one below.
-    run_dir = run_dir if run_dir.is_dir() else metrics_path.parent
-    run = RunMetrics.load(metrics_path)
+    return summary_text(RunFolder.open(run_dir), window)
+
+
+def summary_text(folder: RunFolder, window: int = 5) -> str:
+    """Human-readable summary of a run already read."""
+    run_dir, metrics_path, run = folder.path, folder.metrics_path, folder.run
     lines = [f"run: {run_dir}", f"steps logged: {len(run.steps)}"]
 
     record = find_record(run_dir)
@@ -231,8 +290,8 @@ def summarize(run_dir: Path, window: int = 5) -> str:
             f"seed: {record.get('seed')}  config fingerprint: {record.get('config_fingerprint')}  "
             f"data fingerprint: {record.get('data_fingerprint')}"
         )
-    lines += task_metric_lines(run) + other_task_lines(run)
-    lines += localisation_lines(run_dir / "validation")
+    lines += task_metric_lines(run, folder.baseline) + other_task_lines(run)
+    lines += localisation_lines(folder.dumps)
 
     rewards = [v for _, v in run.series("critic/score/mean")]
     window = max(1, min(window, len(rewards) // 2 or 1))
@@ -297,16 +356,39 @@ def problem_lines(run: RunMetrics) -> list[str]:
     return lines
 
 
+def plot_line(folder: RunFolder, out: Path) -> str:
+    """Draw the run into the PNG `out`; the line saying where it is, or why there is none."""
+    # Imported here: run_plot reads RunMetrics from this module.
+    from verl_video.tools.run_plot import NothingToPlot, plot_run
+
+    try:
+        path = plot_run(folder.run, out, folder.baseline, f"{folder.path.resolve().name}: validation and training")
+    except NothingToPlot as exc:
+        return f"plot: none written, {exc}"
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":
+            raise
+        return "plot: skipped, matplotlib is not installed (pip install matplotlib)"
+    return f"plot: {path.resolve()}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="run directory (or its metrics.jsonl)")
     parser.add_argument("--window", type=int, default=5, help="steps averaged at the start and at the end")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--plot", type=Path, metavar="PATH", help="where to write the PNG (default RUN_DIR/summary.png)")
+    where.add_argument("--no-plot", action="store_true", help="print the summary only, no PNG")
 
 
 def run(args: argparse.Namespace) -> int:
-    """`verl-video summarize`: print the summary; a folder without a run is one line on stderr, exit 2."""
+    """`verl-video summarize`: print the summary, then write the PNG and print its path; a folder without a run
+    is one line on stderr, exit 2."""
     try:
-        print(summarize(args.run_dir, args.window))
+        folder = RunFolder.open(args.run_dir)
+        print(summary_text(folder, args.window))
     except (SummaryError, ValueError) as exc:
         print(f"verl-video summarize: {exc}", file=sys.stderr)
         return 2
+    if not args.no_plot:
+        print(plot_line(folder, args.plot or folder.path / "summary.png"))
     return 0
