@@ -33,6 +33,8 @@ FRAME_FOLDER_BACKEND = "frames"
 
 # Real decodes per resolved path in this process (the decode-once benchmark and tests read it).
 decode_counts: Counter[str] = Counter()
+# Frames PyAV decoded per path (not only those kept): shows that a clip decode does not read the whole file.
+pyav_decoded_frames: Counter[str] = Counter()
 _counts_lock = threading.Lock()
 
 
@@ -122,9 +124,14 @@ def decode_video(
     frame_indices: tuple[int, ...] | None = None,
 ) -> DecodedVideo:
     """Decode `path` (optionally the clip [video_start, video_end]) under `budget`; no caching."""
+    plan = plan_for_file(path, budget, video_start, video_end, geometry, frame_rate, frame_indices)
+    return decode_plan(path, plan, decoder, frame_rate)
+
+
+def decode_plan(path: str, plan: SamplingPlan, decoder: str = "auto", frame_rate: float | None = None) -> DecodedVideo:
+    """Decode exactly the instants of `plan` (seconds in the file) from `path`; no caching."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown video decoder {decoder!r}; choose from {', '.join(DECODERS)}")
-    plan = plan_for_file(path, budget, video_start, video_end, geometry, frame_rate, frame_indices)
     if os.path.isdir(path):
         return _decode_folder(path, plan, probe_video(path, frame_rate).fps)
     errors = []
@@ -204,6 +211,8 @@ def _decode_with_pyav(path: str, plan: SamplingPlan) -> torch.Tensor:
             return next_target
 
         for frame in container.decode(stream):
+            with _counts_lock:
+                pyav_decoded_frames[path] += 1
             if frame.pts is None:
                 continue
             t = float((frame.pts - origin) * base)

@@ -1,0 +1,108 @@
+"""Zoom windows (verl_video/video/windows.py): a bad call becomes a message, never an exception; a good one is
+planned like a whole video (whole frame groups, pixel budget) and decodes only its own frames."""
+
+from __future__ import annotations
+
+import pytest
+from synthetic_video import time_of, write_video
+
+from verl_video.models.family import VideoGeometry
+from verl_video.video import decode
+from verl_video.video.settings import VideoBudget
+from verl_video.video.windows import (
+    EMPTY, INVALID, OUTSIDE, OVER_BUDGET, REVERSED, Window, WindowError, decode_window, plan_window,
+)  # fmt: skip
+
+BUDGET = VideoBudget(fps=2.0, max_frames=16, min_frames=2, total_pixels=16 * 160 * 120, min_pixels=3136)
+DURATION = 100.0
+
+
+def plan(start, end, budget: VideoBudget = BUDGET, **kwargs) -> Window | WindowError:
+    return plan_window(start, end, DURATION, 120, 160, budget, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """100 s at 10 fps, each frame showing its time as a barcode."""
+    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", [(100, 10)])
+
+
+@pytest.mark.parametrize(
+    "start, end, reason",
+    [
+        (16.0, 12.0, REVERSED),
+        (12.0, 12.0, EMPTY),
+        (12.01, 12.04, EMPTY),  # both round to 12.0
+        (100.0, 120.0, OUTSIDE),
+        (-20.0, -1.0, OUTSIDE),
+        (float("nan"), 3.0, INVALID),
+        ("twelve", 3.0, INVALID),
+        (0.0, 30.0, OVER_BUDGET),  # 30 s at 2 fps is 60 frames; a call shows 16
+    ],
+)
+def test_bad_calls_are_messages(start, end, reason):
+    result = plan(start, end)
+    assert isinstance(result, WindowError)
+    assert result.reason == reason
+    assert result.message.startswith("zoom") and str(result) == result.message
+    if reason == OUTSIDE:
+        assert "lasts 100.0 s" in result.message  # the model learns where the video ends
+
+
+def test_over_budget_names_the_longest_window_that_fits():
+    error = plan(0.0, 30.0)
+    assert "8 s" in error.message  # 16 frames at 2 fps
+    assert isinstance(plan(0.0, 8.0), Window)
+    lowered = plan(0.0, 30.0, lower_rate=True)
+    assert isinstance(lowered, Window) and lowered.fps < 2.0
+    assert len(lowered.times) <= BUDGET.max_frames
+
+
+def test_partly_outside_is_clamped_and_said():
+    window = plan(96.2, 103.0)
+    assert (window.start, window.end, window.clamped) == (96.2, 100.0, True)
+    assert "100.0" in window.note and "103" in window.note
+    assert max(window.times) < 100.0
+    early = plan(-2.0, 3.0)
+    assert (early.start, early.times[0], early.clamped) == (0.0, 0.0, True)
+    assert plan(12.0, 16.0).note == ""
+
+
+def test_times_are_original_seconds_in_whole_groups():
+    window = plan(12.34, 16.8)
+    assert window.start == 12.3 and window.end == 16.8
+    assert window.times == pytest.approx([12.3 + i / 2 for i in range(8)])
+    geometry = VideoGeometry(16, 2, 4)  # a temporal patch of 4: groups stay whole
+    wide = plan(12.0, 17.0, budget=BUDGET, geometry=geometry)
+    assert len(wide.times) % 4 == 0
+
+
+def test_pixel_budget_bounds_each_call():
+    total = 8 * 28 * 28 * 4  # 8 frame groups of 4 tokens
+    small = plan(0.0, 8.0, budget=VideoBudget(fps=2.0, max_frames=16, min_frames=2, total_pixels=total, min_pixels=784))
+    assert small.plan.height * small.plan.width * len(small.times) // 2 <= total
+    assert small.plan.height % 28 == 0 and small.plan.width % 28 == 0
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_window_decodes_its_frames(long_video, decoder):
+    window = plan(47.3, 49.3)
+    decoded = decode_window(str(long_video), window, decoder=decoder)
+    shown = [time_of(f.permute(1, 2, 0).numpy()) for f in decoded.frames]
+    assert shown == pytest.approx(window.times, abs=1e-6)
+
+
+def test_window_decode_does_not_decode_the_whole_video(long_video):
+    """PyAV counts what it decodes: a 2 s window of a 1000-frame video costs one GOP, not the file."""
+    path = str(long_video)
+    before = decode.pyav_decoded_frames[path]
+    decode_window(path, plan(60.0, 62.0), decoder="pyav")
+    window_cost = decode.pyav_decoded_frames[path] - before
+
+    whole = plan_window(0.0, DURATION, DURATION, 120, 160, VideoBudget(fps=2.0, max_frames=400, min_frames=2))
+    before = decode.pyav_decoded_frames[path]
+    decode_window(path, whole, decoder="pyav")
+    whole_cost = decode.pyav_decoded_frames[path] - before
+    print(f"\nPyAV frames decoded: 2-s window at 60 s {window_cost}, whole video {whole_cost}")
+    assert whole_cost >= 990
+    assert 20 <= window_cost <= whole_cost // 3
