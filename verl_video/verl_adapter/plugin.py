@@ -23,6 +23,7 @@ _REGISTRATIONS = (
     "verl_video.verl_adapter.reward_manager",
     "verl_video.tasks",
     "verl_video.verl_adapter.agent_loop",
+    "verl_video.verl_adapter.search_agent_loop",
     "verl_video.verl_adapter.trainer",
 )
 

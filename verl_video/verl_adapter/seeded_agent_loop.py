@@ -31,15 +31,19 @@ class SeededSingleTurnAgentLoop(SingleTurnAgentLoop):
 
     _warned = False
 
-    async def run(self, sampling_params: dict[str, Any], **kwargs: Any):
+    def request_seed(self, kwargs: dict[str, Any]) -> int | None:
+        """The trajectory's sampling seed, or None (warned once) when verl passed nothing stable to derive it from."""
         # verl's TransferQueue worker passes the prompt's fields (index, global_steps) and the rollout index
         # (session_id); without them (verl's legacy trainer) there is nothing stable to derive a seed from.
         if all(key in kwargs for key in ("index", "global_steps", "session_id")):
-            sampling_params = dict(sampling_params)
-            sampling_params["seed"] = trajectory_seed(
-                self.rollout_config.seed, kwargs["global_steps"], kwargs["index"], kwargs["session_id"]
-            )
-        elif not SeededSingleTurnAgentLoop._warned:
+            return trajectory_seed(self.rollout_config.seed, kwargs["global_steps"], kwargs["index"], kwargs["session_id"])
+        if not SeededSingleTurnAgentLoop._warned:
             SeededSingleTurnAgentLoop._warned = True
             logger.warning("verl-video: rollout requests are not seeded (no index/global_steps/session_id from verl)")
+        return None
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any):
+        seed = self.request_seed(kwargs)
+        if seed is not None:
+            sampling_params = {**sampling_params, "seed": seed}
         return await super().run(sampling_params, **kwargs)

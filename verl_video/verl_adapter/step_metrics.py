@@ -15,7 +15,11 @@ Each reads what it needs of the batch (a verl `KVBatchMeta`: keys, tags, partiti
   video tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
   unless frames and prompt were built from different decodes);
 - `group_metrics`: `groups/zero_variance_fraction`, share of the batch's prompt groups whose rewards all
-  agree (GRPO gives them zero advantage).
+  agree (GRPO gives them zero advantage);
+- `zoom_metrics` (the `video_search` agent loop only; none otherwise): per trajectory, averaged over the
+  batch: `zoom/calls`, `zoom/used` (share that saw a window), `zoom/invalid_calls`, `zoom/refused/<reason>`,
+  `zoom/visual_tokens`, and `zoom/window_contains_gt` (over the trajectories that saw a window of a sample with
+  ground-truth intervals: share where a window held one whole).
 `step_metrics` runs them all; a family that fails is logged and left out, never stopping training.
 """
 
@@ -33,6 +37,9 @@ from verl.trainer.ppo.rollout_corr_helper import compute_offpolicy_metrics
 from verl_video.models.family import video_geometry, video_token
 from verl_video.rewards.metrics import transfer_queue_batch_metrics
 from verl_video.verl_adapter.agent_loop import DECODE_FAILED_FIELD
+from verl_video.verl_adapter.search_agent_loop import (
+    ZOOM_CALLS, ZOOM_HIT, ZOOM_INVALID, ZOOM_REFUSALS, ZOOM_USED, ZOOM_VISUAL_TOKENS,
+)
 
 logger = logging.getLogger("verl_video")
 
@@ -136,6 +143,32 @@ def video_metrics(tq: Any, batch: Any, processor: Any) -> dict:
     return video_input_metrics([data["prompts"][i] for i in keep], [mm_inputs[i] for i in keep], video_token_id, merge)
 
 
+def zoom_trajectory_metrics(fields: list[Any]) -> dict:
+    """`zoom/*` means over the trajectories whose extra fields carry zoom facts (empty when none does)."""
+    rows = [f for f in fields if isinstance(f, dict) and ZOOM_CALLS in f]
+    if not rows:
+        return {}
+    metrics = {
+        "zoom/calls": float(np.mean([r[ZOOM_CALLS] for r in rows])),
+        "zoom/used": float(np.mean([r[ZOOM_USED] for r in rows])),
+        "zoom/invalid_calls": float(np.mean([r[ZOOM_INVALID] for r in rows])),
+        "zoom/visual_tokens": float(np.mean([r[ZOOM_VISUAL_TOKENS] for r in rows])),
+    }
+    for reason in sorted({reason for r in rows for reason in (r.get(ZOOM_REFUSALS) or {})}):
+        metrics[f"zoom/refused/{reason}"] = float(np.mean([(r.get(ZOOM_REFUSALS) or {}).get(reason, 0) for r in rows]))
+    hits = [r[ZOOM_HIT] for r in rows if r.get(ZOOM_HIT) is not None]
+    if hits:
+        metrics["zoom/window_contains_gt"] = float(np.mean(hits))
+    return metrics
+
+
+def zoom_metrics(tq: Any, batch: Any) -> dict:
+    """`zoom/*` of the batch's real trajectories (see `zoom_trajectory_metrics`)."""
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    fields = list(data["extra_fields"])
+    return zoom_trajectory_metrics([f for f, tag in zip(fields, batch.tags) if not is_padding(tag)])
+
+
 def cannot_learn_warning(metrics: dict) -> str | None:
     """A plain warning when no prompt group of the step has a reward spread (GRPO learns nothing), else None."""
     share = metrics.get(ZERO_VARIANCE_KEY)
@@ -165,6 +198,7 @@ def step_metrics(
         ("data", lambda: data_metrics(tq, batch, totals, unreadable_at_start)),
         ("rollout_vs_ref", lambda: rollout_vs_reference_metrics(tq, batch) if with_reference else {}),
         ("groups", lambda: group_metrics(tq, batch)),
+        ("zoom", lambda: zoom_metrics(tq, batch)),
     )
     metrics: dict = {}
     for name, compute in families:
