@@ -202,7 +202,8 @@ def test_parse_zoom():
     assert parse_zoom("<zoom>[3 to 7]</zoom> and more") == (3.0, 7.0)
     assert parse_zoom("<zoom> 1.5 2 </zoom>") == (1.5, 2.0)
     assert isinstance(parse_zoom("<zoom>1.5"), WindowError)  # unclosed: an attempted call, refused
-    assert parse_zoom("<answer>1 to 2</answer>") is None and parse_zoom("<zoom>1, 2</zoom><answer>1 to 2</answer>") is None
+    assert parse_zoom("<answer>1 to 2</answer>") is None
+    assert parse_zoom("<zoom>1, 2</zoom><answer>1 to 2</answer>") is None  # an answer ends the search
 
 
 def test_zoom_metrics_average_over_trajectories():

@@ -36,7 +36,9 @@ class SeededSingleTurnAgentLoop(SingleTurnAgentLoop):
         # verl's TransferQueue worker passes the prompt's fields (index, global_steps) and the rollout index
         # (session_id); without them (verl's legacy trainer) there is nothing stable to derive a seed from.
         if all(key in kwargs for key in ("index", "global_steps", "session_id")):
-            return trajectory_seed(self.rollout_config.seed, kwargs["global_steps"], kwargs["index"], kwargs["session_id"])
+            return trajectory_seed(
+                self.rollout_config.seed, kwargs["global_steps"], kwargs["index"], kwargs["session_id"]
+            )
         if not SeededSingleTurnAgentLoop._warned:
             SeededSingleTurnAgentLoop._warned = True
             logger.warning("verl-video: rollout requests are not seeded (no index/global_steps/session_id from verl)")

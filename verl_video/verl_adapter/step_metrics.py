@@ -155,7 +155,8 @@ def zoom_trajectory_metrics(fields: list[Any]) -> dict:
         "zoom/visual_tokens": float(np.mean([r[ZOOM_VISUAL_TOKENS] for r in rows])),
     }
     for reason in sorted({reason for r in rows for reason in (r.get(ZOOM_REFUSALS) or {})}):
-        metrics[f"zoom/refused/{reason}"] = float(np.mean([(r.get(ZOOM_REFUSALS) or {}).get(reason, 0) for r in rows]))
+        counts = [(r.get(ZOOM_REFUSALS) or {}).get(reason, 0) for r in rows]
+        metrics[f"zoom/refused/{reason}"] = float(np.mean(counts))
     hits = [r[ZOOM_HIT] for r in rows if r.get(ZOOM_HIT) is not None]
     if hits:
         metrics["zoom/window_contains_gt"] = float(np.mean(hits))
