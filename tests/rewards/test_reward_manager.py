@@ -16,7 +16,7 @@ from verl import DataProto  # noqa: E402
 from verl.experimental.reward_loop.reward_manager.registry import get_reward_manager_cls  # noqa: E402
 
 from verl_video.rewards import metrics  # noqa: E402
-from verl_video.verl_adapter.reward_manager import VideoRewardManager  # noqa: E402
+from verl_video.verl_adapter.reward_manager import FINAL_TURN_START, VideoRewardManager  # noqa: E402
 from verl_video.rewards.scorer import RewardScorer  # noqa: E402
 
 GT = {"timestamps": [[12.0, 18.0]], "duration": 60.0}
@@ -29,16 +29,18 @@ class CharTokenizer:
         return "".join(chr(int(i)) for i in ids if int(i) > 0)
 
 
-def make_row(response: str, data_source="charades", gt=GT, extra=None, pad=5) -> DataProto:
+def make_row(response: str, data_source="charades", gt=GT, extra=None, pad=5, columns=None) -> DataProto:
     ids = [ord(c) for c in response] + [0] * pad
     prompt = torch.ones(1, 3, dtype=torch.long)
     mask = torch.tensor([[1] * 3 + [1] * len(response) + [0] * pad])
+    columns = {key: np.array([value], dtype=object) for key, value in (columns or {}).items()}
     return DataProto.from_dict(
         tensors={"prompts": prompt, "responses": torch.tensor([ids]), "attention_mask": mask},
         non_tensors={
             "data_source": np.array([data_source], dtype=object),
             "reward_model": np.array([{"style": "rule", "ground_truth": gt}], dtype=object),
             "extra_info": np.array([extra or {"task": "tvg", "duration": 60.0}], dtype=object),
+            **columns,
         },
     )
 
@@ -60,6 +62,27 @@ def test_run_single_scores_and_reports_extras():
     assert out["reward_score"] == pytest.approx(2.0)
     assert info["tiou"] == 1.0 and info["format"] == 1.0 and info["parse_ok"] == 1.0 and info["iou"] == 1.0
     assert tuple(info) == RewardScorer().keys
+
+
+ZOOM_TURNS = "<think>look</think><zoom>12, 18</zoom>\nuser\nFrames from 12.0 s to 18.0 s: <12.0 seconds>\nassistant\n"
+FINAL = "<think>x</think><answer>12 to 18</answer>"
+
+
+@pytest.mark.parametrize("where", ["tool_extra_fields", "column"])
+def test_a_multi_turn_response_is_scored_on_its_final_turn(where):
+    # verl scores inside the agent loop (extra fields under tool_extra_fields) or a finished batch (columns).
+    fields = {FINAL_TURN_START: len(ZOOM_TURNS)}
+    row = make_row(ZOOM_TURNS + FINAL, columns={"tool_extra_fields": fields} if where != "column" else fields)
+    assert asyncio.run(manager().run_single(row)) == asyncio.run(manager().run_single(make_row(FINAL)))
+    # Without the offset the zoom turns fail the format check: the defect this guards against.
+    assert asyncio.run(manager().run_single(make_row(ZOOM_TURNS + FINAL)))["reward_extra_info"]["format"] < 1.0
+
+
+@pytest.mark.parametrize("columns", [{}, {"tool_extra_fields": {"turn_scores": []}}, {FINAL_TURN_START: None}])
+def test_a_single_turn_response_scores_as_before(columns):
+    for response in ("<think>x</think><answer>12 to 18</answer>", "<answer>0 to 30</answer>", "no idea"):
+        with_fields = asyncio.run(manager().run_single(make_row(response, columns=columns)))
+        assert with_fields == asyncio.run(manager().run_single(make_row(response)))
 
 
 def test_preset_from_reward_kwargs_and_row_override():

@@ -16,6 +16,7 @@ See docs/rewards.md for every option.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
@@ -25,6 +26,23 @@ from verl_video.annotations.data_config import data_config_modules
 from verl_video.rewards.scorer import RewardScorer
 
 logger = logging.getLogger("verl_video.rewards")
+
+# An agent loop whose response holds several turns (`video_search`) records in its extra fields where the
+# model's final turn starts in the response; only that turn is scored. Absent (single-turn loops): 0.
+FINAL_TURN_START = "final_turn_start"
+
+
+def final_turn_start(extras: Any) -> int:
+    """Where the final model turn starts in a row's response: its agent loop's extra field, else 0.
+
+    verl hands the reward manager a loop's extra fields under `tool_extra_fields` when it scores inside the
+    agent loop, and as columns of their own when it scores a finished batch.
+    """
+    fields = extras.get("tool_extra_fields")
+    value = fields.get(FINAL_TURN_START) if isinstance(fields, dict) else None
+    if value is None:
+        value = extras.get(FINAL_TURN_START)
+    return 0 if value is None else int(value)
 
 
 @register("video")
@@ -46,9 +64,10 @@ class VideoRewardManager(RewardManagerBase):
         item = data[-1]
         response_ids = item.batch["responses"]
         valid_length = item.batch["attention_mask"][-response_ids.shape[-1] :].sum()
-        # Scoring takes tens of microseconds: an executor hop would cost more than it saves.
-        response = self.tokenizer.decode(response_ids[:valid_length], skip_special_tokens=True)
         extras = item.non_tensor_batch
+        # Scoring takes tens of microseconds: an executor hop would cost more than it saves.
+        start = min(final_turn_start(extras), int(valid_length))
+        response = self.tokenizer.decode(response_ids[start:valid_length], skip_special_tokens=True)
         result = self.scorer(
             extras.get("data_source", "unknown"),
             response,

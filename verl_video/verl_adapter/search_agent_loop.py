@@ -6,7 +6,7 @@ video (it raises NotImplementedError), so this loop runs the conversation itself
 builder rendering every turn:
 
 - turn 1: the task's prompt and its video, decoded as an OVERVIEW (the dataset's budget, or `search.overview`),
-  plus a paragraph (`ZOOM_INSTRUCTIONS`) telling the model the zoom syntax, the window limit and its calls;
+  plus a paragraph (`search_prompt.py`, also counted by the prompt-length filter) telling the model the zoom syntax, the window limit and its calls;
 - a model turn holding `<zoom>start, end</zoom>` (seconds of the video; the first such tag of the turn counts,
   and a turn holding `<answer>` is the final answer whatever else it holds) gets a zoom answer: the window is
   planned (`video/windows.py`, per-call budget `search.zoom`), only its frames are decoded, and
@@ -23,6 +23,10 @@ builder rendering every turn:
 Tokens: the model's turns have response_mask 1, every zoom answer 0 (out of the loss and the advantage). A zoom
 answer is added only when it leaves `search.answer_tokens` of `response_length` for the model, and each model
 turn may use at most what is left, so the response is never cut inside a video's tokens.
+
+A model turn that calls a zoom is kept only up to its `</zoom>` (what it wrote after is dropped, tokens and
+log-probs alike) and closed with its end token at mask 0. `extra_fields[FINAL_TURN_START]` is where the last
+model turn starts in the response: the reward manager scores only that turn.
 
 Per-trajectory facts go into `extra_fields` (keys in `ZOOM_FIELDS`); `step_metrics.zoom_metrics` logs them
 as `zoom/*` each step. Not supported: SGLang (its request payload carries one video's features).
@@ -42,14 +46,16 @@ from verl_video.models.family import video_geometry, video_token
 from verl_video.models.window_time import window_video_inputs
 from verl_video.rewards.parser import NUMBER
 from verl_video.verl_adapter.agent_loop import VideoSingleTurnAgentLoop, mask_placeholder_videos
+from verl_video.verl_adapter.reward_manager import FINAL_TURN_START
 from verl_video.verl_adapter.rl_dataset import video_items
+from verl_video.verl_adapter.search_prompt import (
+    SEARCH_AGENT_LOOP_NAME, SearchSettings, append_instructions,
+)
 from verl_video.verl_adapter.seeded_agent_loop import trajectory_seed
 from verl_video.video.loader import VideoRequest
 from verl_video.video.probe import VideoError, probe_video
-from verl_video.video.settings import VideoBudget, settings_from_config
+from verl_video.video.settings import settings_from_config
 from verl_video.video.windows import INVALID, Window, WindowError, decode_window, plan_window
-
-SEARCH_AGENT_LOOP_NAME = "video_search"
 
 # Reasons a call is refused besides those of video/windows.py.
 OVER_LIMIT = "over_limit"
@@ -60,12 +66,6 @@ ZOOM_TAG = re.compile(r"<zoom>(.*?)(?:</zoom>|$)", re.DOTALL | re.IGNORECASE)
 ANSWER_TAG = re.compile(r"<answer>", re.IGNORECASE)
 ZOOM_ARGS = re.compile(rf"\s*\[?\s*({NUMBER})\s*(?:,|to|\s)\s*({NUMBER})\s*\]?\s*", re.IGNORECASE)
 
-ZOOM_INSTRUCTIONS = (
-    "\nThe video above is an overview of a {duration:.1f} s video, {overview_frames} frames in all. To see a part "
-    "of it in detail, write <zoom>start, end</zoom> with the times in seconds and stop: the next message shows "
-    "that window at {fps:g} frames per second (at most {frames} frames, so at most {seconds:g} s per window). "
-    "You may zoom up to {calls} times; then answer as asked above."
-)
 NO_CALLS_LEFT = "zoom refused: all {calls} zoom calls are used. Answer now as asked."
 REFUSED = "zoom refused: {message} Zoom calls left: {left}."
 NO_ROOM_TEXT = "not enough room left in the response for this window ({needed} tokens); answer now."
@@ -81,34 +81,6 @@ ZOOM_HIT = "zoom_window_contains_gt"  # 1/0 when a window was served and the sam
 ZOOM_FIELDS = (ZOOM_CALLS, ZOOM_USED, ZOOM_INVALID, ZOOM_REFUSALS, ZOOM_VISUAL_TOKENS, ZOOM_HIT)
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """The `search:` block of the trainer config (defaults in video_grpo.yaml)."""
-
-    max_zoom_calls: int = 2
-    overview: dict[str, Any] = field(default_factory=dict)  # VideoBudget overrides for the overview (None: keep)
-    zoom: VideoBudget = VideoBudget(fps=2.0, max_frames=16, min_frames=2)  # the budget of one zoom call
-    answer_tokens: int = 64  # response tokens a zoom answer must leave for the model
-
-    @classmethod
-    def from_config(cls, config: Any) -> SearchSettings:
-        """Read `config.search` (missing keys keep the defaults above)."""
-        section = dict((config.get("search") if hasattr(config, "get") else None) or {})
-        unknown = set(section) - {"max_zoom_calls", "overview", "zoom", "answer_tokens"}
-        if unknown:
-            raise KeyError(f"search: unknown key(s) {sorted(unknown)}; choose from max_zoom_calls, overview, zoom, "
-                           "answer_tokens")  # fmt: skip
-        default = cls()
-        overview = {k: v for k, v in dict(section.get("overview") or {}).items() if v is not None}
-        VideoBudget().with_overrides(overview)  # unknown budget keys fail here, at start-up
-        return cls(
-            max_zoom_calls=int(section.get("max_zoom_calls", default.max_zoom_calls)),
-            overview=overview,
-            zoom=default.zoom.with_overrides(dict(section.get("zoom") or {})),
-            answer_tokens=int(section.get("answer_tokens", default.answer_tokens)),
-        )
-
-
 def parse_zoom(text: str) -> tuple[float, float] | WindowError | None:
     """The (start, end) of a turn's first `<zoom>` call, a WindowError when it is unreadable, None without one."""
     if ANSWER_TAG.search(text):
@@ -121,6 +93,25 @@ def parse_zoom(text: str) -> tuple[float, float] | WindowError | None:
         shown = match.group(1).strip()[:40]
         return WindowError(INVALID, f"write a zoom call as <zoom>start, end</zoom> in seconds, got {shown!r}.")
     return float(args.group(1)), float(args.group(2))
+
+
+def zoom_call_end(tokenizer: Any, token_ids: list[int]) -> int | None:
+    """How many leading tokens of a model turn hold it up to its first `</zoom>`; None when nothing follows
+    the call but special tokens (or the turn holds no closed call)."""
+
+    def closed(count: int) -> bool:
+        match = ZOOM_TAG.search(tokenizer.decode(token_ids[:count], skip_special_tokens=True))
+        return match is not None and match.group(0).lower().endswith("</zoom>")
+
+    if not closed(len(token_ids)):
+        return None
+    low, high = 1, len(token_ids)  # the first prefix that closes the call: closing is monotone in the length
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if closed(middle) else (middle + 1, high)
+    if not tokenizer.decode(token_ids[low:], skip_special_tokens=True):
+        return None
+    return low
 
 
 def contains_interval(window: Window, ground_truth: Any) -> bool | None:
@@ -208,10 +199,13 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
                 )  # fmt: skip
             turns += 1
             extra_fields = extra_fields or dict(output.extra_fields)
-            await self._merge_model_turn(chat, output)
             text = self.tokenizer.decode(output.token_ids, skip_special_tokens=True)
             call = parse_zoom(text)
-            if call is None or turn == self.search.max_zoom_calls + 1:
+            last = call is None or turn == self.search.max_zoom_calls + 1
+            # The reward scores the final turn only: where it starts in the response.
+            extra_fields[FINAL_TURN_START] = len(chat.response_mask)
+            text = await self._merge_model_turn(chat, output, cut=not last) or text
+            if last:
                 break
             with simple_timer("tool_calls", metrics):
                 answered = await self._answer_call(chat, text, call, kwargs)
@@ -247,7 +241,7 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
         for message in messages:
             if isinstance(message.get("content"), list):
                 message["content"] = [
-                    {**part, **self.search.overview} if isinstance(part, dict) and part.get("type") == "video" else part
+                    self.search.overview_item(part) if isinstance(part, dict) and part.get("type") == "video" else part
                     for part in message["content"]
                 ]
         return video_items(messages)
@@ -255,27 +249,34 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
     def _add_instructions(self, messages: list[dict], videos: list[Any], parts: list[dict]) -> None:
         """Append the zoom instructions to the last user message."""
         metadata = videos[0][1] if videos and isinstance(videos[0], tuple) else {}
-        zoom = self.search.zoom
-        text = ZOOM_INSTRUCTIONS.format(
-            duration=float(metadata.get("duration") or 0.0), overview_frames=len(videos[0][0]) if videos else 0,
-            fps=zoom.fps, frames=zoom.max_frames, seconds=zoom.max_frames / zoom.fps, calls=self.search.max_zoom_calls,
-        )  # fmt: skip
-        user = next(m for m in reversed(messages) if m.get("role") == "user")
-        content = user["content"]
-        user["content"] = [*content, {"type": "text", "text": text}] if isinstance(content, list) else content + text
+        text = self.search.zoom_instructions(metadata.get("duration") or 0.0, len(videos[0][0]) if videos else 0)
+        append_instructions(messages, text)
         self._zoom_source = parts[0] if len(parts) == 1 else None
 
     # ------------------------------------------------------------------ turns
-    async def _merge_model_turn(self, chat: Conversation, output: Any) -> None:
-        """Append a model turn's tokens (mask 1) and log-probs."""
+    async def _merge_model_turn(self, chat: Conversation, output: Any, cut: bool = False) -> str | None:
+        """Append a model turn's tokens (mask 1) and log-probs; with `cut`, only up to its `</zoom>`, closed by
+        the turn's end token (mask 0: the model did not write it there). The kept text when it was cut, else None."""
+        token_ids, model_log_probs = list(output.token_ids), output.log_probs
+        end = zoom_call_end(self.tokenizer, token_ids) if cut else None
+        if end is not None:
+            special = set(self.tokenizer.all_special_ids)
+            end_token = token_ids[-1] if token_ids[-1] in special else self.tokenizer.eos_token_id
+            token_ids, model_log_probs = token_ids[:end], (model_log_probs[:end] if model_log_probs else None)
         merged, mask, log_probs = await self.ct_merge_assistant_token(
-            chat.token_ids, output.token_ids, chat.response_mask,
-            (chat.log_probs or []) if (chat.log_probs or output.log_probs) else None,
-            assistant_logprobs=output.log_probs or None,
+            chat.token_ids, token_ids, chat.response_mask,
+            (chat.log_probs or []) if (chat.log_probs or model_log_probs) else None,
+            assistant_logprobs=model_log_probs or None,
         )  # fmt: skip
         chat.token_ids, chat.response_mask = merged.token_ids, mask
         if log_probs is not None:
             chat.log_probs = log_probs
+        if end is None:
+            return None
+        chat.token_ids, chat.response_mask = [*chat.token_ids, end_token], [*chat.response_mask, 0]
+        if chat.log_probs:
+            chat.log_probs = [*chat.log_probs, 0.0]
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     async def _answer_call(self, chat: Conversation, text: str, call: Any, kwargs: dict) -> bool:
         """Answer one zoom call (window or refusal) as a user turn; False when not even a refusal fits."""
