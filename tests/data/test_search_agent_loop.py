@@ -226,3 +226,61 @@ def test_the_search_loop_is_registered_and_selectable():
     assert SEARCH_AGENT_LOOP_NAME in _agent_loop_registry
     cfg = trainer_config(f"actor_rollout_ref.rollout.agent.default_agent_loop={SEARCH_AGENT_LOOP_NAME}")
     assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == SEARCH_AGENT_LOOP_NAME
+
+
+def test_text_after_a_zoom_call_is_cut_from_the_turn(tiny_qwen3_processor, long_video):
+    tokenizer = tiny_qwen3_processor.tokenizer
+    output, server, _ = run_loop(
+        tiny_qwen3_processor, long_video,
+        ["<zoom>12.5, 18.0</zoom> I guess the change is near 15 s.", "<answer>13.00 to 17.00</answer>"],
+    )  # fmt: skip
+    assert len(output.multi_modal_data["videos"]) == 2  # the call was still served
+    ids, mask = torch.tensor(output.response_ids), torch.tensor(output.response_mask)
+    assert len(output.response_ids) == len(output.response_mask) == len(output.response_logprobs)
+    # Neither the response nor what the model was sent next holds the text written after </zoom>.
+    assert "I guess" not in tokenizer.decode(output.response_ids) and "I guess" not in tokenizer.decode(server.requests[1][0])
+    # The kept turn is the call, closed by its end token at mask 0 (the model did not write it there).
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    first_end = int((ids == end).nonzero()[0])
+    assert tokenizer.decode(ids[:first_end][mask[:first_end] == 1].tolist()) == "<zoom>12.5, 18.0</zoom>"
+    assert mask[first_end] == 0 and output.response_logprobs[first_end] == 0.0
+
+
+def test_a_zoom_turn_that_ends_at_its_call_keeps_its_own_end_token(tiny_qwen3_processor, long_video):
+    output, _, _ = run_loop(
+        tiny_qwen3_processor, long_video, ["<zoom>12.5, 18.0</zoom>", "<answer>13.00 to 17.00</answer>"]
+    )
+    ids = output.response_ids
+    first_end = ids.index(tiny_qwen3_processor.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    assert output.response_mask[first_end] == 1 and output.response_logprobs[first_end] == -0.5
+
+
+def reward_of(processor, output, ground_truth=GROUND_TRUTH) -> dict:
+    """The `video` reward manager's result for a trajectory, handed over as verl's agent loop scores it."""
+    import numpy as np
+    from omegaconf import OmegaConf
+    from verl import DataProto
+
+    from verl_video.verl_adapter.reward_manager import VideoRewardManager
+
+    prompt, response = torch.tensor([output.prompt_ids]), torch.tensor([output.response_ids])
+    data = DataProto.from_dict(
+        tensors={"prompts": prompt, "responses": response,
+                 "attention_mask": torch.ones(1, prompt.shape[1] + response.shape[1], dtype=torch.long)},
+        non_tensors={"data_source": np.array(["charades"], dtype=object),
+                     "reward_model": np.array([{"ground_truth": ground_truth}], dtype=object),
+                     "extra_info": np.array([{"task": "tvg", "duration": DURATION}], dtype=object),
+                     "tool_extra_fields": np.array([output.extra_fields], dtype=object)},
+    )  # fmt: skip
+    config = OmegaConf.create({"reward": {"reward_kwargs": {}, "custom_reward_function": {"path": None}}})
+    return asyncio.run(VideoRewardManager(config, processor.tokenizer).run_single(data))
+
+
+def test_a_zoomed_trajectory_is_scored_on_its_final_answer(tiny_qwen3_processor, long_video):
+    answer = "<think>the bar changes</think><answer>13.00 to 17.00</answer>"
+    zoomed, _, _ = run_loop(tiny_qwen3_processor, long_video, ["<think>look</think><zoom>12.5, 18.0</zoom>", answer])
+    direct, _, _ = run_loop(tiny_qwen3_processor, long_video, [answer])
+    assert len(zoomed.multi_modal_data["videos"]) == 2
+    scored = reward_of(tiny_qwen3_processor, zoomed)
+    assert scored["reward_extra_info"]["format"] == 1.0
+    assert scored == reward_of(tiny_qwen3_processor, direct)
