@@ -24,6 +24,7 @@ from verl.workers.rollout.replica import TokenOutput
 from verl_video.models.family import video_geometry, video_token
 from verl_video.verl_adapter.driver import CONFIG_DIR
 from verl_video.verl_adapter.hf_engine import GenerationRequest, HFEngine
+from verl_video.pipeline.issues import NoUsableData
 from verl_video.verl_adapter.rl_dataset import VideoRLDataset
 from verl_video.verl_adapter.search_agent_loop import (
     NO_ROOM, NOT_ZOOMABLE, OVER_LIMIT, SEARCH_AGENT_LOOP_NAME, VideoSearchAgentLoop, parse_zoom,
@@ -74,11 +75,11 @@ def trainer_config(*overrides: str):
         )  # fmt: skip
 
 
-def run_loop(processor, path, script: list[str], *overrides: str, clip: bool = False):
+def run_loop(processor, path, script: list[str], *overrides: str, clip: bool = False, prompt=None):
     """One trajectory of the search loop with a scripted policy: (output, server, loop)."""
     cfg = trainer_config(*overrides)
     request = VideoRequest(str(path), VideoBudget(fps=0.5, max_frames=8), video_start=1.0 if clip else None)
-    prompt = [{"role": "user", "content": [
+    prompt = prompt or [{"role": "user", "content": [
         {"type": "video", **request.to_item()},
         {"type": "text", "text": "When does the bar change? Answer as <answer>start to end</answer>."},
     ]}]  # fmt: skip
@@ -284,3 +285,35 @@ def test_a_zoomed_trajectory_is_scored_on_its_final_answer(tiny_qwen3_processor,
     scored = reward_of(tiny_qwen3_processor, zoomed)
     assert scored["reward_extra_info"]["format"] == 1.0
     assert scored == reward_of(tiny_qwen3_processor, direct)
+
+
+def test_the_prompt_length_filter_counts_what_the_search_loop_sends(tiny_qwen3_processor, long_video, tmp_path):
+    import json
+
+    import yaml
+
+    record = {"id": "a", "video": long_video.name, "query": "the bar changes", "timestamps": [[13.0, 17.0]],
+              "duration": DURATION}  # fmt: skip
+    (tmp_path / "train.jsonl").write_text(json.dumps(record) + "\n")
+    entry = {"name": "long", "json_path": "train.jsonl", "data_folder": str(long_video.parent)}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({"datasets": [entry]}))
+
+    def dataset(*overrides: str) -> VideoRLDataset:
+        cfg = trainer_config(*overrides)
+        return VideoRLDataset(str(tmp_path / "train.yaml"), tiny_qwen3_processor.tokenizer, cfg.data, tiny_qwen3_processor)
+
+    search_loop = f"actor_rollout_ref.rollout.agent.default_agent_loop={SEARCH_AGENT_LOOP_NAME}"
+    # A bigger overview than the dataset's budget: the filter must count the overview the loop shows.
+    searched = dataset(search_loop, "search.overview.max_frames=12")
+    output, _, _ = run_loop(
+        tiny_qwen3_processor, long_video, ["<answer>1.00 to 2.00</answer>"], "search.overview.max_frames=12",
+        prompt=searched[0]["raw_prompt"],
+    )  # fmt: skip
+    estimate = searched.estimate_prompt_length(searched.dataframe.items[0])
+    assert estimate == len(output.prompt_ids)
+    # The single-turn loop's prompt has neither: the filter counts them only when the search loop is selected.
+    single = dataset()
+    assert single.estimate_prompt_length(single.dataframe.items[0]) < estimate
+    # A prompt one token over the limit is dropped at start-up, not sent into verl's prompt-length error.
+    with pytest.raises(NoUsableData, match="prompt longer than data.max_prompt_length"):
+        dataset(search_loop, "search.overview.max_frames=12", f"data.max_prompt_length={estimate - 1}")

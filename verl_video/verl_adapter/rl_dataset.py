@@ -32,6 +32,7 @@ from verl_video.pipeline.items import (
     DatasetItem, build_row, for_model, load_items, require_usable_video, seen_duration, video_reason,
 )
 from verl_video.pipeline.length_report import PromptLengthReport
+from verl_video.verl_adapter.search_prompt import append_instructions, search_settings_for
 from verl_video.video.probe import VideoError
 from verl_video.video.sampling_plan import fit_frame_size, plan_sampling
 from verl_video.video.settings import VideoBudget, settings_from_config
@@ -88,6 +89,7 @@ class VideoRLDataset(RLHFDataset):
 
     def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
         self.settings = settings_from_config(config)
+        self.search = search_settings_for(config)
         super().__init__(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
 
     # ---- construction -------------------------------------------------------------------------
@@ -142,19 +144,23 @@ class VideoRLDataset(RLHFDataset):
         return kept
 
     def estimate_prompt_length(self, item: DatasetItem) -> int:
-        """Prompt tokens of `item`: the rendered chat text plus the video tokens its sampling plan yields."""
+        """Prompt tokens of `item`: the rendered chat text plus the video tokens its sampling plan yields (with the
+        `video_search` loop: of the overview, and the zoom instructions it appends)."""
         row = build_row(item, 0, seen_duration(item))
         messages = self._build_messages(row, key=self.prompt_key)
-        text = self.processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
-        )
-        text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
         # The row's request, not the item's: a task may ask for exact frames (tracking).
-        video = VideoRequest.from_item(row["videos"][0], item.video.budget)
+        part = self.search.overview_item(row["videos"][0]) if self.search else row["videos"][0]
+        video = VideoRequest.from_item(part, item.video.budget)
         plan = plan_for_file(
             video.path, video.budget, video.video_start, video.video_end, video.geometry, video.frame_rate,
             video.frame_indices,
         )  # fmt: skip
+        if self.search:
+            append_instructions(messages, self.search.zoom_instructions(plan.duration, plan.num_frames))
+        text = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **self.apply_chat_template_kwargs
+        )
+        text_tokens = len(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
         # The one video placeholder becomes the video tokens (and, for Qwen3-VL, a timestamp per frame group).
         return text_tokens - 1 + plan.num_video_tokens + prompt_tokens_besides_video(self.processor, plan.group_seconds)
 
