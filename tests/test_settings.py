@@ -279,3 +279,19 @@ def test_the_prompt_template_set_in_the_config_reaches_the_row(tmp_path):
     # A data_config entry's template beats the run's; eval's --template beats both.
     assert _prompt_of(tmp_path, {"prompt_template": "think"}, "experiment=tiny_tvg_demo") == think
     assert _prompt_of(tmp_path, {"prompt_template": "think"}, flag="answer_only") == answer_only
+
+
+# ---- the search loop: search.* -----------------------------------------------------------------------------
+
+
+def test_the_search_settings_reach_the_loop_and_the_prompt_filter():
+    from verl_video.verl_adapter.search_prompt import SearchSettings, search_settings_for
+
+    overrides = ("search.max_zoom_calls=5", "search.zoom.max_frames=6", "search.zoom.fps=1.0")
+    cfg = _compose("actor_rollout_ref.rollout.agent.default_agent_loop=video_search", *overrides)
+    # The filter (data config) and the loop (trainer config) tell the model the same budget.
+    text = search_settings_for(cfg.data).zoom_instructions(60.0, 8)
+    assert text == SearchSettings.from_config(cfg).zoom_instructions(60.0, 8)
+    assert "up to 5 times" in text and "at most 6 frames, so at most 6 s per window" in text
+    # With the single-turn loop the filter adds nothing.
+    assert search_settings_for(_compose(*overrides).data) is None
