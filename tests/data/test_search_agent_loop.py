@@ -239,7 +239,8 @@ def test_text_after_a_zoom_call_is_cut_from_the_turn(tiny_qwen3_processor, long_
     ids, mask = torch.tensor(output.response_ids), torch.tensor(output.response_mask)
     assert len(output.response_ids) == len(output.response_mask) == len(output.response_logprobs)
     # Neither the response nor what the model was sent next holds the text written after </zoom>.
-    assert "I guess" not in tokenizer.decode(output.response_ids) and "I guess" not in tokenizer.decode(server.requests[1][0])
+    assert "I guess" not in tokenizer.decode(output.response_ids)
+    assert "I guess" not in tokenizer.decode(server.requests[1][0])
     # The kept turn is the call, closed by its end token at mask 0 (the model did not write it there).
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     first_end = int((ids == end).nonzero()[0])
@@ -300,7 +301,8 @@ def test_the_prompt_length_filter_counts_what_the_search_loop_sends(tiny_qwen3_p
 
     def dataset(*overrides: str) -> VideoRLDataset:
         cfg = trainer_config(*overrides)
-        return VideoRLDataset(str(tmp_path / "train.yaml"), tiny_qwen3_processor.tokenizer, cfg.data, tiny_qwen3_processor)
+        processor = tiny_qwen3_processor
+        return VideoRLDataset(str(tmp_path / "train.yaml"), processor.tokenizer, cfg.data, processor)
 
     search_loop = f"actor_rollout_ref.rollout.agent.default_agent_loop={SEARCH_AGENT_LOOP_NAME}"
     # A bigger overview than the dataset's budget: the filter must count the overview the loop shows.

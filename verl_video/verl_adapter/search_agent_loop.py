@@ -6,7 +6,8 @@ video (it raises NotImplementedError), so this loop runs the conversation itself
 builder rendering every turn:
 
 - turn 1: the task's prompt and its video, decoded as an OVERVIEW (the dataset's budget, or `search.overview`),
-  plus a paragraph (`search_prompt.py`, also counted by the prompt-length filter) telling the model the zoom syntax, the window limit and its calls;
+  plus a paragraph (`search_prompt.py`, also counted by the prompt-length filter) telling the model the zoom
+  syntax, the window limit and its calls;
 - a model turn holding `<zoom>start, end</zoom>` (seconds of the video; the first such tag of the turn counts,
   and a turn holding `<answer>` is the final answer whatever else it holds) gets a zoom answer: the window is
   planned (`video/windows.py`, per-call budget `search.zoom`), only its frames are decoded, and
