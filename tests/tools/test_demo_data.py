@@ -187,3 +187,26 @@ def test_verls_warm_start_keeps_every_tasks_records(demo_dir) -> None:
     items = load_items([str(demo_dir / "train_mix.yaml")], settings.video)
     kept = {item.record.task for item in items if answer_text(item.record, settings.video.prompt_template)}
     assert kept == {"tvg", "mcq", "grounded_qa", "tracking"}
+
+
+
+def test_the_warm_start_split_is_written_exact_and_lagged(tmp_path) -> None:
+    from verl_video.tools.demo_data import LAG
+
+    out = tmp_path / "data"
+    generate(out, num_train=3, num_val=2, seed=0, num_warm_start=6)
+    exact, late = read(out / "warm_start.jsonl"), read(out / "warm_start_lagged.jsonl")
+    assert len(exact) == len(late) == 6
+    for a, b in zip(exact, late):
+        (s, e), (ls, le) = a["timestamps"][0], b["timestamps"][0]
+        assert a["video"] == b["video"] and ls == s + LAG and le == min(e + LAG, a["duration"]) and ls < le
+    for name in ("warm_start", "warm_start_lagged"):
+        (entry,) = yaml.safe_load((out / f"{name}.yaml").read_text())["datasets"]
+        assert entry["json_path"] == f"{name}.jsonl" and entry["task"] == "tvg"
+    # The warm start's videos are not GRPO's, and asking for them leaves the other splits as they were.
+    assert not {r["video"] for r in exact} & {r["video"] for r in read(out / "train.jsonl")}
+    assert not (out / "warm_start_mix.yaml").exists()
+    plain = tmp_path / "plain"
+    generate(plain, num_train=3, num_val=2, seed=0)
+    assert read(plain / "train.jsonl") == read(out / "train.jsonl") and not (plain / "warm_start.jsonl").exists()
+    assert generate(out, num_train=3, num_val=2, seed=0, num_warm_start=6) is False  # complete: kept

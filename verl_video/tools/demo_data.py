@@ -4,6 +4,12 @@ Each video is a dark background on which one coloured shape is visible during [s
 otherwise. Windows start and end on half seconds, so a model that sees the video at 2 fps can locate
 them exactly. The output is canonical JSONL (train/val), the mp4 files, and one data_config per split.
 
+With `--num-warm-start N` a third split of N other videos is written for a supervised warm start, twice:
+`warm_start.jsonl` with the exact windows, and `warm_start_lagged.jsonl` with every window LAG seconds late (cut at
+the video's end), as weak labels often are (a narration follows what it describes). The CPU demo's warm start
+ends on the lagged labels, so its model localises but answers late, an error that GRPO's reward (exact windows)
+exposes (README: The CPU demo).
+
 The same videos also carry a record of every other built-in task, and tracking gets its own videos:
     mcq          "What colour is the <shape>?" with four colour options
     grounded_qa  "Which colour is the <shape>, and when is it visible?" with the visible window as evidence
@@ -38,9 +44,10 @@ WIDTH = HEIGHT = 112
 FPS = 10
 DURATIONS = tuple(range(8, 17))  # seconds, integers
 MIN_EVENT, MAX_EVENT = 2.0, 6.0  # event length bounds, seconds
+LAG = 1.0  # seconds by which the lagged warm-start labels are late
 SHAPE_SIZE = 36  # pixels, the side of the shape's bounding box
 # Bumped whenever the generator changes, so an old output directory is not mistaken for a current one.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 # Tracking videos: frames, boxes and how many options a colour question offers.
 TRACK_FRAMES = (40, 80)  # frame count range at FPS (4 to 8 s)
 # VideoChat-R1's GOT-10k records have 8 boxes (7 asked: ~225 tokens of the tiny tokenizer, which spells digits one by
@@ -71,6 +78,11 @@ PHRASINGS = (
     "a {colour} {shape} shows up in the {position}",
 )
 SPLITS = ("train", "val")
+WARM_START = "warm_start"
+# Each split draws from its own random stream. The warm-start split draws from the stream (0) that the train split
+# used up to generator version 3, so its videos are the ones the demo's earlier warm starts were measured on
+# (docs/experiments.md); train moved to a new stream (2), so GRPO trains on other videos than the warm start.
+STREAMS = {WARM_START: 0, "val": 1, "train": 2}
 
 
 @dataclass(frozen=True)
@@ -288,9 +300,24 @@ def mixture_config(split: str) -> dict:
     return {"datasets": entries}
 
 
-def manifest(num_train: int, num_val: int, seed: int) -> dict:
+def manifest(num_train: int, num_val: int, seed: int, num_warm_start: int = 0) -> dict:
     """What determines the output; a directory with the same manifest need not be regenerated."""
-    return {"generator_version": GENERATOR_VERSION, "num_train": num_train, "num_val": num_val, "seed": seed}
+    return {"generator_version": GENERATOR_VERSION, "num_train": num_train, "num_val": num_val,
+            "num_warm_start": num_warm_start, "seed": seed}  # fmt: skip
+
+
+LAGGED = f"{WARM_START}_lagged"
+
+
+def lagged(row: dict, lag: float = LAG) -> dict:
+    """A grounding record whose window is `lag` seconds late, its end cut at the video's end."""
+    (start, end), duration = row["timestamps"][0], row["duration"]
+    return {**row, "timestamps": [[start + lag, min(end + lag, duration)]]}
+
+
+def written_splits(expected: dict) -> list[str]:
+    """The splits a manifest's dataset holds: train and val, and the warm-start slice when it has videos."""
+    return list(SPLITS) + ([WARM_START] if expected.get("num_warm_start") else [])
 
 
 def is_complete(out: Path, expected: dict) -> bool:
@@ -298,9 +325,10 @@ def is_complete(out: Path, expected: dict) -> bool:
     path = out / "manifest.json"
     if not path.is_file() or json.loads(path.read_text()) != expected:
         return False
-    for split in SPLITS:
+    for split in written_splits(expected):
         jsonl = out / f"{split}.jsonl"
-        if not jsonl.is_file() or not (out / f"{split}.yaml").is_file() or not (out / f"{split}_mix.yaml").is_file():
+        configs = [f"{split}.yaml"] + ([f"{split}_mix.yaml"] if split in SPLITS else [f"{LAGGED}.yaml"])
+        if not jsonl.is_file() or not all((out / name).is_file() for name in configs):
             return False
         if not all((out / json.loads(line)["video"]).is_file() for line in jsonl.read_text().splitlines()):
             return False
@@ -312,13 +340,15 @@ def make_item(out: Path, seed: int, job: tuple[str, int]) -> list[tuple[tuple[st
     split, i = job
     # Each split draws from its own stream, so adding val videos never changes the train set; the other
     # tasks draw from streams of their own, so the grounding records stay what version 1 wrote.
-    rng = np.random.default_rng([seed, SPLITS.index(split), i])
+    rng = np.random.default_rng([seed, STREAMS[split], i])
     event = sample_event(rng)
     video = f"videos/{split}/{i:05d}.mp4"
     write_mp4(out / video, render_frames(event))
     sample_id = f"demo_{split}_{i:05d}"
     rows = [((split, DEFAULT_TASK), record(event, sample_id, video))]
-    task_rng = np.random.default_rng([seed, SPLITS.index(split), i, 1])
+    if split == WARM_START:
+        return rows  # grounding only; its lagged copy is written with the records
+    task_rng = np.random.default_rng([seed, STREAMS[split], i, 1])
     rows += [((split, task), qa) for task, qa in qa_records(event, sample_id, video, task_rng).items()]
     track = sample_track(task_rng)
     folder = f"frames/{split}/{i:05d}"
@@ -333,13 +363,13 @@ def default_workers() -> int:
 
 
 def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False,
-             workers: int = 1) -> bool:
-    """Write videos, train/val JSONL and data_configs under OUT (in `workers` processes); return False when an
-    identical dataset was kept."""
+             workers: int = 1, num_warm_start: int = 0) -> bool:
+    """Write videos, train/val (and warm-start) JSONL and data_configs under OUT (in `workers` processes); return
+    False when an identical dataset was kept."""
     import yaml
     from tqdm import tqdm
 
-    expected = manifest(num_train, num_val, seed)
+    expected = manifest(num_train, num_val, seed, num_warm_start)
     if is_complete(out, expected) and not force:
         return False
     if (out / "manifest.json").exists() and not force:
@@ -351,7 +381,8 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
 
     if force and (out / "frames").is_dir():
         shutil.rmtree(out / "frames")
-    jobs = [(split, i) for split, count in zip(SPLITS, (num_train, num_val)) for i in range(count)]
+    counts = {"train": num_train, "val": num_val, WARM_START: num_warm_start}
+    jobs = [(split, i) for split in written_splits(expected) for i in range(counts[split])]
     records: dict[tuple[str, str], list[dict]] = {}
     # Each video is drawn from its own seed, so the workers' output (collected in job order) is the same files
     # and records as one process writes.
@@ -363,13 +394,17 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
             for key, row in item_records:
                 records.setdefault(key, []).append(row)
 
+    if (WARM_START, DEFAULT_TASK) in records:
+        records[(LAGGED, DEFAULT_TASK)] = [lagged(row) for row in records[(WARM_START, DEFAULT_TASK)]]
     for (split, task), rows in records.items():
         name = f"{split}.jsonl" if task == DEFAULT_TASK else f"{split}_{task}.jsonl"
         with open(out / name, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
-    for split in SPLITS:
+    for split in written_splits(expected) + ([LAGGED] if WARM_START in written_splits(expected) else []):
         with open(out / f"{split}.yaml", "w") as f:
             yaml.safe_dump(data_config(f"{split}.jsonl", "."), f, sort_keys=False)
+        if split not in SPLITS:
+            continue
         with open(out / f"{split}_mix.yaml", "w") as f:
             yaml.safe_dump(mixture_config(split), f, sort_keys=False)
     (out / "manifest.json").write_text(json.dumps(expected, indent=2) + "\n")
@@ -390,6 +425,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output directory")
     parser.add_argument("--num-train", type=int, default=200, help="number of training videos")
     parser.add_argument("--num-val", type=int, default=32, help="number of validation videos")
+    parser.add_argument("--num-warm-start", type=int, default=0,
+                        help="videos for a warm start (warm_start.yaml, and warm_start_lagged.yaml with every "
+                             f"window {LAG:g} s late), 0 for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")
     parser.add_argument("--workers", type=int, default=default_workers(),
@@ -398,9 +436,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the demo dataset."""
-    if generate(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers):
+    if generate(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers, args.num_warm_start):
+        slice_note = f", {args.out}/warm_start.yaml and warm_start_lagged.yaml (warm start)" if args.num_warm_start else ""
         print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml (grounding), "
-              f"{args.out}/train_mix.yaml and {args.out}/val_mix.yaml (all four tasks)")
+              f"{args.out}/train_mix.yaml and {args.out}/val_mix.yaml (all four tasks){slice_note}")
     else:
         print(f"make-demo-data: {args.out} already holds this dataset (use --force to rebuild)")
     return 0
