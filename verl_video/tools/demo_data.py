@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -124,9 +125,9 @@ def explain(query: str) -> str:
     return f"the {colour} {shape} is visible."
 
 
-def sample_event(rng: np.random.Generator) -> Event:
-    """Draw one event with half-second boundaries that fits inside its video."""
-    duration = int(rng.choice(DURATIONS))
+def sample_event(rng: np.random.Generator, durations: tuple[int, ...] = DURATIONS) -> Event:
+    """Draw one event with half-second boundaries that fits inside its video (a duration from `durations`)."""
+    duration = int(rng.choice(durations))
     length = float(rng.choice(np.arange(MIN_EVENT, MAX_EVENT + 0.25, 0.5)))
     start = float(rng.choice(np.arange(0.0, duration - length + 0.25, 0.5)))
     return Event(
@@ -157,17 +158,18 @@ def shape_mask(event: Event) -> np.ndarray:
     return inside_height & (np.abs(dx) <= half_width)
 
 
-def render_frames(event: Event) -> np.ndarray:
-    """All frames of the event's video as uint8 (T, H, W, 3)."""
-    times = np.arange(event.duration * FPS) / FPS
+def render_frames(event: Event, fps: int = FPS) -> np.ndarray:
+    """All frames of the event's video at `fps` as uint8 (T, H, W, 3)."""
+    times = np.arange(event.duration * fps) / fps
     frames = np.full((len(times), HEIGHT, WIDTH, 3), event.background, dtype=np.uint8)
     visible = (times >= event.start) & (times < event.end)
     frames[visible] = np.where(shape_mask(event)[..., None], np.array(COLOURS[event.colour], np.uint8), frames[visible])
     return frames
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
-    """Encode uint8 RGB frames as H.264 mp4 (one encoder thread, so reruns normally give the same bytes)."""
+def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS, keyframe_interval: int | None = None) -> None:
+    """Encode uint8 RGB frames as H.264 mp4 (one encoder thread, so reruns normally give the same bytes); at most
+    `keyframe_interval` frames between keyframes when given (x264's default otherwise)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +177,8 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast", "threads": "1"})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if keyframe_interval is not None:
+            stream.codec_context.gop_size = keyframe_interval
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -286,9 +290,9 @@ def write_frame_folder(folder: Path, frames: np.ndarray) -> None:
         Image.fromarray(frame).save(folder / f"{i + 1:08d}.png")
 
 
-def data_config(json_path: str, data_folder: str) -> dict:
+def data_config(json_path: str, data_folder: str, name: str = "demo") -> dict:
     """A data_config with one demo dataset; paths are relative to the YAML file."""
-    return {"datasets": [{"name": "demo", "json_path": json_path, "data_folder": data_folder, "task": DEFAULT_TASK}]}
+    return {"datasets": [{"name": name, "json_path": json_path, "data_folder": data_folder, "task": DEFAULT_TASK}]}
 
 
 def mixture_config(split: str) -> dict:
@@ -362,37 +366,47 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def prepare_output(out: Path, complete: bool, force: bool, folders: tuple[str, ...]) -> bool:
+    """Ready OUT for a new dataset (its `folders` emptied when forced); False when it already holds a `complete` one."""
+    if complete and not force:
+        return False
+    if (out / "manifest.json").exists() and not force:
+        raise FileExistsError(f"{out}/manifest.json was made with other parameters; pass --force to replace it")
+    for folder in folders:
+        if force and (out / folder).is_dir():
+            shutil.rmtree(out / folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # written last: its presence marks a finished dataset
+    return True
+
+
+def run_jobs(fn: Callable[[Any], Any], jobs: list, workers: int, desc: str) -> list:
+    """`fn` of every job, in job order, in `workers` processes (one: in this process), with a progress bar."""
+    from tqdm import tqdm
+
+    with contextlib.ExitStack() as stack:
+        # One worker: in this process (no pool to start, and errors keep their traceback).
+        pool_map = map if workers <= 1 else partial(stack.enter_context(ProcessPoolExecutor(workers)).map, chunksize=8)
+        return list(tqdm(pool_map(fn, jobs), total=len(jobs), desc=desc, unit="video"))
+
+
 def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False,
              workers: int = 1, num_warm_start: int = 0) -> bool:
     """Write videos, train/val (and warm-start) JSONL and data_configs under OUT (in `workers` processes); return
     False when an identical dataset was kept."""
     import yaml
-    from tqdm import tqdm
 
     expected = manifest(num_train, num_val, seed, num_warm_start)
-    if is_complete(out, expected) and not force:
+    if not prepare_output(out, is_complete(out, expected), force, ("videos", "frames")):
         return False
-    if (out / "manifest.json").exists() and not force:
-        raise FileExistsError(f"{out}/manifest.json was made with other parameters; pass --force to replace it")
-    if force and (out / "videos").is_dir():
-        shutil.rmtree(out / "videos")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)  # written last: its presence marks a finished dataset
-
-    if force and (out / "frames").is_dir():
-        shutil.rmtree(out / "frames")
     counts = {"train": num_train, "val": num_val, WARM_START: num_warm_start}
     jobs = [(split, i) for split in written_splits(expected) for i in range(counts[split])]
     records: dict[tuple[str, str], list[dict]] = {}
     # Each video is drawn from its own seed, so the workers' output (collected in job order) is the same files
     # and records as one process writes.
-    with contextlib.ExitStack() as stack:
-        # One worker: in this process (no pool to start, and errors keep their traceback).
-        pool_map = map if workers <= 1 else partial(stack.enter_context(ProcessPoolExecutor(workers)).map, chunksize=8)
-        made = pool_map(partial(make_item, out, seed), jobs)
-        for item_records in tqdm(made, total=len(jobs), desc="make-demo-data", unit="video"):
-            for key, row in item_records:
-                records.setdefault(key, []).append(row)
+    for item_records in run_jobs(partial(make_item, out, seed), jobs, workers, "make-demo-data"):
+        for key, row in item_records:
+            records.setdefault(key, []).append(row)
 
     if (WARM_START, DEFAULT_TASK) in records:
         records[(LAGGED, DEFAULT_TASK)] = [lagged(row) for row in records[(WARM_START, DEFAULT_TASK)]]
@@ -429,6 +443,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos for a warm start (warm_start.yaml, and warm_start_lagged.yaml with every "
                              f"window {LAG:g} s late), 0 for none")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--long", action="store_true",
+                        help="120-300 s videos with a 2-6 s event to find (verl_video/tools/long_demo_data.py), "
+                             "train and val only")
     parser.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="processes writing videos (default: the cores, at most 4); the output is the same")
@@ -436,6 +453,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the demo dataset."""
+    if args.long:
+        from verl_video.tools.long_demo_data import run_long  # it builds on this module
+
+        return run_long(args)
     if generate(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers, args.num_warm_start):
         slice_note = f", {args.out}/warm_start.yaml and warm_start_lagged.yaml (warm start)" if args.num_warm_start else ""
         print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml (grounding), "

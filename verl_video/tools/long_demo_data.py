@@ -1,0 +1,98 @@
+"""`verl-video make-demo-data OUT --long`: minutes-long generated videos in which a short event must be found.
+
+The demo's event (a coloured shape visible during [start, end), half-second boundaries, 2-6 s) placed at a random
+time in a 120-300 s video: an overview of 32 frames sees a frame every 4-9 s, too coarse to place the event's
+ends (or to see a 2 s event at all), so a model must zoom (the `video_search` loop, experiment=tiny_tvg_search_cpu)
+or see many more frames (experiment=tiny_tvg_longsingle_cpu). The videos reuse demo_data's rendering and writing;
+what differs is their length, a low frame rate on disk and a fixed keyframe interval. OUT holds `train.jsonl`,
+`val.jsonl` (canonical grounding records), `train.yaml`, `val.yaml` and the mp4 files; a rerun with the same
+parameters keeps them (manifest.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from verl_video.tools import demo_data
+from verl_video.tools.demo_data import SPLITS, record, render_frames, sample_event, write_mp4
+
+DURATIONS = tuple(range(120, 301))  # seconds, integers
+# 4 fps on disk: the event's half-second boundaries stay on frames, and the files stay small (1,200 frames at most).
+FPS = 4
+# One keyframe every 2 s (8 frames). A zoom window (verl_video/video/windows.py) decodes from the keyframe at or
+# before its start: with x264's default (one keyframe per 250 frames, about a minute at 4 fps) every zoom would
+# decode up to a minute of video it does not show; at 2 s it decodes at most 2 s more than it shows, for files
+# about 15% larger (measured: 116 against 101 KB for four videos).
+KEYFRAME_SECONDS = 2
+# Bumped whenever these videos change, so an old output directory is not mistaken for a current one.
+LONG_VERSION = 1
+# Random streams of their own: the long videos never share an event with the short demo's (demo_data.STREAMS).
+STREAMS = {"val": 11, "train": 12}
+NAME = "demo_long"
+
+
+def manifest(num_train: int, num_val: int, seed: int) -> dict:
+    """What determines the long output; a directory with the same manifest need not be regenerated."""
+    return {"generator": NAME, "generator_version": demo_data.GENERATOR_VERSION, "long_version": LONG_VERSION,
+            "num_train": num_train, "num_val": num_val, "seed": seed}  # fmt: skip
+
+
+def is_complete(out: Path, expected: dict) -> bool:
+    """Whether OUT holds a finished long dataset made with these parameters."""
+    path = out / "manifest.json"
+    if not path.is_file() or json.loads(path.read_text()) != expected:
+        return False
+    for split in SPLITS:
+        jsonl = out / f"{split}.jsonl"
+        if not (jsonl.is_file() and (out / f"{split}.yaml").is_file()):
+            return False
+        if not all((out / json.loads(line)["video"]).is_file() for line in jsonl.read_text().splitlines()):
+            return False
+    return True
+
+
+def make_long_item(out: Path, seed: int, job: tuple[str, int]) -> dict:
+    """Write long video `i` of `split` under OUT; its canonical record."""
+    split, i = job
+    event = sample_event(np.random.default_rng([seed, STREAMS[split], i]), DURATIONS)
+    video = f"videos/{split}/{i:05d}.mp4"
+    write_mp4(out / video, render_frames(event, FPS), FPS, keyframe_interval=KEYFRAME_SECONDS * FPS)
+    return {**record(event, f"{NAME}_{split}_{i:05d}", video), "source": NAME}
+
+
+def generate_long(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False,
+                  workers: int = 1) -> bool:
+    """Write long videos, train/val JSONL and data_configs under OUT; return False when an identical dataset
+    was kept."""  # fmt: skip
+    import yaml
+
+    expected = manifest(num_train, num_val, seed)
+    if not demo_data.prepare_output(out, is_complete(out, expected), force, ("videos",)):
+        return False
+    counts = {"train": num_train, "val": num_val}
+    for split in SPLITS:
+        jobs = [(split, i) for i in range(counts[split])]
+        rows = demo_data.run_jobs(partial(make_long_item, out, seed), jobs, workers, f"make-demo-data --long {split}")
+        with open(out / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        with open(out / f"{split}.yaml", "w") as f:
+            yaml.safe_dump(demo_data.data_config(f"{split}.jsonl", ".", NAME), f, sort_keys=False)
+    (out / "manifest.json").write_text(json.dumps(expected, indent=2) + "\n")
+    return True
+
+
+def run_long(args: argparse.Namespace) -> int:
+    """Generate the long demo dataset (`make-demo-data OUT --long`)."""
+    if args.num_warm_start:
+        raise SystemExit("make-demo-data: --long writes train and val only; drop --num-warm-start")
+    if generate_long(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers):
+        print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml ({DURATIONS[0]}-{DURATIONS[-1]} s "
+              f"videos at {FPS} fps; experiment=tiny_tvg_search_cpu or tiny_tvg_longsingle_cpu)")
+    else:
+        print(f"make-demo-data: {args.out} already holds this dataset (use --force to rebuild)")
+    return 0
