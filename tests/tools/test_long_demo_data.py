@@ -147,24 +147,15 @@ def test_the_overview_is_too_coarse_and_the_single_pass_sees_as_much_as_a_search
     assert len(VideoRLDataset(str(long_dir / "val.yaml"), processor.tokenizer, single.data, processor)) == 2
 
 
-def test_the_search_loop_shows_the_overview_and_both_zooms_then_the_answer(family, processor, long_dir) -> None:
-    """A scripted policy zooms twice at the latest window of the longest video, then answers: both windows are
-    served (max_response_length holds them and the answer), the overview has the configured frames."""
+def search_trajectory(cfg, family: str, processor, row: dict, script: list[str]):
+    """One trajectory of the search loop on a dataset row, the policy scripted to write `script`'s turns."""
     from test_search_agent_loop import ScriptedServer
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap
 
     from verl_video.verl_adapter.rl_dataset import VideoRLDataset
     from verl_video.verl_adapter.search_agent_loop import VideoSearchAgentLoop
 
-    cfg = experiment(SEARCH)
-    dataset = VideoRLDataset(str(long_dir / "val.yaml"), processor.tokenizer, cfg.data, processor)
-    assert len(dataset) == 2  # no prompt dropped as overlong
-    index = max(range(len(dataset)), key=lambda i: dataset.dataframe.items[i].record.duration)
-    row = dataset[index]
-    duration = dataset.dataframe.items[index].record.duration
-    last = f"{duration - 8.5:.1f}, {duration - 0.5:.1f}"  # the most digits a call of an 8 s window can have
-    answer = f"<answer>{duration - 9.5:.2f} to {duration - 3.5:.2f}</answer>"
-    server = ScriptedServer(processor, [f"<zoom>{last}</zoom>", f"<zoom>{last}</zoom>", answer])
+    server = ScriptedServer(processor, script)
 
     async def go():
         loop = VideoSearchAgentLoop(
@@ -175,7 +166,23 @@ def test_the_search_loop_shows_the_overview_and_both_zooms_then_the_answer(famil
         return await loop.run({"temperature": 1.0}, raw_prompt=row["raw_prompt"], index=0, global_steps=1,
                               session_id=0, reward_model=row["reward_model"])  # fmt: skip
 
-    output = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_the_search_loop_shows_the_overview_and_both_zooms_then_the_answer(family, processor, long_dir) -> None:
+    """A scripted policy zooms twice at the latest window of the longest video, then answers: both windows are
+    served (max_response_length holds them and the answer), the overview has the configured frames."""
+    from verl_video.verl_adapter.rl_dataset import VideoRLDataset
+
+    cfg = experiment(SEARCH)
+    dataset = VideoRLDataset(str(long_dir / "val.yaml"), processor.tokenizer, cfg.data, processor)
+    assert len(dataset) == 2  # no prompt dropped as overlong
+    index = max(range(len(dataset)), key=lambda i: dataset.dataframe.items[i].record.duration)
+    row = dataset[index]
+    duration = dataset.dataframe.items[index].record.duration
+    last = f"{duration - 8.5:.1f}, {duration - 0.5:.1f}"  # the most digits a call of an 8 s window can have
+    answer = f"<answer>{duration - 9.5:.2f} to {duration - 3.5:.2f}</answer>"
+    output = search_trajectory(cfg, family, processor, row, [f"<zoom>{last}</zoom>", f"<zoom>{last}</zoom>", answer])
     videos = output.multi_modal_data["videos"]
     expected = plan_sampling(duration, HEIGHT, WIDTH, overview_budget(cfg), geometry=video_geometry(processor))
     assert len(videos[0][0]) == expected.num_frames

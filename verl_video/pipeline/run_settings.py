@@ -45,6 +45,9 @@ class RunSettings:
     val_files: tuple[str, ...] = ()
     # Where the settings came from, for messages.
     source: str = "config"
+    # The `search:` block when the run's agent loop is the search loop (data.agent_loop), else None: a warm
+    # start then trains on search traces.
+    search: dict[str, Any] | None = None
 
     @classmethod
     def from_config(cls, config: Any, source: str = "config") -> RunSettings:
@@ -59,6 +62,8 @@ class RunSettings:
             train_files=_files(data.get("train_files")),
             val_files=_files(data.get("val_files")),
             source=source,
+            # verl_adapter/search_prompt.py's SEARCH_AGENT_LOOP_NAME (this package may not import it).
+            search=dict(config.get("search") or {}) if data.get("agent_loop") == "video_search" else None,
         )
 
     def values(self) -> dict[str, Any]:

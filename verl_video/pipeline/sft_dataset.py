@@ -169,21 +169,24 @@ class VideoSFTDataset(torch.utils.data.Dataset):
         else:
             raise VideoError(f"no record of the SFT data has a decodable video (from index {index})")
         batch = encode(self.processor, [example], [answer_text(item.record, item.template)])
-        input_ids, loss_mask = batch.pop("input_ids")[0], batch.pop("loss_mask")[0]
-        attention_mask = batch.pop("attention_mask")[0]
-        if input_ids.shape[0] > self.max_length:
-            length = input_ids.shape[0]
-            raise ValueError(f"{item.record.origin}: {length} tokens, over data.max_length={self.max_length}")
-        vision = rope_positions(self.processor, input_ids, attention_mask, batch)
-        # verl's layout for Qwen-VL: the text position row, then the three M-RoPE rows.
-        position_ids = torch.cat((torch.arange(input_ids.shape[0]).unsqueeze(0), vision), dim=0)
-        # verl's SFT dataset drops the processor's token-type ids too: the model derives them from input_ids.
-        multi_modal_inputs = {
-            k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "mm_token_type_ids"
-        }
-        return {
-            "input_ids": input_ids,
-            "position_ids": position_ids,
-            "loss_mask": loss_mask,
-            "multi_modal_inputs": multi_modal_inputs,
-        }
+        return sft_sample(self.processor, batch, item.record.origin, self.max_length)
+
+
+def sft_sample(processor, batch: dict, origin: str, max_length: int) -> dict[str, Any]:
+    """verl's SFT sample (ids, text + M-RoPE positions, loss mask, vision inputs) from a one-row `encode` batch."""
+    batch = dict(batch)
+    input_ids, loss_mask = batch.pop("input_ids")[0], batch.pop("loss_mask")[0]
+    attention_mask = batch.pop("attention_mask")[0]
+    if input_ids.shape[0] > max_length:
+        raise ValueError(f"{origin}: {input_ids.shape[0]} tokens, over data.max_length={max_length}")
+    vision = rope_positions(processor, input_ids, attention_mask, batch)
+    # verl's layout for Qwen-VL: the text position row, then the three M-RoPE rows.
+    position_ids = torch.cat((torch.arange(input_ids.shape[0]).unsqueeze(0), vision), dim=0)
+    # verl's SFT dataset drops the processor's token-type ids too: the model derives them from input_ids.
+    multi_modal_inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "mm_token_type_ids"}
+    return {
+        "input_ids": input_ids,
+        "position_ids": position_ids,
+        "loss_mask": loss_mask,
+        "multi_modal_inputs": multi_modal_inputs,
+    }

@@ -30,8 +30,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -96,7 +98,11 @@ def model_inputs(processor, examples: list[SFTExample], texts: list[str]) -> dic
 
 def encode_batch(processor, examples: list[SFTExample], responses: list[str]) -> dict:
     """Processor inputs for prompt+response (right padded) with labels on the response tokens only."""
-    batch = encode(processor, examples, responses)
+    return with_labels(encode(processor, examples, responses))
+
+
+def with_labels(batch: dict) -> dict:
+    """The batch with `labels` (the ids where `loss_mask` is set, IGNORE_INDEX elsewhere) for its loss mask."""
     mask = batch.pop("loss_mask").bool()
     batch["labels"] = torch.where(mask, batch["input_ids"], torch.full_like(batch["input_ids"], IGNORE_INDEX))
     return batch
@@ -124,8 +130,10 @@ def train(
     lr: float = 3e-3,
     noise: float = 0.0,
     seed: int = 0,
+    batch_of: Callable[[list[Any]], dict] | None = None,
 ) -> list[float]:
-    """Run `steps` AdamW steps on shuffled examples; return the loss of each step."""
+    """Run `steps` AdamW steps on shuffled examples (batched by `batch_of`, default `encode_batch` of their
+    targets); return the loss of each step."""
     from tqdm import tqdm
 
     rng = torch.Generator().manual_seed(seed)
@@ -140,7 +148,10 @@ def train(
         if len(order) < batch_size:
             order += torch.randperm(len(examples), generator=rng).tolist()
         chosen = [examples[order.pop()] for _ in range(min(batch_size, len(examples)))]
-        batch = encode_batch(processor, chosen, [target_text(ex, rng, noise) for ex in chosen])
+        if batch_of is not None:
+            batch = batch_of(chosen)
+        else:
+            batch = encode_batch(processor, chosen, [target_text(ex, rng, noise) for ex in chosen])
         loss = response_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -189,18 +200,43 @@ def evaluate(
     }
 
 
+def search_examples(
+    processor, data: Path, max_samples: int | None, template: str | None, settings: VideoDataSettings | None,
+    search: dict, seed: int,
+) -> tuple[list[Any], Callable[[list[Any]], dict]]:
+    """The search loop's traces of DATA (verl_adapter/search_sft.py) and the function that batches them."""
+    from verl_video.verl_adapter.search_prompt import SearchSettings
+    from verl_video.verl_adapter.search_sft import encode_traces, load_traces
+
+    settings = settings or VideoDataSettings()
+    if template is not None:
+        settings = replace(settings, prompt_template=template)
+
+    def target(item) -> str | None:
+        return answer_text(item.record, item.template, default_reasoning=explain(item.record.query))
+
+    traces = load_traces(processor, str(data), settings, SearchSettings.from_config({"search": search}),
+                         max_samples, seed, target)  # fmt: skip
+    return traces, lambda chosen: with_labels(encode_traces(processor, chosen))
+
+
 def _train_by_hand(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, noise: float,
                    seed: int, template: str | None, max_samples: int | None,
-                   settings: VideoDataSettings | None = None) -> tuple[list[float], float, int]:
+                   settings: VideoDataSettings | None = None,
+                   search: dict | None = None) -> tuple[list[float], float, int]:
     """The single-process loop (`train`): (losses, seconds, samples); saves to `out`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
-    examples = load_examples(processor, data, max_samples, template, settings)
+    batch_of = None
+    if search is not None:
+        examples, batch_of = search_examples(processor, data, max_samples, template, settings, search, seed)
+    else:
+        examples = load_examples(processor, data, max_samples, template, settings)
     began = time.perf_counter()
-    losses = train(model, processor, examples, steps, batch_size, lr, noise, seed)
+    losses = train(model, processor, examples, steps, batch_size, lr, noise, seed, batch_of)
     seconds = time.perf_counter() - began
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -222,8 +258,13 @@ def warm_start(
     max_samples: int | None = None,
     trainer: str = "verl",
     settings: VideoDataSettings | None = None,
+    search: dict | None = None,
 ) -> dict:
-    """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT."""
+    """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT;
+    with `search` (the run's `search:` block) on the search loop's traces."""
+    if search is not None and (trainer == "verl" or noise > 0):
+        raise ValueError("the search warm start runs in the hand-written loop only, without --noise: add "
+                         "--trainer loop")
     if trainer == "verl":
         if noise > 0:
             raise ValueError("--noise jitters targets in the hand-written loop only: add --trainer loop")
@@ -233,7 +274,7 @@ def warm_start(
         losses, seconds, samples = result["losses"], result["seconds"], result["samples"]
     else:
         losses, seconds, samples = _train_by_hand(model_dir, data, out, steps, batch_size, lr, noise, seed, template,
-                                                  max_samples, settings)
+                                                  max_samples, settings, search)
     window = max(1, len(losses) // 10)
     summary = {
         "trainer": trainer,
@@ -244,6 +285,7 @@ def warm_start(
         "lr": lr,
         "noise": noise,
         "seed": seed,
+        "search": search is not None,
         "samples": samples,
         "first_loss": sum(losses[:window]) / window if losses else math.nan,
         "last_loss": sum(losses[-window:]) / window if losses else math.nan,
@@ -287,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = warm_start(
             args.model_dir, args.data, args.out, args.steps, args.batch_size, args.lr, args.noise, args.seed,
-            args.template, args.max_samples, args.trainer, settings.video,
+            args.template, args.max_samples, args.trainer, settings.video, settings.search,
         )  # fmt: skip
     except (DataConfigError, NoUsableData) as exc:  # a module that fails to import, data without a usable row
         print(f"verl-video warm-start: {exc}", file=sys.stderr)

@@ -36,7 +36,7 @@ as `zoom/*` each step. Not supported: SGLang (its request payload carries one vi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import uuid4
 
@@ -44,7 +44,7 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.utils.profiler import simple_timer
 
 from verl_video.models.family import video_geometry, video_token
-from verl_video.models.window_time import window_video_inputs
+from verl_video.models.window_time import WindowVideoInputs, window_video_inputs
 from verl_video.rewards.parser import NUMBER
 from verl_video.verl_adapter.agent_loop import VideoSingleTurnAgentLoop, mask_placeholder_videos
 from verl_video.verl_adapter.reward_manager import FINAL_TURN_START
@@ -55,7 +55,7 @@ from verl_video.verl_adapter.search_prompt import (
 from verl_video.verl_adapter.seeded_agent_loop import trajectory_seed
 from verl_video.video.loader import VideoRequest
 from verl_video.video.probe import VideoError, probe_video
-from verl_video.video.settings import settings_from_config
+from verl_video.video.settings import VideoBudget, VideoDataSettings, settings_from_config
 from verl_video.video.windows import INVALID, Window, WindowError, decode_window, plan_window
 
 # Reasons a call is refused besides those of video/windows.py.
@@ -94,6 +94,45 @@ def parse_zoom(text: str) -> tuple[float, float] | WindowError | None:
         shown = match.group(1).strip()[:40]
         return WindowError(INVALID, f"write a zoom call as <zoom>start, end</zoom> in seconds, got {shown!r}.")
     return float(args.group(1)), float(args.group(2))
+
+
+def zoom_call(start: float, end: float) -> str:
+    """A zoom call as the instructions ask for it (what `parse_zoom` reads back)."""
+    return f"<zoom>{start:.1f}, {end:.1f}</zoom>"
+
+
+def plan_zoom(
+    part: dict | None, call: tuple[float, float], settings: VideoDataSettings, zoom: VideoBudget, processor: Any
+) -> Window | WindowError:
+    """The window of a parsed call on the video of content item `part`, or why there is none."""
+    if part is None:
+        return WindowError(NOT_ZOOMABLE, "this prompt has no single video to zoom into.")
+    request = VideoRequest.from_item(part, settings.budget)
+    if request.video_start is not None or request.video_end is not None or request.frame_indices is not None:
+        return WindowError(NOT_ZOOMABLE, NOT_ZOOMABLE_TEXT)
+    try:
+        probe = probe_video(request.path, request.frame_rate)
+    except VideoError as exc:
+        return WindowError(NOT_ZOOMABLE, f"the video cannot be read ({exc}).")
+    return plan_window(
+        call[0], call[1], probe.duration, probe.height, probe.width, zoom, geometry=video_geometry(processor)
+    )
+
+
+def zoom_answer(part: dict, window: Window, settings: VideoDataSettings, processor: Any) -> WindowVideoInputs:
+    """The window's frames, told in the original video's time for this processor's family (text and video)."""
+    request = VideoRequest.from_item(part, settings.budget)
+    decoded = decode_window(request.path, window, settings.decoder, request.frame_rate)
+    inputs = window_video_inputs(processor, window, decoded.frames)
+    return replace(inputs, text=" ".join(text for text in (window.note, inputs.text) if text))
+
+
+def answer_message(text: str, video: Any = None) -> dict:
+    """The user turn that answers a zoom call: its text, then the window's video if any."""
+    content: list[dict] = [{"type": "text", "text": text}]
+    if video is not None:
+        content.append({"type": "video", "video": video})
+    return {"role": "user", "content": content}
 
 
 def zoom_call_end(tokenizer: Any, token_ids: list[int]) -> int | None:
@@ -291,9 +330,10 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
         if isinstance(window, WindowError):
             chat.refuse(window.reason)
             return await self._append_answer(chat, REFUSED.format(message=window.message, left=left)) is None
-        inputs = await self.loop.run_in_executor(None, self._decode, window)
-        text = " ".join(part for part in (window.note, inputs.text) if part)
-        needed = await self._append_answer(chat, text, inputs.video)
+        inputs = await self.loop.run_in_executor(
+            None, zoom_answer, self._zoom_source, window, self.video_settings, self.processor
+        )
+        needed = await self._append_answer(chat, inputs.text, inputs.video)
         if needed is None:
             chat.served += 1
             hit = contains_interval(window, (kwargs.get("reward_model") or {}).get("ground_truth"))
@@ -305,35 +345,13 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
 
     def _plan(self, call: tuple[float, float]) -> Window | WindowError:
         """The window of a parsed call on this trajectory's video, or why there is none."""
-        part = self._zoom_source
-        if part is None:
-            return WindowError(NOT_ZOOMABLE, "this prompt has no single video to zoom into.")
-        request = VideoRequest.from_item(part, self.video_settings.budget)
-        if request.video_start is not None or request.video_end is not None or request.frame_indices is not None:
-            return WindowError(NOT_ZOOMABLE, NOT_ZOOMABLE_TEXT)
-        try:
-            probe = probe_video(request.path, request.frame_rate)
-        except VideoError as exc:
-            return WindowError(NOT_ZOOMABLE, f"the video cannot be read ({exc}).")
-        return plan_window(
-            call[0], call[1], probe.duration, probe.height, probe.width, self.search.zoom,
-            geometry=video_geometry(self.processor),
-        )  # fmt: skip
-
-    def _decode(self, window: Window) -> Any:
-        """The window's frames, told in the original video's time for this processor's family."""
-        request = VideoRequest.from_item(self._zoom_source, self.video_settings.budget)
-        decoded = decode_window(request.path, window, self.video_settings.decoder, request.frame_rate)
-        return window_video_inputs(self.processor, window, decoded.frames)
+        return plan_zoom(self._zoom_source, call, self.video_settings, self.search.zoom, self.processor)
 
     async def _append_answer(self, chat: Conversation, text: str, video: Any = None) -> int | None:
         """Append a user turn (text, then the video if any) with mask 0; None, or its tokens when it did not fit
         (it must leave `search.answer_tokens` of the response for the model)."""
-        content: list[dict] = [{"type": "text", "text": text}]
-        if video is not None:
-            content.append({"type": "video", "video": video})
         previous = list(chat.messages)
-        updated = [*previous, {"role": "user", "content": content}]
+        updated = [*previous, answer_message(text, video)]
         merged, mask, log_probs = await self.ct_merge_context_msg(
             previous, updated, chat.token_ids, chat.response_mask, chat.log_probs or None
         )

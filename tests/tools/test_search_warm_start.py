@@ -1,0 +1,140 @@
+"""The search warm start trains what the `video_search` loop will see: for the same record and the same scripted
+zoom, the trace's tokens equal the loop's, its loss mask is the loop's response mask, both videos reach the model
+with their grids, and a few steps of the hand-written loop lower the loss."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_long_demo_data import SEARCH, experiment, search_trajectory
+
+from verl_video.pipeline.items import load_items
+from verl_video.tools.long_demo_data import generate_long
+from verl_video.verl_adapter.search_prompt import SearchSettings
+from verl_video.verl_adapter.search_sft import encode_traces, load_traces, scripted_window
+from verl_video.video.settings import settings_from_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+
+
+@pytest.fixture(scope="module")
+def long_dir(tmp_path_factory) -> Path:
+    """3 training long videos."""
+    out = tmp_path_factory.mktemp("searchsft") / "data"
+    generate_long(out, num_train=3, num_val=1, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module", params=("qwen3_vl", "qwen2_5_vl"))
+def family(request) -> str:
+    """Each family the tiny model is built in."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def processor(family: str):
+    """The tiny model's processor of the family."""
+    from verl_video.tools.tiny_model import build_processor, build_tokenizer
+
+    return build_processor(build_tokenizer(), family)
+
+
+def traces_of(processor, long_dir: Path, cfg):
+    """Search traces of the training split under the experiment's settings (the answer without reasoning)."""
+    settings = settings_from_config(cfg.data)
+    return load_traces(processor, str(long_dir / "train.yaml"), settings, SearchSettings.from_config(cfg),
+                       target=lambda item: "<think>look</think><answer>1.00 to 2.00</answer>")  # fmt: skip
+
+
+def test_scripted_window_holds_the_event_on_the_grid() -> None:
+    rng = random.Random(0)
+    starts = set()
+    for _ in range(200):
+        a, b = scripted_window((100.5, 104.0), 287.0, 8.0, rng)
+        assert a <= 100.5 and 104.0 <= b and b - a == pytest.approx(8.0) and round(a, 1) == a
+        starts.add(a)
+    assert len(starts) > 10  # the offset varies
+    assert scripted_window((283.0, 287.0), 287.0, 8.0, rng) == (279.0, 287.0)  # stays inside the video
+    a, b = scripted_window((10.0, 30.0), 287.0, 8.0, rng)  # longer than a window: centred on it
+    assert (a, b) == (16.0, 24.0)
+
+
+def test_the_trace_is_what_the_search_loop_builds(family, processor, long_dir) -> None:
+    """Run the loop with a policy scripted to write the trace's zoom and answer: same tokens, same mask, same
+    videos; the mask covers the two assistant turns and nothing else; two video grids in order."""
+    from verl_video.verl_adapter.rl_dataset import VideoRLDataset
+
+    cfg = experiment(SEARCH)
+    trace = traces_of(processor, long_dir, cfg)[0]
+    batch = encode_traces(processor, [trace])
+    zoom, answer = trace.messages[-3]["content"], trace.messages[-1]["content"]
+    assert zoom.startswith("<zoom>") and answer.startswith("<think>")
+
+    dataset = VideoRLDataset(str(long_dir / "train.yaml"), processor.tokenizer, cfg.data, processor)
+    row = dataset[0]
+    assert dataset.dataframe.items[0].record.origin == trace.item.record.origin
+    output = search_trajectory(cfg, family, processor, row, [zoom, answer])
+    assert output.extra_fields["zoom_refusals"] == {} and output.extra_fields["zoom_window_contains_gt"] == 1
+    loop_ids = list(output.prompt_ids) + list(output.response_ids)
+    ours = batch["input_ids"][0].tolist()
+    first = next((i for i, (a, b) in enumerate(zip(ours, loop_ids)) if a != b), min(len(ours), len(loop_ids)))
+    assert ours == loop_ids, (first, len(ours), len(loop_ids), processor.tokenizer.decode(ours[first - 5 : first + 5]),
+                              processor.tokenizer.decode(loop_ids[first - 5 : first + 5]))
+    expected_mask = [0] * len(output.prompt_ids) + list(output.response_mask)
+    assert batch["loss_mask"][0].tolist() == expected_mask
+    tokenizer = processor.tokenizer
+    trained = tokenizer.decode([t for t, m in zip(loop_ids, expected_mask) if m])
+    assert trained == f"{zoom}<|im_end|>{answer}<|im_end|>"
+    # The same videos: frames and the metadata that places them in time.
+    loop_videos = output.multi_modal_data["videos"]
+    assert len(loop_videos) == len(trace.videos) == 2
+    for (frames, meta), (loop_frames, loop_meta) in zip(trace.videos, loop_videos):
+        assert torch.equal(frames, loop_frames) and meta == loop_meta
+    grids = batch["video_grid_thw"]
+    assert grids.shape == (2, 3)  # the overview's grid, then the window's
+    merge = processor.video_processor.merge_size ** 2
+    pads = int((batch["input_ids"][0] == tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
+    assert pads == int(grids.prod(-1).sum()) // merge
+
+
+def test_sft_sample_positions_follow_both_videos(family, long_dir, tmp_path) -> None:
+    """The verl SFT sample's M-RoPE rows: the text after the window sits after both videos' positions."""
+    from verl.utils import hf_processor
+
+    from verl_video.pipeline.sft_dataset import sft_sample
+    from verl_video.tools.tiny_model import make_tiny_model
+
+    make_tiny_model(tmp_path / "model", family=family)
+    processor = hf_processor(str(tmp_path / "model"))  # as verl's SFT trainer loads it: get_rope_index bound
+
+    cfg = experiment(SEARCH)
+    trace = traces_of(processor, long_dir, cfg)[0]
+    sample = sft_sample(processor, encode_traces(processor, [trace]), "test", 100000)
+    positions = sample["position_ids"]
+    assert positions.shape == (4, sample["input_ids"].shape[0])
+    # Monotone temporal row over the text, and the answer's positions beyond every video position.
+    video = sample["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    last = int(sample["loss_mask"].nonzero().max())
+    assert int(positions[1, last]) > int(positions[1:, video].max())
+    assert sample["multi_modal_inputs"]["video_grid_thw"].shape[0] == 2
+
+
+def test_a_few_loop_steps_lower_the_loss(long_dir, tmp_path) -> None:
+    """The hand-written loop on 3 long videos' traces (tiny Qwen2.5-VL): the loss falls."""
+    from verl_video.tools.warm_start import warm_start
+    from verl_video.tools.tiny_model import make_tiny_model
+    from verl_video.pipeline.run_settings import settings_from_defaults
+
+    model = tmp_path / "model"
+    make_tiny_model(model, seed=0)
+    settings = settings_from_defaults([SEARCH])
+    assert settings.search is not None  # the decider: the composed config's agent loop is video_search
+    summary = warm_start(model, long_dir / "train.yaml", tmp_path / "out", steps=8, batch_size=2, lr=3e-3,
+                         trainer="loop", settings=settings.video, search=settings.search)  # fmt: skip
+    assert summary["search"] and summary["samples"] == 3
+    assert summary["last_loss"] < summary["first_loss"]
+    assert len(load_items([str(long_dir / "train.yaml")], settings.video)) == 3

@@ -1,0 +1,182 @@
+"""Supervised search traces: a warm start that teaches the `video_search` loop's protocol before GRPO.
+
+A random model never writes a valid `<zoom>` call, so GRPO on the search loop needs a start that has learned
+the protocol. For each grounding record a trace is the conversation the loop would build for one scripted zoom:
+- turn 1: the record's prompt with its video at the OVERVIEW budget and the zoom instructions
+  (`search_prompt.py`: `overview_item`, `zoom_instructions`, `append_instructions`, as the loop and the
+  prompt-length filter take them);
+- the assistant's `<zoom>a, b</zoom>` (`search_agent_loop.zoom_call`): a window of the zoom budget's length
+  (max_frames / fps seconds, cut to the video) that holds the event, at a seeded random offset;
+- the zoom answer exactly as the loop builds it (`plan_zoom`, `zoom_answer`, `answer_message`): the window's
+  text, then its frames as a second video, at their original times;
+- the assistant's answer in the training format (`sft_dataset.answer_text`).
+The loss covers the two assistant turns (their text and end-of-turn token), as the loop's response mask does;
+the two videos reach the processor in order, so grids, Qwen3-VL timestamps and Qwen2.5-VL seconds per grid
+follow each video, and the M-RoPE positions are the model's own rule over both (`rope_positions`).
+
+Records that are not grounding records (no interval), clips, or whose window cannot be served are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+# verl's agent loop first: importing it registers our plugin, whose trainer imports the search loop's fields.
+import verl.experimental.agent_loop.agent_loop  # noqa: F401
+
+from verl_video.annotations.records import DEFAULT_TASK
+from verl_video.pipeline.items import DatasetItem, build_row, for_model, load_items, seen_duration
+from verl_video.pipeline.sft_dataset import VideoSFTDataset, answer_text, processor_inputs, sft_sample
+from verl_video.tasks.prompts import chat_content
+from verl_video.verl_adapter.search_agent_loop import answer_message, plan_zoom, zoom_answer, zoom_call
+from verl_video.verl_adapter.search_prompt import SearchSettings, append_instructions
+from verl_video.video.loader import VideoRequest, load_video
+from verl_video.video.settings import VideoDataSettings
+from verl_video.video.windows import WINDOW_RESOLUTION, WindowError
+
+logger = logging.getLogger("verl_video")
+
+# The Qwen-VL chat templates' end of a turn: the loop's model turns end with it (mask 1).
+END_OF_TURN = "<|im_end|>"
+
+
+@dataclass
+class SearchTrace:
+    """One record's supervised search conversation: chat messages (videos as placeholders) and its two videos."""
+
+    item: DatasetItem
+    messages: list[dict]  # system?, user (overview + instructions), assistant zoom, user window, assistant answer
+    videos: list[tuple[torch.Tensor, dict]]  # (frames, metadata): the overview, then the window
+    zoom: tuple[float, float]
+
+
+def scripted_window(interval: tuple[float, float], duration: float, seconds: float, rng: random.Random) -> tuple[float, float]:
+    """A window of `seconds` (cut to the video) that holds `interval`, at a random offset on the 0.1 s grid."""
+    step = WINDOW_RESOLUTION
+    length = min(seconds, duration)
+    start, end = interval
+    # Start on the grid, late enough to reach the event's end and early enough to hold its start and stay in.
+    low = max(0.0, math.ceil(round((end - length) / step, 6)) * step)
+    high = min(math.floor(round(start / step, 6)) * step, math.floor(round((duration - length) / step, 6)) * step)
+    if high < low:  # the event is longer than a window: centre on it
+        low = high = max(0.0, min(round((start + end - length) / 2 / step) * step, duration - length))
+    first = low + step * rng.randint(0, round((high - low) / step))
+    return round(first, 1), round(min(first + length, duration), 1)
+
+
+def build_trace(
+    processor: Any, item: DatasetItem, index: int, settings: VideoDataSettings, search: SearchSettings, seed: int = 0,
+    target: Callable[[DatasetItem], str | None] | None = None,
+) -> SearchTrace | None:
+    """The search conversation of a grounding `item` with a seeded scripted zoom; None when it has none.
+
+    `target` gives the final answer (default: `answer_text` of the record, None for a think template without
+    reasoning)."""
+    record = item.record
+    if record.task != DEFAULT_TASK or not record.timestamps:
+        return None
+    [item] = for_model([item], processor)
+    row = build_row(item, index, seen_duration(item))
+    part = search.overview_item(row["videos"][0])
+    overview = load_video(VideoRequest.from_item(part, item.video.budget), settings).as_processor_input()
+    messages = chat_content(row["prompt"])
+    append_instructions(messages, search.zoom_instructions(overview[1].get("duration") or 0.0, len(overview[0])))
+    rng = random.Random(f"{seed}:{record.origin}")
+    zoom = search.zoom
+    call = scripted_window(tuple(record.timestamps[0]), seen_duration(item), zoom.max_frames / zoom.fps, rng)
+    window = plan_zoom(part, call, settings, zoom, processor)
+    if isinstance(window, WindowError):
+        logger.warning("verl-video search warm start: %s: no window for %s (%s)", record.origin, call, window)
+        return None
+    inputs = zoom_answer(part, window, settings, processor)
+    target = target(item) if target is not None else answer_text(record, item.template)
+    if target is None:
+        return None
+    messages += [
+        {"role": "assistant", "content": zoom_call(*call)},
+        answer_message(inputs.text, inputs.video),
+        {"role": "assistant", "content": target},
+    ]
+    return SearchTrace(item, messages, [overview, inputs.video], call)
+
+
+def _placeholders(messages: list[dict]) -> list[dict]:
+    """The messages with each video item reduced to its placeholder (what the chat template renders)."""
+    return [
+        {**m, "content": [{"type": "video"} if p.get("type") == "video" else p for p in m["content"]]}
+        if isinstance(m["content"], list) else m
+        for m in messages
+    ]  # fmt: skip
+
+
+def assistant_mask(tokenizer: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """1 on what each assistant turn holds after its header, through its end-of-turn token, as the loop masks it."""
+    header = tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    ids = input_ids.tolist()
+    mask = torch.zeros_like(input_ids)
+    i = 0
+    while i + len(header) <= len(ids):
+        if ids[i : i + len(header)] != header:
+            i += 1
+            continue
+        start = i + len(header)
+        stop = ids.index(end, start) if end in ids[start:] else len(ids) - 1
+        mask[start : stop + 1] = 1
+        i = stop + 1
+    return mask
+
+
+def encode_traces(processor: Any, traces: list[SearchTrace]) -> dict:
+    """Processor outputs for whole traces (both videos of each, in order), right padded, with `loss_mask`."""
+    end = END_OF_TURN
+    texts = [
+        processor.apply_chat_template(_placeholders(t.messages), add_generation_prompt=False, tokenize=False)
+        for t in traces
+    ]  # fmt: skip
+    # The loop's sequence ends with the model's end-of-turn token; the template adds a newline after it.
+    texts = [text[: text.rindex(end) + len(end)] for text in texts]
+    videos = [video for t in traces for video in t.videos]
+    batch = processor_inputs(processor, texts, [v[0] for v in videos], [v[1] for v in videos])
+    masks = [assistant_mask(processor.tokenizer, ids) for ids in batch["input_ids"]]
+    batch["loss_mask"] = torch.stack(masks) * batch["attention_mask"]
+    return batch
+
+
+def load_traces(
+    processor: Any, data: str, settings: VideoDataSettings, search: SearchSettings, max_samples: int | None = None,
+    seed: int = 0, target: Callable[[DatasetItem], str | None] | None = None,
+) -> list[SearchTrace]:
+    """Search traces of DATA's grounding records (decoded once), under the run's video and search settings."""
+    items = load_items([str(data)], settings)[:max_samples]
+    traces = [build_trace(processor, item, i, settings, search, seed, target) for i, item in enumerate(items)]
+    traces = [t for t in traces if t is not None]
+    if not traces:
+        raise ValueError(f"{data}: no grounding record gives a search trace")
+    return traces
+
+
+class VideoSearchSFTDataset(VideoSFTDataset):
+    """verl SFT dataset (`data.custom_cls`) of search traces; `data.search` holds the run's `search:` block."""
+
+    def __init__(self, parquet_files, tokenizer, config, processor=None, max_samples: int = -1):
+        super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
+        self.search = SearchSettings.from_config(config)
+        self.seed = int(config.get("seed", 0) or 0)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        for offset in range(len(self.items)):
+            position = (index + offset) % len(self.items)
+            trace = build_trace(self.processor, self.items[position], position, self.settings, self.search, self.seed)
+            if trace is not None:
+                break
+        else:
+            raise ValueError(f"no record of the SFT data gives a search trace (from index {index})")
+        return sft_sample(self.processor, encode_traces(self.processor, [trace]), trace.item.record.origin,
+                          self.max_length)
