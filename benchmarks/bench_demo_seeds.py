@@ -9,7 +9,8 @@ and the warm start are built once (by the first seed) and every seed trains from
 its own run folder OUT/seed<N>. Extra arguments after `--` go to the trainer, as with the demo script.
 The table gives, per seed, greedy mIoU and R1@0.5 at each validation, the change from step 0, the video-blind
 baseline (the best single interval, as a fraction of the duration, for every validation video), and the mean
-over seeds; it is printed and written to OUT/seeds.md.
+over seeds; it is printed and written to OUT/seeds.md. What it printed for the demo as committed (2026-12-07,
+a fresh clone): docs/experiments.md, "2026-12-07: a job for GRPO".
 """
 
 from __future__ import annotations
