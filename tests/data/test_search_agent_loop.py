@@ -29,7 +29,7 @@ from verl_video.verl_adapter.rl_dataset import VideoRLDataset
 from verl_video.verl_adapter.search_agent_loop import (
     NO_ROOM, NOT_ZOOMABLE, OVER_LIMIT, SEARCH_AGENT_LOOP_NAME, VideoSearchAgentLoop, parse_zoom,
 )
-from verl_video.verl_adapter.step_metrics import zoom_trajectory_metrics
+from verl_video.verl_adapter.step_metrics import video_metrics, zoom_trajectory_metrics
 from verl_video.video.loader import VideoRequest
 from verl_video.video.settings import VideoBudget
 from verl_video.video.windows import EMPTY, INVALID, OUTSIDE, OVER_BUDGET, REVERSED, WindowError
@@ -221,6 +221,25 @@ def test_zoom_metrics_average_over_trajectories():
         "zoom/refused/outside": 0.5, "zoom/window_contains_gt": 1.0,
     }  # fmt: skip
     assert zoom_trajectory_metrics([{"video_decode_failed": 1}]) == {}
+
+
+def test_a_zoomed_trajectory_has_no_placeholder_grid_mismatch(tiny_qwen3_processor, long_video):
+    """`video/*` counts the window's placeholders, which are in the response, against the sample's grids."""
+    processor = tiny_qwen3_processor
+    output, _, _ = run_loop(processor, long_video, ["<zoom>12.5, 18.0</zoom>", "<answer>13.00 to 17.00</answer>"])
+    _, inputs = actor_inputs(processor, output)
+    data = {
+        "prompts": [torch.tensor(output.prompt_ids)], "responses": [torch.tensor(output.response_ids)],
+        "multi_modal_inputs": [inputs],
+    }  # fmt: skip
+    tq = types.SimpleNamespace(kv_batch_get=lambda keys, partition_id, select_fields: {f: data[f] for f in select_fields})
+    batch = types.SimpleNamespace(keys=["u_0_0"], partition_id="train", tags=[{}])
+    metrics = video_metrics(tq, batch, processor)
+    pad = video_token(processor)[1]
+    assert metrics["video/placeholder_grid_mismatches"] == 0.0
+    assert metrics["video/tokens_per_sample"] == output.extra_fields["zoom_visual_tokens"] > (
+        output.prompt_ids.count(pad)
+    )
 
 
 def test_the_search_loop_is_registered_and_selectable():

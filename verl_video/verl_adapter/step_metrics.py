@@ -12,8 +12,9 @@ Each reads what it needs of the batch (a verl `KVBatchMeta`: keys, tags, partiti
   taken against the reference policy instead; a rollout engine that never received the actor's updates stays
   at the reference, so this stays ~0 while `rollout_corr/log_ppl_abs_diff` grows;
 - `video_metrics`: `video/*`, what video input the actor's batch carried (share of samples with a video grid,
-  video tokens per sample, and how many samples' prompt placeholders disagree with their grid: always 0
-  unless frames and prompt were built from different decodes);
+  video tokens per sample, and how many samples' placeholders disagree with their grid: always 0 unless frames
+  and tokens were built from different decodes). Placeholders are counted over prompt AND response: the
+  `video_search` loop's zoom windows are videos of the response, and their grids are in the sample's grid;
 - `group_metrics`: `groups/zero_variance_fraction`, share of the batch's prompt groups whose rewards all
   agree (GRPO gives them zero advantage);
 - `zoom_metrics` (the `video_search` agent loop only; none otherwise): per trajectory, averaged over the
@@ -54,12 +55,12 @@ def prompt_uid(key: str) -> str:
     return str(key).rsplit("_", 2)[0]
 
 
-def video_input_metrics(prompts: list[torch.Tensor], mm_inputs: list[Any], video_token_id: int, merge: int) -> dict:
-    """`video/*` metrics for one batch from each sample's prompt ids and multimodal inputs."""
+def video_input_metrics(sequences: list[torch.Tensor], mm_inputs: list[Any], video_token_id: int, merge: int) -> dict:
+    """`video/*` metrics for one batch from each sample's token ids (prompt and response) and multimodal inputs."""
     with_grid, tokens, mismatched = 0, [], 0
-    for prompt, inputs in zip(prompts, mm_inputs):
+    for sequence, inputs in zip(sequences, mm_inputs):
         grid = (inputs or {}).get("video_grid_thw") if isinstance(inputs, dict) else None
-        placeholders = int((torch.as_tensor(prompt) == video_token_id).sum())
+        placeholders = int((torch.as_tensor(sequence) == video_token_id).sum())
         expected = 0
         if grid is not None:
             with_grid += 1
@@ -137,10 +138,11 @@ def video_metrics(tq: Any, batch: Any, processor: Any) -> dict:
         return {}
     _, video_token_id = video_token(processor)
     merge = video_geometry(processor).merge_size
-    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["prompts", "multi_modal_inputs"])
+    fields = ["prompts", "responses", "multi_modal_inputs"]
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
     keep = [i for i, tag in enumerate(batch.tags) if not is_padding(tag)]
-    mm_inputs = data["multi_modal_inputs"]
-    return video_input_metrics([data["prompts"][i] for i in keep], [mm_inputs[i] for i in keep], video_token_id, merge)
+    sequences = [torch.cat([torch.as_tensor(data["prompts"][i]), torch.as_tensor(data["responses"][i])]) for i in keep]
+    return video_input_metrics(sequences, [data["multi_modal_inputs"][i] for i in keep], video_token_id, merge)
 
 
 def zoom_trajectory_metrics(fields: list[Any]) -> dict:
