@@ -203,10 +203,12 @@ def test_the_warm_start_split_is_written_exact_and_lagged(tmp_path) -> None:
     for name in ("warm_start", "warm_start_lagged"):
         (entry,) = yaml.safe_load((out / f"{name}.yaml").read_text())["datasets"]
         assert entry["json_path"] == f"{name}.jsonl" and entry["task"] == "tvg"
-    # The warm start's videos are not GRPO's, and asking for them leaves the other splits as they were.
-    assert not {r["video"] for r in exact} & {r["video"] for r in read(out / "train.jsonl")}
-    assert not (out / "warm_start_mix.yaml").exists()
+    # The warm start takes the stream train draws from without it (the same videos), and train moves to another.
     plain = tmp_path / "plain"
-    generate(plain, num_train=3, num_val=2, seed=0)
-    assert read(plain / "train.jsonl") == read(out / "train.jsonl") and not (plain / "warm_start.jsonl").exists()
+    generate(plain, num_train=6, num_val=2, seed=0)
+    plain_train = read(plain / "train.jsonl")
+    assert [(r["query"], r["timestamps"]) for r in exact] == [(r["query"], r["timestamps"]) for r in plain_train]
+    assert [r["timestamps"] for r in read(out / "train.jsonl")] != [r["timestamps"] for r in plain_train[:3]]
+    assert read(out / "val.jsonl") == read(plain / "val.jsonl") and not (plain / "warm_start.jsonl").exists()
+    assert not (out / "warm_start_mix.yaml").exists()
     assert generate(out, num_train=3, num_val=2, seed=0, num_warm_start=6) is False  # complete: kept

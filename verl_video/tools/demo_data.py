@@ -80,10 +80,16 @@ PHRASINGS = (
 )
 SPLITS = ("train", "val")
 WARM_START = "warm_start"
-# Each split draws from its own random stream. The warm-start split draws from the stream (0) that the train split
-# used up to generator version 3, so its videos are the ones the demo's earlier warm starts were measured on
-# (docs/experiments.md); train moved to a new stream (2), so GRPO trains on other videos than the warm start.
-STREAMS = {WARM_START: 0, "val": 1, "train": 2}
+# Each split draws from its own random stream: train from 0 and val from 1, as up to generator version 3. With a
+# warm-start split, the warm start takes stream 0 (so its videos are the ones the demo's warm start was measured
+# on, docs/experiments.md) and train moves to stream 2, so GRPO trains on other videos than the warm start.
+STREAMS = {WARM_START: 0, "val": 1, "train": 0}
+TRAIN_BESIDE_WARM_START = 2
+
+
+def stream(split: str, with_warm_start: bool) -> int:
+    """The random stream a split's videos are drawn from."""
+    return TRAIN_BESIDE_WARM_START if split == "train" and with_warm_start else STREAMS[split]
 
 
 @dataclass(frozen=True)
@@ -339,12 +345,13 @@ def is_complete(out: Path, expected: dict) -> bool:
     return True
 
 
-def make_item(out: Path, seed: int, job: tuple[str, int]) -> list[tuple[tuple[str, str], dict]]:
-    """Write video `i` of `split` (and its tracking frames) under OUT; its records as ((split, task), record)."""
-    split, i = job
+def make_item(out: Path, seed: int, job: tuple[str, int, int]) -> list[tuple[tuple[str, str], dict]]:
+    """Write video `i` of `split`, drawn from random stream `stream_id`, (and its tracking frames) under OUT; its
+    records as ((split, task), record)."""
+    split, i, stream_id = job
     # Each split draws from its own stream, so adding val videos never changes the train set; the other
     # tasks draw from streams of their own, so the grounding records stay what version 1 wrote.
-    rng = np.random.default_rng([seed, STREAMS[split], i])
+    rng = np.random.default_rng([seed, stream_id, i])
     event = sample_event(rng)
     video = f"videos/{split}/{i:05d}.mp4"
     write_mp4(out / video, render_frames(event))
@@ -352,7 +359,7 @@ def make_item(out: Path, seed: int, job: tuple[str, int]) -> list[tuple[tuple[st
     rows = [((split, DEFAULT_TASK), record(event, sample_id, video))]
     if split == WARM_START:
         return rows  # grounding only; its lagged copy is written with the records
-    task_rng = np.random.default_rng([seed, STREAMS[split], i, 1])
+    task_rng = np.random.default_rng([seed, stream_id, i, 1])
     rows += [((split, task), qa) for task, qa in qa_records(event, sample_id, video, task_rng).items()]
     track = sample_track(task_rng)
     folder = f"frames/{split}/{i:05d}"
@@ -400,7 +407,8 @@ def generate(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, 
     if not prepare_output(out, is_complete(out, expected), force, ("videos", "frames")):
         return False
     counts = {"train": num_train, "val": num_val, WARM_START: num_warm_start}
-    jobs = [(split, i) for split in written_splits(expected) for i in range(counts[split])]
+    splits = written_splits(expected)
+    jobs = [(split, i, stream(split, WARM_START in splits)) for split in splits for i in range(counts[split])]
     records: dict[tuple[str, str], list[dict]] = {}
     # Each video is drawn from its own seed, so the workers' output (collected in job order) is the same files
     # and records as one process writes.
