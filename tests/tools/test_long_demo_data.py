@@ -17,7 +17,9 @@ from test_demo_data import CANONICAL_KEYS, EXTRA_KEYS, named, read
 from verl_video.models.family import video_geometry
 from verl_video.tools.demo_data import COLOURS, HEIGHT, MAX_EVENT, MIN_EVENT, POSITIONS, WIDTH, digest
 from verl_video.tools.demo_data import run as make_demo_data
-from verl_video.tools.long_demo_data import DURATIONS, FPS, KEYFRAME_SECONDS, generate_long
+from verl_video.tools.long_demo_data import (
+    DURATIONS, FPS, KEYFRAME_SECONDS, SCENE_MARGINS, SCENE_TINT, generate_long,
+)
 from verl_video.video import decode
 from verl_video.video.sampling_plan import plan_sampling
 from verl_video.video.settings import VideoBudget, settings_from_config
@@ -94,6 +96,27 @@ def test_event_is_visible_exactly_in_its_window(long_dir) -> None:
                 assert distance < 25, f"{r['video']}: shape missing at {t:.1f}s"
             elif t >= 0:
                 assert distance > 80, f"{r['video']}: shape visible at {t:.1f}s outside [{start}, {end})"
+
+
+def is_tinted(frame: np.ndarray) -> bool:
+    """Whether a decoded HWC frame's corner shows the scene's tint (the corners never hold a shape)."""
+    return float(np.abs(frame[:6, :6].reshape(-1, 3).mean(0) - np.array(SCENE_TINT)).max()) < 20
+
+
+def test_every_overview_shows_the_scene_around_the_event(long_dir) -> None:
+    """The scene holds the event with 4-6 s either side, and the search loop's overview has a frame inside it."""
+    budget = overview_budget(experiment(SEARCH))
+    for r in read(long_dir / "train.jsonl") + read(long_dir / "val.jsonl"):
+        (start, end), path = r["timestamps"][0], str(long_dir / r["video"])
+        frames = decode.decode_video(path, budget, decoder="pyav")
+        times = frames.plan.times
+        tinted = [is_tinted(f.permute(1, 2, 0).numpy()) for f in frames.frames]
+        assert any(tinted), f"{r['video']}: no overview frame in the scene around [{start}, {end})"
+        for t, shown in zip(times, tinted):
+            near = start - SCENE_MARGINS.max() <= t < end + SCENE_MARGINS.max()
+            assert near or not shown, f"{r['video']}: tint at {t:.2f}s, far from [{start}, {end})"
+            if start - SCENE_MARGINS.min() <= t < end + SCENE_MARGINS.min():
+                assert shown, f"{r['video']}: no tint at {t:.2f}s next to [{start}, {end})"
 
 
 def test_generation_is_deterministic_and_reruns_are_skipped(long_dir, tmp_path, capsys) -> None:

@@ -3,7 +3,10 @@
 The demo's event (a coloured shape visible during [start, end), half-second boundaries, 2-6 s) placed at a random
 time in a 120-300 s video: an overview of 32 frames sees a frame every 4-9 s, too coarse to place the event's
 ends (or to see a 2 s event at all), so a model must zoom (the `video_search` loop, experiment=tiny_tvg_search_cpu)
-or see many more frames (experiment=tiny_tvg_longsingle_cpu). The videos reuse demo_data's rendering and writing;
+or see many more frames (experiment=tiny_tvg_longsingle_cpu).
+The event happens inside a SCENE: the background turns a tint from 4-6 s before the event until 4-6 s after it
+(10-18 s in all, longer than the overview's gap between frames), as a short action in a long video happens within
+a longer shot that a coarse look can find. The overview shows where to zoom; only a closer look places the ends. The videos reuse demo_data's rendering and writing;
 what differs is their length, a low frame rate on disk and a fixed keyframe interval. OUT holds `train.jsonl`,
 `val.jsonl` (canonical grounding records), `train.yaml`, `val.yaml` and the mp4 files; a rerun with the same
 parameters keeps them (manifest.json).
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from verl_video.tools import demo_data
-from verl_video.tools.demo_data import SPLITS, record, render_frames, sample_event, write_mp4
+from verl_video.tools.demo_data import SPLITS, Event, record, render_frames, sample_event, write_mp4
 
 DURATIONS = tuple(range(120, 301))  # seconds, integers
 # 4 fps on disk: the event's half-second boundaries stay on frames, and the files stay small (1,200 frames at most).
@@ -30,7 +33,13 @@ FPS = 4
 # about 15% larger (measured: 116 against 101 KB for four videos).
 KEYFRAME_SECONDS = 2
 # Bumped whenever these videos change, so an old output directory is not mistaken for a current one.
-LONG_VERSION = 1
+# 2: the scene around the event.
+LONG_VERSION = 2
+# Seconds of scene before and after the event (half-second steps): at least 10 s in all, so every overview of
+# 32 frames (one every 9.4 s at most) has a frame in it.
+SCENE_MARGINS = np.arange(4.0, 6.25, 0.5)
+# The scene's background: a dim magenta, far from the grey backgrounds (15-60) and from every shape colour.
+SCENE_TINT = (110, 50, 110)
 # Random streams of their own: the long videos never share an event with the short demo's (demo_data.STREAMS).
 STREAMS = {"val": 11, "train": 12}
 NAME = "demo_long"
@@ -56,12 +65,30 @@ def is_complete(out: Path, expected: dict) -> bool:
     return True
 
 
+def sample_scene(event: Event, rng: np.random.Generator) -> tuple[float, float]:
+    """The scene around `event`: [start - margin, end + margin), each margin drawn apart, cut to the video."""
+    before, after = rng.choice(SCENE_MARGINS, size=2)
+    return max(0.0, event.start - float(before)), min(float(event.duration), event.end + float(after))
+
+
+def render_long_frames(event: Event, scene: tuple[float, float]) -> np.ndarray:
+    """The event's frames at FPS with the scene's background tinted (the shape drawn over it)."""
+    frames = render_frames(event, FPS)
+    times = np.arange(len(frames)) / FPS
+    in_scene = (times >= scene[0]) & (times < scene[1])
+    background = (frames[in_scene] == event.background).all(axis=-1, keepdims=True)
+    frames[in_scene] = np.where(background, np.array(SCENE_TINT, np.uint8), frames[in_scene])
+    return frames
+
+
 def make_long_item(out: Path, seed: int, job: tuple[str, int]) -> dict:
     """Write long video `i` of `split` under OUT; its canonical record."""
     split, i = job
     event = sample_event(np.random.default_rng([seed, STREAMS[split], i]), DURATIONS)
+    # Its own stream: the events stay those of version 1.
+    scene = sample_scene(event, np.random.default_rng([seed, STREAMS[split], i, 1]))
     video = f"videos/{split}/{i:05d}.mp4"
-    write_mp4(out / video, render_frames(event, FPS), FPS, keyframe_interval=KEYFRAME_SECONDS * FPS)
+    write_mp4(out / video, render_long_frames(event, scene), FPS, keyframe_interval=KEYFRAME_SECONDS * FPS)
     return {**record(event, f"{NAME}_{split}_{i:05d}", video), "source": NAME}
 
 
