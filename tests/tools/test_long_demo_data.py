@@ -131,6 +131,18 @@ def test_generation_is_deterministic_and_reruns_are_skipped(long_dir, tmp_path, 
         generate_long(again, num_train=3, num_val=2, seed=1)
 
 
+def test_a_warm_start_split_has_videos_of_its_own(long_dir, tmp_path) -> None:
+    out = tmp_path / "with_warm_start"
+    assert generate_long(out, num_train=3, num_val=2, seed=0, num_warm_start=2)
+    assert digest(out / "videos" / "train") == digest(long_dir / "videos" / "train")
+    warm, others = read(out / "warm_start.jsonl"), read(out / "train.jsonl") + read(out / "val.jsonl")
+    assert len(warm) == 2 and all((out / r["video"]).is_file() for r in warm)
+    assert not {(r["query"], r["duration"], *r["timestamps"][0]) for r in warm} & {
+        (r["query"], r["duration"], *r["timestamps"][0]) for r in others}
+    assert "warm_start.jsonl" in (out / "warm_start.yaml").read_text()
+    assert not generate_long(out, num_train=3, num_val=2, seed=0, num_warm_start=2)
+
+
 def test_a_window_decodes_only_its_frames(long_dir) -> None:
     """An 8 s zoom in the middle decodes at most one keyframe interval more than it shows, never the minutes before."""
     r = max(read(long_dir / "train.jsonl"), key=lambda r: r["duration"])

@@ -449,7 +449,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-val", type=int, default=32, help="number of validation videos")
     parser.add_argument("--num-warm-start", type=int, default=0,
                         help="videos for a warm start (warm_start.yaml, and warm_start_lagged.yaml with every "
-                             f"window {LAG:g} s late), 0 for none")
+                             f"window {LAG:g} s late; with --long warm_start.yaml only), 0 for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--long", action="store_true",
                         help="120-300 s videos with a 2-6 s event to find (verl_video/tools/long_demo_data.py), "

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from verl_video.tools import demo_data
-from verl_video.tools.demo_data import SPLITS, Event, record, render_frames, sample_event, write_mp4
+from verl_video.tools.demo_data import SPLITS, WARM_START, Event, record, render_frames, sample_event, write_mp4
 
 DURATIONS = tuple(range(120, 301))  # seconds, integers
 # 4 fps on disk: the event's half-second boundaries stay on frames, and the files stay small (1,200 frames at most).
@@ -41,14 +41,19 @@ SCENE_MARGINS = np.arange(4.0, 6.25, 0.5)
 # The scene's background: a dim magenta, far from the grey backgrounds (15-60) and from every shape colour.
 SCENE_TINT = (110, 50, 110)
 # Random streams of their own: the long videos never share an event with the short demo's (demo_data.STREAMS).
-STREAMS = {"val": 11, "train": 12}
+STREAMS = {"val": 11, "train": 12, WARM_START: 13}
 NAME = "demo_long"
 
 
-def manifest(num_train: int, num_val: int, seed: int) -> dict:
+def manifest(num_train: int, num_val: int, seed: int, num_warm_start: int = 0) -> dict:
     """What determines the long output; a directory with the same manifest need not be regenerated."""
     return {"generator": NAME, "generator_version": demo_data.GENERATOR_VERSION, "long_version": LONG_VERSION,
-            "num_train": num_train, "num_val": num_val, "seed": seed}  # fmt: skip
+            "num_train": num_train, "num_val": num_val, "num_warm_start": num_warm_start, "seed": seed}  # fmt: skip
+
+
+def splits(num_warm_start: int) -> tuple[str, ...]:
+    """The splits an output holds: train and val, and the warm start's when asked for."""
+    return (*SPLITS, WARM_START) if num_warm_start else SPLITS
 
 
 def is_complete(out: Path, expected: dict) -> bool:
@@ -56,7 +61,7 @@ def is_complete(out: Path, expected: dict) -> bool:
     path = out / "manifest.json"
     if not path.is_file() or json.loads(path.read_text()) != expected:
         return False
-    for split in SPLITS:
+    for split in splits(expected.get("num_warm_start", 0)):
         jsonl = out / f"{split}.jsonl"
         if not (jsonl.is_file() and (out / f"{split}.yaml").is_file()):
             return False
@@ -93,16 +98,16 @@ def make_long_item(out: Path, seed: int, job: tuple[str, int]) -> dict:
 
 
 def generate_long(out: Path, num_train: int = 200, num_val: int = 32, seed: int = 0, force: bool = False,
-                  workers: int = 1) -> bool:
-    """Write long videos, train/val JSONL and data_configs under OUT; return False when an identical dataset
-    was kept."""  # fmt: skip
+                  workers: int = 1, num_warm_start: int = 0) -> bool:
+    """Write long videos, train/val (and warm_start) JSONL and data_configs under OUT; return False when an
+    identical dataset was kept."""  # fmt: skip
     import yaml
 
-    expected = manifest(num_train, num_val, seed)
+    expected = manifest(num_train, num_val, seed, num_warm_start)
     if not demo_data.prepare_output(out, is_complete(out, expected), force, ("videos",)):
         return False
-    counts = {"train": num_train, "val": num_val}
-    for split in SPLITS:
+    counts = {"train": num_train, "val": num_val, WARM_START: num_warm_start}
+    for split in splits(num_warm_start):
         jobs = [(split, i) for i in range(counts[split])]
         rows = demo_data.run_jobs(partial(make_long_item, out, seed), jobs, workers, f"make-demo-data --long {split}")
         with open(out / f"{split}.jsonl", "w") as f:
@@ -115,11 +120,11 @@ def generate_long(out: Path, num_train: int = 200, num_val: int = 32, seed: int 
 
 def run_long(args: argparse.Namespace) -> int:
     """Generate the long demo dataset (`make-demo-data OUT --long`)."""
-    if args.num_warm_start:
-        raise SystemExit("make-demo-data: --long writes train and val only; drop --num-warm-start")
-    if generate_long(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers):
-        print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml ({DURATIONS[0]}-{DURATIONS[-1]} s "
-              f"videos at {FPS} fps; experiment=tiny_tvg_search_cpu or tiny_tvg_longsingle_cpu)")
+    if generate_long(args.out, args.num_train, args.num_val, args.seed, args.force, args.workers, args.num_warm_start):
+        warm = f", {args.out}/warm_start.yaml" if args.num_warm_start else ""
+        print(f"make-demo-data: wrote {args.out}/train.yaml and {args.out}/val.yaml{warm} "
+              f"({DURATIONS[0]}-{DURATIONS[-1]} s videos at {FPS} fps; experiment=tiny_tvg_search_cpu or "
+              "tiny_tvg_longsingle_cpu)")
     else:
         print(f"make-demo-data: {args.out} already holds this dataset (use --force to rebuild)")
     return 0
