@@ -17,6 +17,9 @@ import torch
 from verl_video.models.family import ModelFamily, family_of_processor
 
 
+VLLM_UNSUPPORTED = "the vllm backend does not run the video_search agent loop yet; use --backend hf"
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
     """Sampling settings shared by the backends; temperature 0 is greedy (the default)."""

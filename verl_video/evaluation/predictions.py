@@ -9,6 +9,9 @@ One JSON object a line. Read by `verl-video score`; written by `verl-video eval`
     id            optional: sample id (default: the line number); `eval` resumes by it
     source        optional: dataset name, for the per-source breakdown
     error         optional: why there is no response (e.g. the video did not decode); status `error`
+    visual_tokens optional: visual tokens the answer saw (single pass: the prompt's video tokens; the
+                  `video_search` loop: the whole trajectory's); `score` reports their mean per answer
+    zoom_*        optional, a search eval's: the loop's zoom facts (docs/evaluation.md); `score` reports zoom/*
     ...           anything else (video, query, qsemtype, ...) is kept and can be a breakdown key
 
 Lines of another task (`task` other than tvg, with `ground_truth`: evaluation/task_scores.py) are skipped here.
@@ -26,6 +29,11 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from verl_video.annotations.records import DEFAULT_TASK, RecordError, parse_timestamps
+
+
+# A prediction line's count of the visual tokens its answer saw: a single pass's prompt video tokens, a search
+# trajectory's in all (overview and every window).
+VISUAL_TOKENS = "visual_tokens"
 
 
 class PredictionFileError(ValueError):

@@ -28,6 +28,8 @@ class ScoreReport:
     settings: dict = field(default_factory=dict)  # the eval run's settings, when there was one
     ious: list[float] = field(default_factory=list)  # per sample, for the plots
     parsed: list[bool] = field(default_factory=list)
+    # Means of what the answers saw (`score.trajectory_metrics`): visual tokens, a search eval's zoom/*.
+    trajectory: dict = field(default_factory=dict)
 
     def conventions_text(self) -> list[str]:
         """Human-readable lines stating how the numbers were computed."""
@@ -46,7 +48,7 @@ class ScoreReport:
         """The report as a JSON object."""
         return {
             "predictions": self.source,
-            "metrics": self.overall,
+            "metrics": {**self.overall, **self.trajectory},
             "conventions": {**self.convention.to_json(), "parser": asdict(self.parser), "graded_field": self.prefer},
             "parse_status": dict(sorted(self.statuses.items())),
             "breakdowns": self.breakdowns,
@@ -58,6 +60,8 @@ class ScoreReport:
         names = metric_names(self.convention)
         out = [f"# Temporal grounding scores: {os.path.basename(self.source)}", ""]
         out += _table("subset", {"all": self.overall}, names)
+        if self.trajectory:
+            out += ["", "Per answer: " + ", ".join(f"{k} {v:.2f}" for k, v in self.trajectory.items())]
         out += ["", "Conventions:"] + [f"- {line}" for line in self.conventions_text()]
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
         out += [f"- parse status counts: {statuses}"]

@@ -35,11 +35,14 @@ from verl_video.tasks.prompts import get_template
 from verl_video.annotations.records import DEFAULT_TASK
 from verl_video.pipeline.run_settings import RunSettings, add_settings_arguments, prompt_template_for, settings_from_args
 from verl_video.video.settings import BUDGET_FIELDS
-from verl_video.evaluation.backends import BACKENDS, EvalBackend, EvalRequest, GenerationOptions, make_backend
+from verl_video.models.family import video_geometry
+from verl_video.evaluation.backends import (
+    BACKENDS, VLLM_UNSUPPORTED, EvalBackend, EvalRequest, GenerationOptions, make_backend,
+)
 from verl_video.evaluation.checkpoint import resolve_model
 from verl_video.evaluation.eval_set import EvalSample, load_eval_set
 from verl_video.evaluation.grading import grade_response
-from verl_video.evaluation.predictions import PredictionWriter, recover, start_or_resume
+from verl_video.evaluation.predictions import VISUAL_TOKENS, PredictionWriter, recover, start_or_resume
 from verl_video.evaluation.score import (
     add_scoring_arguments, parse_buckets, reward_parser, score_all, scoring_from_args, show_and_write,
 )
@@ -119,6 +122,7 @@ def run_settings(args: argparse.Namespace, model: str, samples: Sequence[EvalSam
         "video_budgets": budgets,
         "decoder": settings.video.decoder,
         "reward": settings.reward,
+        "search": settings.search,
         "parser": asdict(parser),
         "batch_size": args.batch_size,
         "limit": args.limit,
@@ -138,8 +142,10 @@ def check_resumable(previous: dict, current: dict, run_file: str) -> None:
                          f"({', '.join(differing)}); use another --output-dir or pass --overwrite")
 
 
-def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, error: str | None = None) -> dict:
-    """The per-sample result: the record, the response, its parsed interval, status and IoU."""
+def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, error: str | None = None,
+                trajectory: dict[str, Any] | None = None) -> dict:
+    """The per-sample result: the record, the response, its parsed interval, status and IoU, and what the answer
+    saw (`trajectory`: visual tokens, and a search trajectory's zoom facts)."""
     record = sample.record
     line = {
         "id": sample.id, "video": sample.video_path, "query": record.query, "duration": record.duration,
@@ -153,6 +159,7 @@ def output_line(sample: EvalSample, response: str | None, parser: ParserConfig, 
         line.update(task_line(record, response))
     if error:
         line["parse_status"] = VIDEO_ERROR
+    line.update(trajectory or {})
     if record.is_clip:
         line.update(video_start=record.video_start, video_end=record.video_end)
     # Extra annotation fields (qsemtype, qid, ...) ride along for `score --by`.
@@ -180,6 +187,12 @@ def _prepare(samples: Sequence[EvalSample], processor: Any, settings: RunSetting
     return out
 
 
+def prompt_visual_tokens(request: EvalRequest, processor: Any) -> int:
+    """Video tokens of a single-pass prompt: its frames under the model's patch geometry."""
+    frames, _, height, width = request.frames.shape
+    return video_geometry(processor).num_tokens(frames, height, width)
+
+
 def _batches(items: Sequence[EvalSample], size: int) -> Iterator[Sequence[EvalSample]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -188,6 +201,8 @@ def _batches(items: Sequence[EvalSample], size: int) -> Iterator[Sequence[EvalSa
 def generate_all(pending: Sequence[EvalSample], backend: EvalBackend, writer: PredictionWriter, parser: ParserConfig,
                  args: argparse.Namespace, progress: tqdm, settings: RunSettings) -> int:
     """Generate, grade and append every pending sample; the next batch decodes while this one generates."""
+    if settings.search is not None:
+        return search_all(pending, backend, writer, parser, args, progress)
     done = 0
     batches = list(_batches(pending, args.batch_size))
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -200,10 +215,25 @@ def generate_all(pending: Sequence[EvalSample], backend: EvalBackend, writer: Pr
             responses = iter(backend.generate(ready) if ready else [])
             for sample, request, error in prepared:
                 response = next(responses) if request is not None else None
-                writer.write(output_line(sample, response, parser, error))
+                seen = {VISUAL_TOKENS: prompt_visual_tokens(request, backend.processor)} if request else None
+                writer.write(output_line(sample, response, parser, error, seen))
                 done += 1
                 progress.update(1)
     return done
+
+
+def search_all(pending: Sequence[EvalSample], backend: Any, writer: PredictionWriter, parser: ParserConfig,
+               args: argparse.Namespace, progress: tqdm) -> int:
+    """Answer every pending sample with one trajectory of the search loop (a batch's run concurrently);
+    `backend` is a `search_eval.SearchBackend`."""
+    for batch in _batches(pending, args.batch_size):
+        for sample, result in zip(batch, backend.answer(batch)):
+            if isinstance(result, str):
+                writer.write(output_line(sample, None, parser, result))
+            else:
+                writer.write(output_line(sample, result[0].text, parser, trajectory=result[0].fields))
+            progress.update(1)
+    return len(pending)
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, dict[str, Any], ParserConfig, Convention]:
@@ -224,6 +254,7 @@ def evaluate(args: argparse.Namespace, backend_factory: Callable[[str], EvalBack
     load_modules(args.modules, named_in="--modules")  # a data_config's own `modules:` load with it
     model = resolve_model(args.model)
     settings, flags, parser, convention = resolve_settings(args)
+    check_backend(args, settings)
     if not args.data:
         if not settings.val_files:
             raise ValueError("no --data, and the settings name no validation files (data.val_files)")
@@ -280,7 +311,14 @@ def _drop_failed(pred_file: str, finished: dict[str, dict]) -> dict[str, dict]:
     return kept
 
 
+def check_backend(args: argparse.Namespace, settings: RunSettings) -> None:
+    """Refuse, before any output is written, a backend that cannot run the run's agent loop."""
+    if settings.search is not None and args.backend == "vllm":
+        raise ValueError(VLLM_UNSUPPORTED)
+
+
 def _default_backend(args: argparse.Namespace, settings: RunSettings) -> Callable[[str], EvalBackend]:
+    check_backend(args, settings)
     options = _generation_options(args, settings)
     if args.backend == "vllm":
         return lambda model: make_backend("vllm", model, options, tensor_parallel_size=args.tensor_parallel_size,
@@ -288,6 +326,10 @@ def _default_backend(args: argparse.Namespace, settings: RunSettings) -> Callabl
                                           max_model_len=args.max_model_len, dtype=args.dtype or "bfloat16")
     device = args.device if args.device != "auto" else _auto_device()
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    if settings.search is not None:  # the run trains through the search loop: its numbers are the loop's
+        from verl_video.evaluation.search_eval import SearchBackend, search_config
+
+        return lambda model: SearchBackend(model, options, search_config(settings), device=device, dtype=dtype)
     return lambda model: make_backend("hf", model, options, device=device, dtype=dtype)
 
 

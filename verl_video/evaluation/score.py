@@ -18,7 +18,7 @@ from typing import Any
 from verl_video.evaluation.breakdown import Buckets, break_down, make_dimensions
 from verl_video.evaluation.grading import Grade, grade_prediction, grade_response
 from verl_video.rewards.grounding_metrics import DEFAULT_THRESHOLDS, Convention, summarize
-from verl_video.evaluation.predictions import PredictionFileError, PredictionLine, read_predictions
+from verl_video.evaluation.predictions import VISUAL_TOKENS, PredictionFileError, PredictionLine, read_predictions
 from verl_video.evaluation.report import ScoreReport
 from verl_video.evaluation.task_scores import TaskScores, score_task_lines, task_scores_markdown, write_task_scores
 from verl_video.rewards.parser import DEFAULT_CONFIG, ParserConfig
@@ -60,7 +60,20 @@ def score_lines(lines: Sequence[PredictionLine], source: str, convention: Conven
     return ScoreReport(source=source, convention=convention, parser=parser,
                        overall=summarize(ious, parsed, convention), breakdowns=breakdowns,
                        statuses=Counter(g.status for g in grades), prefer=prefer, settings=settings or {},
-                       ious=ious, parsed=parsed)
+                       ious=ious, parsed=parsed, trajectory=trajectory_metrics([line.fields for line in lines]))
+
+
+def trajectory_metrics(fields: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """What the answers saw, averaged over the lines that record it: `visual_tokens_per_answer`, and the
+    `zoom/*` means of a search eval's lines (the trainer's own `zoom_trajectory_metrics`)."""
+    counts = [f[VISUAL_TOKENS] for f in fields if isinstance(f.get(VISUAL_TOKENS), int | float)]
+    metrics = {"visual_tokens_per_answer": sum(counts) / len(counts)} if counts else {}
+    if any(key.startswith("zoom_") for f in fields for key in f):
+        # Imported only for a search eval's lines: it brings verl, which plain scoring does without.
+        from verl_video.verl_adapter.step_metrics import zoom_trajectory_metrics
+
+        metrics.update(zoom_trajectory_metrics(list(fields)))
+    return metrics
 
 
 def score_file(path: str, convention: Convention, parser: ParserConfig, fields: Sequence[str] = (),

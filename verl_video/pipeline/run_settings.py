@@ -48,6 +48,8 @@ class RunSettings:
     # The `search:` block when the run's agent loop is the search loop (data.agent_loop), else None: a warm
     # start then trains on search traces.
     search: dict[str, Any] | None = None
+    # The whole trainer config, plain and resolved: what `eval` builds the search loop with.
+    config: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Any, source: str = "config") -> RunSettings:
@@ -64,6 +66,7 @@ class RunSettings:
             source=source,
             # verl_adapter/search_prompt.py's SEARCH_AGENT_LOOP_NAME (this package may not import it).
             search=dict(config.get("search") or {}) if data.get("agent_loop") == "video_search" else None,
+            config=config,
         )
 
     def values(self) -> dict[str, Any]:

@@ -64,8 +64,9 @@ def attach_data(stats: list[RecordStats], data: str, source: str, video_root: st
 
 
 def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, scorer: RewardScorer,
-                 style: str | None) -> RecordStats:
-    """Score every answer with the training reward; IoU against the best window as evaluation grades it."""
+                 style: str | None, trajectories: list[dict] | None = None) -> RecordStats:
+    """Score every answer with the training reward; IoU against the best window as evaluation grades it.
+    `trajectories`: the search loop's facts of each answer (sampled, then greedy), kept in the line."""
     record = sample.record
     truth = {"timestamps": record.timestamps, "duration": record.duration}
     info = {"task": record.task, "duration": record.duration, "answer_style": style, "id": record.id}
@@ -75,7 +76,8 @@ def record_stats(sample: EvalSample, sampled: list[str], greedy: str | None, sco
                        ious=[float(s["iou"]) for s in scores], rewards=[float(s["score"]) for s in scores],
                        greedy_iou=grade.iou if grade else None, greedy_parsed=grade.parsed if grade else None,
                        parse_failures=sum(1 for s in scores if not s["parse_ok"]),
-                       extra={"answers": sampled, "greedy": greedy})
+                       extra={"answers": sampled, "greedy": greedy,
+                              **({"trajectories": trajectories} if trajectories is not None else {})})
 
 
 def run_settings(args: argparse.Namespace, run: RunSettings, samples: list[EvalSample]) -> dict:
@@ -84,7 +86,7 @@ def run_settings(args: argparse.Namespace, run: RunSettings, samples: list[EvalS
             "max_new_tokens", "top_p", "backend", "decoder", "fps", "max_frames", "min_frames", "total_pixels",
             "min_pixels", "max_pixels")
     # The flags alone miss what --set / --run change (seed, video budget, template, response length).
-    resolved = {**run.values(), "reward": run.reward,
+    resolved = {**run.values(), "reward": run.reward, **({"search": run.search} if run.search else {}),
                 "datasets": {s.dataset: {"template": s.item.template, **asdict(s.item.video.budget)} for s in samples}}
     return {"data": os.path.abspath(args.data), **{k: getattr(args, k, None) for k in keys},
             "resolved": json.loads(json.dumps(resolved))}
@@ -100,6 +102,7 @@ def sample_stats(args: argparse.Namespace, backend_factory=None) -> list[RecordS
     # The run's (or the YAML's) settings with select's explicit flags, exactly as `eval` resolves them.
     flags = run_eval.flag_values(args)
     run = run_eval.apply_flags(settings_from_args(args, model=args.model), flags)
+    run_eval.check_backend(args, run)
     samples = [replace(s, item=run_eval.force_flags(s.item, flags))
                for s in load_eval_set(args.data, args.video_root, run.video)]
     settings = run_settings(args, run, samples)
@@ -130,7 +133,7 @@ def sample_stats(args: argparse.Namespace, backend_factory=None) -> list[RecordS
                               f"out (rerun to retry): {result.error}", file=sys.stderr)
                     else:
                         writer.write(record_stats(result.sample, result.sampled, result.greedy, scorer,
-                                                  answer_style(result.sample)).to_json())
+                                                  answer_style(result.sample), result.trajectories).to_json())
                         answers += len(result.sampled) + int(result.greedy is not None)
                     progress.update(1)
         progress.close()

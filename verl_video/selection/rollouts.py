@@ -1,7 +1,8 @@
 """k answers per record from evaluation's generation backends: the one place selection touches evaluation's runner.
 
 Each record's prompt, video decode and template are evaluation's (`run_eval._prepare`), which builds
-them as training does. Sampled answers use temperature 1 and a seed per (record, answer), so an answer
+them as training does; a run whose agent loop is `video_search` answers through that loop instead
+(`evaluation.search_eval`), each answer one trajectory seeded by (record, answer index). Sampled answers use temperature 1 and a seed per (record, answer), so an answer
 does not depend on which other records share its batch, and a resumed run draws the same answers.
 """
 
@@ -11,6 +12,7 @@ import argparse
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from verl_video.tasks.prompts import get_template
 from verl_video.pipeline.run_settings import RunSettings
@@ -27,6 +29,8 @@ class RecordAnswers:
     sampled: list[str]
     greedy: str | None = None
     error: str | None = None
+    # The search loop's per-answer facts (zoom calls, windows, visual tokens): sampled answers, then the greedy one.
+    trajectories: list[dict] | None = None
 
 
 def answer_seed(seed: int, record_id: str, index: int) -> int:
@@ -82,6 +86,8 @@ def _vllm_generate(backend: VLLMBackend, requests: list[EvalRequest], k: int, se
 def generate_answers(samples: Sequence[EvalSample], backend: EvalBackend, settings: RunSettings, k: int,
                      seed: int, temperature: float = 1.0, greedy: bool = True) -> list[RecordAnswers]:
     """k sampled answers (and the greedy one) for each sample; a video that fails to decode gives an error."""
+    if settings.search is not None:
+        return _search_answers(samples, backend, k, temperature, greedy)
     prepared = run_eval._prepare(samples, backend.processor, settings)
     ready = [(sample, request) for sample, request, _ in prepared if request is not None]
     requests = [request for _, request in ready]
@@ -95,6 +101,21 @@ def generate_answers(samples: Sequence[EvalSample], backend: EvalBackend, settin
     answers = {id(sample): RecordAnswers(sample, texts, g) for (sample, _), texts, g in
                zip(ready, sampled, greedy_texts)}
     return [answers.get(id(sample)) or RecordAnswers(sample, [], error=error) for sample, _, error in prepared]
+
+
+def _search_answers(samples: Sequence[EvalSample], backend: Any, k: int, temperature: float,
+                    greedy: bool) -> list[RecordAnswers]:
+    """k trajectories of the search loop (and a greedy one) per sample; `backend` is a `search_eval.SearchBackend`."""
+    results = backend.answer(samples, [temperature] * k + ([0.0] if greedy else []))
+    answers = []
+    for sample, result in zip(samples, results):
+        if isinstance(result, str):
+            answers.append(RecordAnswers(sample, [], error=result))
+            continue
+        texts = [t.text for t in result]
+        answers.append(RecordAnswers(sample, texts[:k], texts[k] if greedy else None,
+                                     trajectories=[t.fields for t in result]))
+    return answers
 
 
 def answer_style(sample: EvalSample) -> str | None:

@@ -41,12 +41,18 @@ def _split_videos(video_data: Optional[list[Any]]) -> Optional[list[Any]]:
 class HFServer:
     """Serves `generate` for one rollout replica; concurrent requests are gathered into batches."""
 
-    def __init__(self, config: Any, model_config: Any, replica_rank: int = 0, batch_wait_s: float = 0.02) -> None:
-        torch.set_num_threads(default_num_threads())
+    def __init__(
+        self, config: Any, model_config: Any, replica_rank: int = 0, batch_wait_s: float = 0.02,
+        engine: Optional[HFEngine] = None,
+    ) -> None:  # fmt: skip
+        """`engine`: serve an engine loaded already (evaluation runs the agent loop in its own process)."""
         self.config = config
         self.replica_rank = replica_rank
-        model_path = model_config.local_path if hasattr(model_config, "local_path") else model_config["path"]
-        self.engine = HFEngine(model_path, device="cpu", seed=int(getattr(config, "seed", 0) or 0))
+        if engine is None:
+            torch.set_num_threads(default_num_threads())
+            model_path = model_config.local_path if hasattr(model_config, "local_path") else model_config["path"]
+            engine = HFEngine(model_path, device="cpu", seed=int(getattr(config, "seed", 0) or 0))
+        self.engine = engine
         self.max_batch = max(1, int(getattr(config, "max_num_seqs", 0) or 64))
         self.batch_wait_s = batch_wait_s
         self.global_steps: Optional[int] = None

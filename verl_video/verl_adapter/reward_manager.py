@@ -45,6 +45,12 @@ def final_turn_start(extras: Any) -> int:
     return 0 if value is None else int(value)
 
 
+def final_turn_text(tokenizer: Any, response_ids: Any, valid_length: int, extras: Any) -> str:
+    """The text scored for a response: its final model turn (`final_turn_start`) up to `valid_length`."""
+    start = min(final_turn_start(extras), valid_length)
+    return tokenizer.decode(response_ids[start:valid_length], skip_special_tokens=True)
+
+
 @register("video")
 class VideoRewardManager(RewardManagerBase):
     """Rule-based rewards for every task: one composite per row, every component logged per data source."""
@@ -66,8 +72,7 @@ class VideoRewardManager(RewardManagerBase):
         valid_length = item.batch["attention_mask"][-response_ids.shape[-1] :].sum()
         extras = item.non_tensor_batch
         # Scoring takes tens of microseconds: an executor hop would cost more than it saves.
-        start = min(final_turn_start(extras), int(valid_length))
-        response = self.tokenizer.decode(response_ids[start:valid_length], skip_special_tokens=True)
+        response = final_turn_text(self.tokenizer, response_ids, int(valid_length), extras)
         result = self.scorer(
             extras.get("data_source", "unknown"),
             response,

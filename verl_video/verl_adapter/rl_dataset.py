@@ -17,8 +17,10 @@ Its `data_files` (data.train_files / data.val_files) are data_config YAMLs, or b
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
+import types
 from typing import Any
 
 import numpy as np
@@ -82,6 +84,20 @@ def video_items(messages: list[dict]) -> list[dict]:
         for part in message["content"]
         if isinstance(part, dict) and part.get("type") == "video"
     ]
+
+
+def loop_inputs(row: dict, processor: Any, data_config: Any = None) -> dict:
+    """What verl's RLHFDataset.__getitem__ hands the agent loop for `row`: the row with its `raw_prompt` (built by
+    RLHFDataset's own `_build_messages`) and without its media columns."""
+    config = data_config if data_config is not None else {}
+    keys = {name: config.get(name, default) for name, default in
+            (("image_key", "images"), ("video_key", "videos"), ("audio_key", "audios"))}  # fmt: skip
+    dataset = types.SimpleNamespace(processor=processor, **keys)
+    row = copy.deepcopy(row)
+    row["raw_prompt"] = RLHFDataset._build_messages(dataset, row, key=config.get("prompt_key", "prompt"))
+    for key in keys.values():
+        row.pop(key, None)
+    return row
 
 
 class VideoRLDataset(RLHFDataset):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import uuid4
 
-from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
+from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, DictConfigWrap, register
 from verl.utils.profiler import simple_timer
 
 from verl_video.models.family import video_geometry, video_token
@@ -48,7 +48,7 @@ from verl_video.models.window_time import WindowVideoInputs, window_video_inputs
 from verl_video.rewards.parser import NUMBER
 from verl_video.verl_adapter.agent_loop import VideoSingleTurnAgentLoop, mask_placeholder_videos
 from verl_video.verl_adapter.reward_manager import FINAL_TURN_START
-from verl_video.verl_adapter.rl_dataset import video_items
+from verl_video.verl_adapter.rl_dataset import VideoRLDataset, video_items
 from verl_video.verl_adapter.search_prompt import (
     SEARCH_AGENT_LOOP_NAME, SearchSettings, append_instructions,
 )
@@ -363,3 +363,15 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
         if video is not None:
             chat.videos.append(video)
         return None
+
+
+def standalone_search_loop(
+    config: Any, server_manager: Any, tokenizer: Any, processor: Any, hf_model_type: str | None = None
+) -> VideoSearchAgentLoop:
+    """The loop of one trajectory outside verl's workers (`eval`, `select`), built as verl's agent loop worker
+    builds it: the trainer config, our dataset class, its `data` section; call it inside a running event loop."""
+    return VideoSearchAgentLoop(
+        trainer_config=DictConfigWrap(config), server_manager=server_manager, tokenizer=tokenizer,
+        processor=processor, dataset_cls=VideoRLDataset, data_config=DictConfigWrap(config.data),
+        hf_model_type=hf_model_type,
+    )  # fmt: skip
