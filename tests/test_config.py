@@ -61,7 +61,8 @@ def test_workers_get_a_transfer_queue_thread_count_the_machine_has(monkeypatch):
     assert main.transfer_queue_threads(64) == 8 and main.transfer_queue_threads(None) == 8
 
 
-@pytest.mark.parametrize("experiment", ["tiny_tvg_cpu", "tiny_tvg_demo", "tiny_tasks_cpu"])
+@pytest.mark.parametrize("experiment", ["tiny_tvg_cpu", "tiny_tvg_demo", "tiny_tasks_cpu", "tiny_tvg_search_demo",
+                                        "tiny_tvg_longsingle_demo"])
 def test_tiny_experiments_sit_on_the_cpu_profile(experiment):
     cfg = _compose(f"experiment={experiment}")
     assert cfg.trainer.device == "cpu" and cfg.actor_rollout_ref.rollout.n == 8
