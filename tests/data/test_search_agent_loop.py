@@ -21,7 +21,7 @@ from synthetic_video import write_video
 from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, DictConfigWrap, _agent_loop_registry
 from verl.workers.rollout.replica import TokenOutput
 
-from verl_video.models.family import video_geometry, video_token
+from verl_video.models.family import family_of_processor, video_geometry, video_token
 from verl_video.verl_adapter.driver import CONFIG_DIR
 from verl_video.verl_adapter.hf_engine import GenerationRequest, HFEngine
 from verl_video.pipeline.issues import NoUsableData
@@ -75,21 +75,22 @@ def trainer_config(*overrides: str):
         )  # fmt: skip
 
 
-def run_loop(processor, path, script: list[str], *overrides: str, clip: bool = False, prompt=None):
-    """One trajectory of the search loop with a scripted policy: (output, server, loop)."""
+def run_loop(processor, path, script: list[str], *overrides: str, clip: bool = False, prompt=None, server=None):
+    """One trajectory of the search loop with a scripted policy (`server`, by default a ScriptedServer of
+    `script`): (output, server, loop)."""
     cfg = trainer_config(*overrides)
     request = VideoRequest(str(path), VideoBudget(fps=0.5, max_frames=8), video_start=1.0 if clip else None)
     prompt = prompt or [{"role": "user", "content": [
         {"type": "video", **request.to_item()},
         {"type": "text", "text": "When does the bar change? Answer as <answer>start to end</answer>."},
     ]}]  # fmt: skip
-    server = ScriptedServer(processor, script)
+    server = server or ScriptedServer(processor, script)
 
     async def go():
         loop = VideoSearchAgentLoop(
             trainer_config=DictConfigWrap(cfg), server_manager=server, tokenizer=processor.tokenizer,
             processor=processor, dataset_cls=VideoRLDataset, data_config=DictConfigWrap(cfg.data),
-            hf_model_type="qwen3_vl",
+            hf_model_type=family_of_processor(processor).model_type,
         )  # fmt: skip
         output = await loop.run(
             {"temperature": 1.0}, raw_prompt=prompt, reward_model={"ground_truth": GROUND_TRUTH},

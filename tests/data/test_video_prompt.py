@@ -19,7 +19,9 @@ from test_video_timestamps import CASES, decoded_request
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-from verl_video.verl_adapter.agent_loop import CollapsedVideoServer, VideoSingleTurnAgentLoop, server_expands_video_spans
+from verl_video.verl_adapter.agent_loop import (
+    CollapsedVideoServer, KeyedMetadataServer, VideoSingleTurnAgentLoop, server_expands_video_spans,
+)
 from verl_video.evaluation.backends import EvalRequest, vllm_prompt
 from verl_video.models.family import family_of_processor, video_geometry
 from verl_video.models.video_prompt import VideoSpanError, collapse_video_spans, frame_groups
@@ -117,15 +119,20 @@ def test_the_vllm_server_gets_collapsed_ids_and_the_trajectory_keeps_the_expande
     assert not server_expands_video_spans("vllm", None)
 
 
-def test_the_loop_wraps_its_server_for_vllm_only(tiny_qwen3_processor, monkeypatch):
-    # verl's constructor needs a whole trainer config; what ours adds runs after it.
+def test_the_loop_wraps_its_server_for_vllm_only(tiny_qwen3_processor, tiny_processor, monkeypatch):
+    # verl's constructor needs a whole trainer config; what ours adds runs after it. Qwen3-VL: each video
+    # collapsed; Qwen2.5-VL: each video's metadata in the kwargs keyed by its frames (tests/data/test_search_vllm.py).
     monkeypatch.setattr(SingleTurnAgentLoop, "__init__", lambda self, *args, **kwargs: None)
-    for name, wrapped in (("vllm", True), ("hf", False)):
+    cases = (
+        ("vllm", tiny_qwen3_processor, CollapsedVideoServer), ("hf", tiny_qwen3_processor, _RecordingServer),
+        ("vllm", tiny_processor, KeyedMetadataServer), ("hf", tiny_processor, _RecordingServer),
+    )  # fmt: skip
+    for name, processor, wrapper in cases:
         loop = object.__new__(VideoSingleTurnAgentLoop)
         loop.rollout_config = types.SimpleNamespace(name=name)
-        loop.processor, loop.server_manager = tiny_qwen3_processor, _RecordingServer()
+        loop.processor, loop.server_manager = processor, _RecordingServer()
         VideoSingleTurnAgentLoop.__init__(loop)
-        assert isinstance(loop.server_manager, CollapsedVideoServer) == wrapped
+        assert type(loop.server_manager) is wrapper
 
 
 def _vllm_process(model_dir, prompt: dict):

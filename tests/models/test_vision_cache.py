@@ -128,6 +128,22 @@ def test_frozen_projector_caches_the_projected_output(family_model):
     assert len(merger_calls) == 2
 
 
+def test_videos_with_equal_pixel_sums_count_as_two(tiny_model_dir):
+    # Two zoom windows of one demo video once gave equal grids and equal pixel sums with other pixels: the store
+    # encoded both (it compares pixels), the metric counted one video, and read 20 passes for 19 videos.
+    model = _model(tiny_model_dir, reuse=True)
+    tower = find_vision_tower(model)
+    patches, width = 2 * 4 * 4, tower.patch_embed.proj.weight[0].numel()
+    first = torch.randint(-3, 4, (patches, width), generator=torch.Generator().manual_seed(0)).float()
+    second = first.roll(1, dims=0)  # the same values, rows in another order: the same sum, exactly
+    assert first.sum() == second.sum() and not torch.equal(first, second)
+    with torch.no_grad():
+        tower(torch.cat([first, second]), grid_thw=torch.tensor([[2, 4, 4], [2, 4, 4]]))
+    counts = vision_cache.step_metrics()
+    assert counts["vision/encoder_passes"] == 2 and counts["vision/unique_videos"] == 2
+    assert counts["vision/encoder_passes_per_video"] == 1.0
+
+
 def test_store_stays_under_its_cap_and_a_step_end_empties_it():
     store = vision_cache.FeatureStore(cap_bytes=3 * 4 * 100)  # room for three entries of 2 x 50 floats
     for i in range(5):

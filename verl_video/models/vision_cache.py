@@ -72,7 +72,7 @@ class StepCounters:
     encoded: int = 0  # of those, run through the encoder
     sync_passes: int = 0  # dummy encoder runs that only kept this rank in step with the others
     peak_bytes: int = 0
-    seen: set = field(default_factory=set)  # (grid, checksum) of every video asked for
+    seen: set = field(default_factory=set)  # (grid, checksum, order checksum) of every video asked for
 
 
 class FeatureStore:
@@ -119,6 +119,12 @@ def process_store(cap_mb: float = 4096.0) -> FeatureStore:
     if _STORE is None:
         _STORE = FeatureStore(int(cap_mb * 2**20))
     return _STORE
+
+
+def _checksums(chunk: torch.Tensor) -> torch.Tensor:
+    """A video's pixel sum (the store's key) and its row sums weighted by row index (order-sensitive)."""
+    rows = chunk.float().sum(-1)
+    return torch.stack([chunk.float().sum(), (rows * torch.arange(len(rows), device=rows.device)).sum()])
 
 
 def _world(group) -> int:
@@ -180,10 +186,12 @@ class FeatureReuse:
         chunks = pixels.split(sizes)
         grids = [tuple(g) for g in grid_thw.tolist()]
         # One sync for all videos of the call; the checksum only narrows the search, equality decides.
-        sums = torch.stack([chunk.float().sum() for chunk in chunks]).tolist()
+        sums, spreads = torch.stack([_checksums(chunk) for chunk in chunks]).T.tolist()
         keys = [(self.model_key, grid, str(pixels.dtype), s) for grid, s in zip(grids, sums)]
         counters.requests += len(chunks)
-        counters.seen.update(zip(grids, sums))
+        # Counted as distinct by both checksums: videos whose patches differ only in order have equal sums
+        # (measured: two zoom windows of one demo video), yet the store encodes each.
+        counters.seen.update(zip(grids, sums, spreads))
         if not self.reuse or extra or kwargs.get("return_dict") is False:
             counters.encoded += len(chunks)
             return self.original(self.tower, hidden_states, grid_thw, **kwargs)

@@ -19,6 +19,13 @@ This loop also hands the metadata to the server as `mm_processor_kwargs["video_m
 passes to the processor unchanged (the hf rollout ignores it; it gets the metadata with the frames). Only
 for the families that need it (`ModelFamily.metadata_in_processor_kwargs`): vLLM keeps Qwen3-VL's metadata,
 and a second copy fails its processor call.
+With several videos in a request (the `video_search` loop's overview, then each window) that list is
+positional, and vLLM's processor cache hashes each video together with all the kwargs: a video found there
+(the overview, from a trajectory of the same prompt that zoomed elsewhere) leaves the others to be processed
+alone under the whole list, which Qwen2.5-VL's processor refuses ("The length of fps (2) must be equal to the
+length of video_grid_thw (1)"). For `rollout.name=vllm` such requests name each video's frames in its
+metadata's `video_backend` (`KeyedMetadataServer`; a field the processor does not compute with), so the
+kwargs identify every video of the request and the cache can only find all of them or none.
 
 Qwen3-VL through vLLM also needs its prompt ids reshaped: its processor writes timestamps and delimiters
 around every frame group, and verl's vLLM server hands vLLM ids that its Qwen3-VL processor misreads
@@ -29,8 +36,11 @@ exactly the ids the actor trains on; the trajectory keeps the expanded ids.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 
@@ -68,6 +78,50 @@ def with_video_metadata(mm_processor_kwargs: dict[str, Any], videos: Sequence[An
     return {**mm_processor_kwargs, "video_metadata": [dict(m) for m in metadata]}
 
 
+def content_key(frames: Any) -> str:
+    """A digest of a video's frames: equal frames, equal key."""
+    array = frames.numpy() if hasattr(frames, "numpy") else np.asarray(frames)
+    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=12).hexdigest()
+
+
+def keyed_video_metadata(
+    mm_processor_kwargs: dict[str, Any], videos: Sequence[Any] | None, keys: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The kwargs with each video's `video_backend` followed by its frames' key (`keys`, else computed), when a
+    request has several videos; a copy, the caller's kwargs are left as they are."""
+    metadata = mm_processor_kwargs.get("video_metadata")
+    if not videos or len(videos) < 2 or not metadata or len(metadata) != len(videos):
+        return mm_processor_kwargs
+    keys = keys or [content_key(video[0]) for video in videos]
+    keyed = [{**m, "video_backend": f"{m.get('video_backend')}#{key}"} for m, key in zip(metadata, keys)]
+    return {**mm_processor_kwargs, "video_metadata": keyed}
+
+
+class KeyedMetadataServer:
+    """A rollout server manager whose requests with several videos name each video's frames in its metadata."""
+
+    def __init__(self, server_manager: Any) -> None:
+        self._server_manager = server_manager
+        self._keys: dict[int, tuple[Any, str]] = {}  # id(frames) -> (frames, key): each video hashed once
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server_manager, name)
+
+    def _key(self, frames: Any) -> str:
+        """The frames' key, computed once per frames object of this trajectory."""
+        held = self._keys.get(id(frames))
+        if held is None or held[0] is not frames:
+            held = self._keys[id(frames)] = (frames, content_key(frames))
+        return held[1]
+
+    async def generate(self, request_id: Any, *, video_data: list | None = None, **kwargs: Any):
+        """The wrapped manager's generate, each video's metadata keyed by its frames (the response is the same)."""
+        if kwargs.get("mm_processor_kwargs") and video_data and len(video_data) > 1:
+            keys = [self._key(video[0]) for video in video_data]
+            kwargs["mm_processor_kwargs"] = keyed_video_metadata(kwargs["mm_processor_kwargs"], video_data, keys)
+        return await self._server_manager.generate(request_id, video_data=video_data, **kwargs)
+
+
 class CollapsedVideoServer:
     """A rollout server manager whose requests carry each video as its one placeholder triple."""
 
@@ -100,6 +154,14 @@ def server_expands_video_spans(rollout_name: str, processor: Any) -> bool:
     return family_of_processor(processor).time_encoding == TEXT_TIMESTAMPS
 
 
+def server_keys_video_metadata(rollout_name: str, processor: Any) -> bool:
+    """Whether the rollout server's requests must name each video's frames in its metadata kwargs (vLLM, the
+    families whose metadata travels in the processor kwargs)."""
+    if rollout_name != "vllm" or processor is None:
+        return False
+    return family_of_processor(processor).metadata_in_processor_kwargs
+
+
 @register(AGENT_LOOP_NAME)
 class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
     """verl's single-turn agent loop, seeded; a trajectory whose video failed to decode is masked out of training."""
@@ -113,6 +175,8 @@ class VideoSingleTurnAgentLoop(SeededSingleTurnAgentLoop):
         memoize_video_processor(self.processor)
         if server_expands_video_spans(self.rollout_config.name, self.processor):
             self.server_manager = CollapsedVideoServer(self.server_manager, self.processor)
+        elif server_keys_video_metadata(self.rollout_config.name, self.processor):
+            self.server_manager = KeyedMetadataServer(self.server_manager)
 
     async def process_multi_modal_info(self, messages: list[dict]) -> dict:
         """verl's extraction; the videos are kept for this trajectory's processor kwargs (one loop per trajectory)."""
