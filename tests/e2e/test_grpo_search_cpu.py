@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 from test_grpo_cpu import (
-    PROMPTS_PER_STEP, _assert_ran, _assert_rollout_log_probs_match_the_actor, _assert_video_reached_the_actor, _metrics,
-    _train,
+    PROMPTS_PER_STEP, _assert_ran, _assert_rollout_log_probs_match_the_actor, _assert_video_reached_the_actor,
+    _killed_after_saving, _logged_steps, _metrics, _train,
 )
 
 from verl_video.verl_adapter.vllm_cpu import vllm_importable
@@ -22,6 +22,8 @@ from verl_video.verl_adapter.vllm_cpu import vllm_importable
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 STEPS = 1
+# The hf run is killed inside its second step and resumed: checkpoints of a run whose trajectories zoom.
+RESUMED_STEPS = 2
 TEMPERATURE = 0.7
 # What the vLLM run reports besides its checks: the step's time split and the zoom and agreement figures.
 # Measured (one step, loaded 2-core machine): zoom/used 0.25, zoom/calls 1.08, log_ppl_abs_diff 3.8e-6,
@@ -32,17 +34,22 @@ REPORTED = (
 )  # fmt: skip
 
 
-def _search_train(prepared_search, name: str, *overrides: str) -> dict:
+def _search_train(prepared_search, name: str, *overrides: str, steps: int = STEPS, **kwargs) -> dict:
     return _train(
-        prepared_search, name, f"actor_rollout_ref.rollout.temperature={TEMPERATURE}", *overrides, steps=STEPS,
-        experiment="tiny_tvg_search_cpu",
+        prepared_search, name, f"actor_rollout_ref.rollout.temperature={TEMPERATURE}", *overrides, steps=steps,
+        experiment="tiny_tvg_search_cpu", **kwargs,
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def search_run(prepared_search) -> dict:
-    """`STEPS` GRPO steps of the search loop through the hf rollout server."""
-    return _search_train(prepared_search, "run")
+    """`RESUMED_STEPS` GRPO steps of the search loop through the hf rollout server, checkpointed every step, killed
+    (process tree) once step 2's checkpoint is written and before its metrics are, then run again: it resumes."""
+    args = (prepared_search, "run", "trainer.save_freq=1")
+    killed = _search_train(*args, steps=RESUMED_STEPS, kill_when=_killed_after_saving(RESUMED_STEPS))
+    killed["metrics_at_kill"] = _logged_steps(killed)
+    resumed = _search_train(*args, steps=RESUMED_STEPS)
+    return {**resumed, "killed": killed}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +80,19 @@ def _assert_zooming_run(run: dict) -> None:
 
 def test_grpo_with_zooming_trajectories(search_run):
     _assert_zooming_run(search_run)
+
+
+def test_a_killed_search_run_resumes_from_its_checkpoint(search_run):
+    killed = search_run["killed"]
+    assert killed["code"] is None, killed["log"].read_text()[-4000:]
+    assert killed["metrics_at_kill"] == [1]
+    _assert_ran(search_run)
+    log = search_run["log"].read_text(errors="replace")
+    # Step 2's checkpoint never got its metrics: the run resumes from step 1's and trains step 2 again.
+    assert "verl-video: resuming after step 1 from" in log.split("killed on purpose")[-1], log[-4000:]
+    assert _logged_steps(search_run) == [1, 2]
+    # The resumed step zoomed too: its trajectories carried windows through the restored actor and rollout.
+    assert _metrics(search_run)[-1]["zoom/used"] > 0
 
 
 def test_grpo_with_zooming_trajectories_through_vllm(search_vllm_run):
