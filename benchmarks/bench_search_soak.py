@@ -3,7 +3,8 @@
 Builds (or reuses, under --out) `--videos` long demo videos (120-300 s at 4 fps), a tiny Qwen3-VL and its loop
 warm start on the first 12 of them (the search e2e's recipe, so that trajectories zoom), then runs the real
 trainer (`python -m verl_video.main experiment=tiny_tvg_search_cpu`, the e2e's `_train`) for `--steps` steps of
-`--batch-size` prompts x 2 rollouts: one epoch, no checkpoint, validation only after the last step. Meanwhile a
+`--batch-size` prompts x 2 rollouts at a small learning rate (the policy keeps zooming): one epoch, no checkpoint,
+validation only after the last step. Meanwhile a
 thread samples every few seconds the RSS and USS of every process under this one (the driver, Ray's GCS and
 raylet, each Ray worker), tagged by role: a Ray worker's role is its actor class (`ray::TaskRunnerV1`, the
 trainer; `ray::WorkerDict`, actor and reference; `ray::HFServer`, the rollout server; `ray::RewardLoopWorker`,
@@ -45,6 +46,10 @@ ROLLOUTS = 2
 WARM_STEPS = 120
 WARM_VIDEOS = 12
 TEMPERATURE = 0.7
+# The experiment's 1e-3 (a tiny model's GRPO step) drove the policy off zooming within ~30 steps (measured: zoom/used
+# 0.004 a trajectory over 64 steps, responses ~60 tokens); a small step keeps the warm start's zoom calls, so that
+# windows are decoded all through the soak. Memory, not learning, is measured.
+LEARNING_RATE = 1e-6
 # A step's whole batch in one micro batch (the experiment's 8 does not divide batch size x rollouts = 4).
 MICRO_BATCHES = ("actor.ppo_micro_batch_size_per_gpu", "rollout.log_prob_micro_batch_size_per_gpu",
                  "ref.log_prob_micro_batch_size_per_gpu")
@@ -55,8 +60,11 @@ def role_of(process: psutil.Process) -> str:
     raylet, dashboard, monitors: Ray's own programs)."""
     cmdline = process.cmdline()
     if cmdline and cmdline[0].startswith("ray::"):
-        # Busy actors read `ray::Class.method`, TransferQueue's units `ray::Name#3:Class`, idle workers `ray::IDLE`.
-        return re.match(r"ray::\w+", cmdline[0]).group()
+        # Busy actors read `ray::Class.method`, TransferQueue's storage units `ray::Name#3:Class` when busy and
+        # `ray::Class` when not, named actors `ray::name_0_1a2b3c4d` (one role for all of a name's instances),
+        # idle workers `ray::IDLE`.
+        title = re.sub(r"^ray::\w+#\d+:", "ray::", cmdline[0])
+        return re.sub(r"_[0-9a-f]{8}$", "", re.match(r"ray::\w+", title).group())
     return "driver" if "verl_video.main" in cmdline else "ray-system"
 
 
@@ -86,8 +94,9 @@ class Sampler:
         for process in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 role = self._roles.get(process.pid) or role_of(process)
-                if role != "ray::IDLE":
-                    # A pool worker keeps the actor it became; its later titles are methods of it.
+                if role.startswith("ray::") and role != "ray::IDLE":
+                    # A worker keeps the actor it became (its later titles are methods of it); before its title
+                    # is set it reads as a plain Python program, so only actor roles are remembered.
                     self._roles[process.pid] = role
                 info = process.memory_full_info()
                 self.rows.append({
@@ -237,10 +246,11 @@ def main() -> None:
             f"data.train_batch_size={args.batch_size}", f"actor_rollout_ref.rollout.n={ROLLOUTS}",
             f"actor_rollout_ref.actor.ppo_mini_batch_size={args.batch_size}",
             *(f"actor_rollout_ref.{key}={args.batch_size * ROLLOUTS}" for key in MICRO_BATCHES),
-            f"actor_rollout_ref.rollout.temperature={TEMPERATURE}", "trainer.save_freq=-1", "trainer.total_epochs=1",
-            steps=args.steps, timeout=args.timeout, experiment="tiny_tvg_search_cpu",
+            f"actor_rollout_ref.rollout.temperature={TEMPERATURE}",
+            f"actor_rollout_ref.actor.optim.lr={LEARNING_RATE}", "trainer.save_freq=-1", "trainer.total_epochs=1",
+            *args.overrides, steps=args.steps, timeout=args.timeout, experiment="tiny_tvg_search_cpu",
             # Ray's own memory monitor would kill workers on this shared machine instead of letting us watch.
-            *args.overrides, env={"RAY_memory_monitor_refresh_ms": "0"},
+            env={"RAY_memory_monitor_refresh_ms": "0"},
         )  # fmt: skip
     with open(args.out / "memory.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["seconds", "step", "pid", "role", "rss_mib", "uss_mib"])
