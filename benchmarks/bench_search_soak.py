@@ -10,7 +10,7 @@ raylet, each Ray worker), tagged by role: a Ray worker's role is its actor class
 trainer; `ray::WorkerDict`, actor and reference; `ray::HFServer`, the rollout server; `ray::RewardLoopWorker`,
 ...), summed over the processes of that role (RSS sums count shared libraries once per process; USS does not).
 
-    python benchmarks/bench_search_soak.py --out /tmp/soak [--steps 100] [--videos 200] [--batch-size 2] [OVERRIDE ...]
+    python benchmarks/bench_search_soak.py --out /tmp/soak [--steps 100] [--videos 400] [--batch-size 4] [OVERRIDE ...]
 
 Prints per role the RSS at steps ~0, ~half and the last, growth per 100 steps and the slope of a linear fit over
 the second half (MiB per 100 steps), plus the zoom metrics (calls, used share) that show windows were decoded;
@@ -219,8 +219,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="working and output folder (reused when rerun)")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--videos", type=int, default=200, help="long training videos (>= steps x batch size)")
-    parser.add_argument("--batch-size", type=int, default=2, help="prompts per step (each rolled out twice)")
+    parser.add_argument("--videos", type=int, default=400, help="long training videos (>= steps x batch size)")
+    # 2 prompts (4 trajectories) stopped at step 15 of the first try: when every sample of a step has the same
+    # length (the same prompt length, all responses cut at max_response_length), TransferQueue packs the 3-D
+    # position_ids as a nested tensor ragged on the wrong dimension and verl's actor update fails to split it.
+    parser.add_argument("--batch-size", type=int, default=4, help="prompts per step (each rolled out twice)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between memory samples")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before the run is killed")
     parser.add_argument("overrides", nargs="*", help="more trainer overrides, e.g. data.video.memory_cache_mb=64")
