@@ -3,10 +3,13 @@ planned like a whole video (whole frame groups, pixel budget) and decodes only i
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from synthetic_video import time_of, write_video
 
 from verl_video.models.family import VideoGeometry
+from verl_video.tools.demo_data import write_mp4
+from verl_video.tools.long_demo_data import FPS, KEYFRAME_SECONDS
 from verl_video.video import decode
 from verl_video.video.settings import VideoBudget
 from verl_video.video.windows import (
@@ -106,3 +109,57 @@ def test_window_decode_does_not_decode_the_whole_video(long_video):
     print(f"\nPyAV frames decoded: 2-s window at 60 s {window_cost}, whole video {whole_cost}")
     assert whole_cost >= 990
     assert 20 <= window_cost <= whole_cost // 3
+
+
+# The search experiment's budgets (experiment/tiny_tvg_search_cpu.yaml): the overview and one zoom call.
+OVERVIEW = VideoBudget(fps=2.0, max_frames=32, min_frames=2, total_pixels=401408, max_pixels=12544, min_pixels=3136)
+ZOOM = VideoBudget(fps=2.0, max_frames=16, min_frames=2, total_pixels=200704, max_pixels=12544, min_pixels=3136)
+
+
+@pytest.fixture(scope="module")
+def five_minutes(tmp_path_factory):
+    """The longest long-demo video: 300 s at 4 fps (1200 frames), a keyframe every 2 s, as `make-demo-data --long`
+    encodes it; each frame's brightness follows its index."""
+    frames = np.zeros((300 * FPS, 112, 112, 3), dtype=np.uint8)
+    frames[..., 0] = (np.arange(len(frames)) % 256)[:, None, None]
+    path = tmp_path_factory.mktemp("five_minutes") / "long.mp4"
+    write_mp4(path, frames, FPS, keyframe_interval=KEYFRAME_SECONDS * FPS)
+    return str(path)
+
+
+def test_decord_is_asked_only_for_the_sampled_frames(five_minutes, monkeypatch):
+    """decord decodes what `get_batch` asks for (from the keyframe before each asked frame, at most a GOP each):
+    the overview asks for its 32 frames spread over the file, a window for its 16 frames inside the window."""
+    import decord
+
+    asked: list[list[int]] = []
+
+    class RecordingReader(decord.VideoReader):
+        def get_batch(self, indices):
+            asked.append(list(indices))
+            return super().get_batch(indices)
+
+    monkeypatch.setattr(decord, "VideoReader", RecordingReader)
+    overview = decode.decode_video(five_minutes, OVERVIEW, decoder="decord")
+    window = plan_window(150.0, 158.0, 300.0, 112, 112, ZOOM)
+    decode_window(five_minutes, window, decoder="decord")
+    (overview_indices,), (window_indices,) = asked[:1], asked[1:]
+    assert len(overview_indices) == overview.plan.num_frames == 32
+    assert overview_indices[-1] - overview_indices[0] > 0.9 * 300 * FPS  # spread over the whole file
+    assert len(window_indices) == window.plan.num_frames == 16
+    assert all(150 * FPS <= i < 158 * FPS for i in window_indices)
+
+
+def test_pyav_overview_is_one_pass_up_to_its_last_instant(five_minutes):
+    """PyAV reads the overview in one sequential pass (no seek from the file's start): it decodes every frame up to
+    the last sampled instant, about the whole file, where a window decodes its own frames and at most a GOP more."""
+    before = decode.pyav_decoded_frames[five_minutes]
+    overview = decode.decode_video(five_minutes, OVERVIEW, decoder="pyav")
+    overview_cost = decode.pyav_decoded_frames[five_minutes] - before
+    before = decode.pyav_decoded_frames[five_minutes]
+    decode_window(five_minutes, plan_window(150.0, 158.0, 300.0, 112, 112, ZOOM), decoder="pyav")
+    window_cost = decode.pyav_decoded_frames[five_minutes] - before
+    print(f"\nPyAV frames decoded of 1200: overview (32 frames) {overview_cost}, 8-s window (16) {window_cost}")
+    last_frame = int(overview.plan.times[-1] * FPS)
+    assert last_frame <= overview_cost <= last_frame + 2
+    assert window_cost <= 8 * FPS + 2 * KEYFRAME_SECONDS * FPS
