@@ -49,6 +49,10 @@ def observe():
             _attr("transformers.models.qwen2_5_vl.processing_qwen2_5_vl", "Qwen2_5_VLProcessor", "get_rope_index_kwargs")),
         "verl_process_groups": _ours(_attr("verl.utils.distributed", "initialize_global_process_group_ray")),
         "verl_log_probs": _ours(_attr("verl.utils.torch_functional", "logprobs_from_logits_v2")),
+        # verl's engine modules hold the function by name: each loaded one must hold ours too.
+        "verl_position_ids": _ours(_attr("verl.utils.tensordict_utils", "maybe_fix_3d_position_ids")) and all(
+            _ours(_attr(module, "maybe_fix_3d_position_ids"))
+            for module in ("verl.workers.engine_workers", "verl.workers.engine.base") if module in sys.modules),
         "verl_rollout_registry": all(_ours(rollouts.get((name, "async"), "")) for name in ("hf", "vllm")),
         "verl_engine_registry": all(
             _ours(engines.get(model, {}).get(backend, {}).get(device))
@@ -63,6 +67,7 @@ def observe():
 # The targets' modules, loaded without our plugin: what apply_all() must then patch.
 TARGET_MODULES = (
     "verl.utils.torch_functional", "verl.utils.distributed", "verl.workers.rollout.base", "verl.workers.engine",
+    "verl.workers.engine_workers",
     "transformers.models.qwen2_vl.modeling_qwen2_vl", "transformers.models.qwen2_5_vl.modeling_qwen2_5_vl",
     "transformers.models.qwen2_5_vl.processing_qwen2_5_vl",
 )

@@ -13,6 +13,7 @@ patches; registrations through verl's public ones (decorators, `RolloutReplicaRe
 | transformers_qwen_processor  | Qwen2_5_VLProcessor.get_rope_index_kwargs (verl's hook)        | passes second_per_grid_ts              | videos not at 2 fps get their real times     | transformers 5.9.0 | tests/data/test_video_mrope.py |
 | verl_process_groups          | verl.utils.distributed.initialize_global_process_group_ray     | plain gloo on the CPU platform         | "cpu:gloo,cpu:gloo" is rejected by torch     | verl 0.9.1     | tests/backends/test_cpu_platform.py |
 | verl_log_probs               | verl.utils.torch_functional.logprobs_from_logits_v2            | chunked rows, bitwise equal            | per-token Python loop: 17.6% of actor time   | verl 0.9.1     | tests/backends/test_log_probs.py |
+| verl_position_ids            | verl.utils.tensordict_utils.maybe_fix_3d_position_ids (+ copies) | re-nests ids ragged on rope rows     | TransferQueue's equal-length batches crashed | verl 0.9.1     | tests/backends/test_position_ids.py |
 | verl_rollout_registry        | verl.workers.rollout.base._ROLLOUT_REGISTRY (private)          | `hf` added, `vllm` replaced            | no public registration for rollout classes   | verl 0.9.1     | tests/backends/test_cpu_platform.py |
 | verl_engine_registry         | verl.workers.engine.EngineRegistry._engines (private)          | our FSDP engines, cpu/cuda/npu         | public register refuses to replace; no cpu   | verl 0.9.1     | tests/backends/test_cpu_platform.py |
 | verl_vllm_weight_sender      | verl...vllm_rollout.vllm_rollout.BucketedWeightSender          | WatchedWeightSender                    | a failed weight sync hung the run forever    | verl 0.9.1     | tests/backends/test_weight_sync.py |
@@ -62,6 +63,8 @@ PATCHES = (
     # before verl's worker modules bind its process-group helper by name;
     "verl_process_groups",
     "verl_log_probs",
+    # before verl's engine modules import the position-id fix-up by name (loaded ones are rebound);
+    "verl_position_ids",
     "verl_rollout_registry",
     # after verl_process_groups: importing the engine registry imports verl's worker modules;
     "verl_engine_registry",
