@@ -2,8 +2,8 @@
 
 Each record's prompt, video decode and template are evaluation's (`run_eval._prepare`), which builds
 them as training does; a run whose agent loop is `video_search` answers through that loop instead
-(`evaluation.search_eval`), each answer one trajectory seeded by (record, answer index). Sampled answers use temperature 1 and a seed per (record, answer), so an answer
-does not depend on which other records share its batch, and a resumed run draws the same answers.
+(`evaluation.search_eval`), each answer one trajectory seeded by (record, answer index). Sampled answers use
+temperature 1 and a seed per (record, answer), so an answer does not depend on which other records share its batch, and a resumed run draws the same answers.
 """
 
 from __future__ import annotations
