@@ -295,3 +295,11 @@ def test_the_search_settings_reach_the_loop_and_the_prompt_filter():
     assert "up to 5 times" in text and "at most 6 frames, so at most 6 s per window" in text
     # With the single-turn loop the filter adds nothing.
     assert search_settings_for(_compose(*overrides).data) is None
+
+
+def test_a_search_choice_outside_its_list_is_refused_by_name():
+    from verl_video.verl_adapter.search_prompt import SearchSettings
+
+    for key in ("long_windows", "trace_window"):
+        with pytest.raises(ValueError, match=f"search.{key}: 'sometimes' is not one of"):
+            SearchSettings.from_config(_compose(f"search.{key}=sometimes"))

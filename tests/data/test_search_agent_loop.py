@@ -172,6 +172,23 @@ def test_each_bad_call_gets_its_message_and_is_counted(tiny_qwen3_processor, lon
     assert output.extra_fields["zoom_calls"] == 1 and output.extra_fields["zoom_used"] == 0
 
 
+def test_a_long_window_is_shown_at_a_lower_rate_when_the_run_says_so(tiny_qwen3_processor, long_video):
+    """search.long_windows=lower_rate: the 40 s call the default refuses is served, its 16 frames spread over it."""
+    processor = tiny_qwen3_processor
+    script = ["<zoom>0, 40</zoom>", "<answer>13.00 to 17.00</answer>"]
+    output, _, _ = run_loop(processor, long_video, script, "search.long_windows=lower_rate")
+    assert output.extra_fields["zoom_refusals"] == {} and output.extra_fields["zoom_used"] == 1
+    frames = output.multi_modal_data["videos"][1][1]["frames_indices"]
+    assert len(frames) == 16 and frames[0] == 0 and 30000 < frames[-1] < 40000  # 0.4 fps where 2 fps was asked
+    stamps = [float(s) for s in STAMP.findall(processor.tokenizer.decode(output.response_ids))]
+    assert len(stamps) == 8 and stamps[-1] > 30.0
+    # The first turn tells the model what a long window gets; the default run says it is refused.
+    prompt = processor.tokenizer.decode(output.prompt_ids)
+    assert "a window longer than 8 s is shown at a lower rate" in prompt
+    refused, _, _ = run_loop(processor, long_video, script)
+    assert "so at most 8 s per window" in processor.tokenizer.decode(refused.prompt_ids)
+
+
 def test_the_call_limit_is_enforced(tiny_qwen3_processor, long_video):
     script = ["<zoom>1, 4</zoom>", "<zoom>30, 33</zoom>", "<zoom>40, 43</zoom>", "<zoom>50, 53</zoom>", "never sent"]
     output, server, _ = run_loop(tiny_qwen3_processor, long_video, script, "search.max_zoom_calls=2")

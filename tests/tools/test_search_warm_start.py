@@ -5,6 +5,7 @@ with their grids, and a few steps of the hand-written loop lower the loss."""
 from __future__ import annotations
 
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from test_long_demo_data import SEARCH, experiment, search_trajectory
 from verl_video.pipeline.items import load_items
 from verl_video.tools.long_demo_data import generate_long
 from verl_video.verl_adapter.search_prompt import SearchSettings
-from verl_video.verl_adapter.search_sft import encode_traces, load_traces, scripted_window
+from verl_video.verl_adapter.search_sft import encode_traces, load_traces, scripted_window, stamped_window
 from verl_video.video.settings import settings_from_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -63,12 +64,21 @@ def test_scripted_window_holds_the_event_on_the_grid() -> None:
     assert (a, b) == (16.0, 24.0)
 
 
-def test_the_trace_is_what_the_search_loop_builds(family, processor, long_dir) -> None:
+def test_stamped_window_runs_between_the_stamps_around_the_event() -> None:
+    stamps = [4.7, 14.1, 23.4, 32.8, 42.2]
+    assert stamped_window((20.0, 24.0), stamps, 47.0, 0.0) == (14.1, 32.8)
+    assert stamped_window((20.0, 24.0), stamps, 47.0, 6.0) == (4.7, 32.8)  # 14.1 is within 6 s of the start
+    assert stamped_window((3.0, 40.0), stamps, 47.0, 6.0) == (0.0, 47.0)  # no stamp outside: the video's ends
+
+
+@pytest.mark.parametrize("run", (SEARCH, "experiment=tiny_tvg_search_demo"))
+def test_the_trace_is_what_the_search_loop_builds(family, processor, long_dir, run) -> None:
     """Run the loop with a policy scripted to write the trace's zoom and answer: same tokens, same mask, same
-    videos; the mask covers the two assistant turns and nothing else; two video grids in order."""
+    videos; the mask covers the two assistant turns and nothing else; two video grids in order. The demo's
+    settings script the window from the overview's stamps and serve it at a lower rate when it is long."""
     from verl_video.verl_adapter.rl_dataset import VideoRLDataset
 
-    cfg = experiment(SEARCH)
+    cfg = experiment(run)
     trace = traces_of(processor, long_dir, cfg)[0]
     batch = encode_traces(processor, [trace])
     zoom, answer = trace.messages[-3]["content"], trace.messages[-1]["content"]
@@ -99,6 +109,28 @@ def test_the_trace_is_what_the_search_loop_builds(family, processor, long_dir) -
     merge = processor.video_processor.merge_size ** 2
     pads = int((batch["input_ids"][0] == tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
     assert pads == int(grids.prod(-1).sum()) // merge
+
+
+def test_the_overview_rule_zooms_between_time_stamps_the_model_was_shown(long_dir) -> None:
+    """experiment=tiny_tvg_search_demo: each scripted call's numbers are `<t seconds>` stamps of the overview as
+    written in the trace's first turn (or the video's ends), the last at least 6 s before the event and the first
+    at least 6 s after it."""
+    from verl_video.tools.tiny_model import build_processor, build_tokenizer
+
+    processor = build_processor(build_tokenizer(), "qwen3_vl")
+    traces = traces_of(processor, long_dir, experiment("experiment=tiny_tvg_search_demo"))
+    assert len(traces) == 3
+    for trace in traces:
+        text = processor.tokenizer.decode(encode_traces(processor, [trace])["input_ids"][0])
+        text = text[: text.index("<zoom>")]  # the first turn: the overview and the instructions
+        stamps = sorted({float(t) for t in re.findall(r"<(\d+\.\d) seconds>", text)})
+        (start, end), (a, b) = trace.item.record.timestamps[0], trace.zoom
+        duration = trace.videos[0][1]["duration"]
+        assert len(stamps) == len(trace.videos[0][0]) // 2 and a in (0.0, *stamps) and b in (*stamps, round(duration, 1))
+        assert a <= start - 6 and not [t for t in stamps if a < t <= start - 6]
+        assert b >= min(end + 6, duration) and not [t for t in stamps if end + 6 <= t < b]
+        frames = trace.videos[1][1]["frames_indices"]  # served at a lower rate when longer than 20 s
+        assert len(frames) <= 40 and frames[0] == round(a * 1000) and frames[-1] < b * 1000
 
 
 def test_sft_sample_positions_follow_both_videos(family, long_dir, tmp_path) -> None:

@@ -55,7 +55,7 @@ from verl_video.verl_adapter.search_prompt import (
 from verl_video.verl_adapter.seeded_agent_loop import trajectory_seed
 from verl_video.video.loader import VideoRequest
 from verl_video.video.probe import VideoError, probe_video
-from verl_video.video.settings import VideoBudget, VideoDataSettings, settings_from_config
+from verl_video.video.settings import VideoDataSettings, settings_from_config
 from verl_video.video.windows import INVALID, Window, WindowError, decode_window, plan_window
 
 # Reasons a call is refused besides those of video/windows.py.
@@ -102,7 +102,7 @@ def zoom_call(start: float, end: float) -> str:
 
 
 def plan_zoom(
-    part: dict | None, call: tuple[float, float], settings: VideoDataSettings, zoom: VideoBudget, processor: Any
+    part: dict | None, call: tuple[float, float], settings: VideoDataSettings, search: SearchSettings, processor: Any
 ) -> Window | WindowError:
     """The window of a parsed call on the video of content item `part`, or why there is none."""
     if part is None:
@@ -115,7 +115,8 @@ def plan_zoom(
     except VideoError as exc:
         return WindowError(NOT_ZOOMABLE, f"the video cannot be read ({exc}).")
     return plan_window(
-        call[0], call[1], probe.duration, probe.height, probe.width, zoom, geometry=video_geometry(processor)
+        call[0], call[1], probe.duration, probe.height, probe.width, search.zoom, geometry=video_geometry(processor),
+        lower_rate=search.lower_rate,
     )
 
 
@@ -345,7 +346,7 @@ class VideoSearchAgentLoop(VideoSingleTurnAgentLoop):
 
     def _plan(self, call: tuple[float, float]) -> Window | WindowError:
         """The window of a parsed call on this trajectory's video, or why there is none."""
-        return plan_zoom(self._zoom_source, call, self.video_settings, self.search.zoom, self.processor)
+        return plan_zoom(self._zoom_source, call, self.video_settings, self.search, self.processor)
 
     async def _append_answer(self, chat: Conversation, text: str, video: Any = None) -> int | None:
         """Append a user turn (text, then the video if any) with mask 0; None, or its tokens when it did not fit

@@ -5,8 +5,13 @@ the protocol. For each grounding record a trace is the conversation the loop wou
 - turn 1: the record's prompt with its video at the OVERVIEW budget and the zoom instructions
   (`search_prompt.py`: `overview_item`, `zoom_instructions`, `append_instructions`, as the loop and the
   prompt-length filter take them);
-- the assistant's `<zoom>a, b</zoom>` (`search_agent_loop.zoom_call`): a window of the zoom budget's length
-  (max_frames / fps seconds, cut to the video) that holds the event, at a seeded random offset;
+- the assistant's `<zoom>a, b</zoom>` (`search_agent_loop.zoom_call`), by `search.trace_window`:
+  `random`: a window of the zoom budget's length (max_frames / fps seconds, cut to the video) that holds the
+  event, at a seeded random offset (numbers the overview does not determine);
+  `overview`: from the last overview time stamp at least `search.trace_margin` s before the event to the first
+  at least that long after it (the video's ends where there is none): numbers the model reads in the overview,
+  copied, where the random window asks it to invent an offset. Such windows are often longer than one call's
+  frames at the zoom rate, so they go with `search.long_windows: lower_rate`;
 - the zoom answer exactly as the loop builds it (`plan_zoom`, `zoom_answer`, `answer_message`): the window's
   text, then its frames as a second video, at their original times;
 - the assistant's answer in the training format (`sft_dataset.answer_text`).
@@ -35,7 +40,8 @@ from verl_video.pipeline.items import DatasetItem, build_row, for_model, load_it
 from verl_video.pipeline.sft_dataset import VideoSFTDataset, answer_text, processor_inputs, sft_sample
 from verl_video.tasks.prompts import chat_content
 from verl_video.verl_adapter.search_agent_loop import answer_message, plan_zoom, zoom_answer, zoom_call
-from verl_video.verl_adapter.search_prompt import SearchSettings, append_instructions
+from verl_video.models.family import video_geometry
+from verl_video.verl_adapter.search_prompt import OVERVIEW, SearchSettings, append_instructions
 from verl_video.video.loader import VideoRequest, load_video
 from verl_video.video.settings import VideoDataSettings
 from verl_video.video.windows import WINDOW_RESOLUTION, WindowError
@@ -70,6 +76,24 @@ def scripted_window(interval: tuple[float, float], duration: float, seconds: flo
     return round(first, 1), round(min(first + length, duration), 1)
 
 
+def overview_stamps(video: tuple[torch.Tensor, dict], temporal_patch: int) -> list[float]:
+    """The time of each frame group of a (frames, metadata) video as Qwen3-VL's processor writes it (0.1 s)."""
+    metadata = video[1]
+    times = [index / metadata["fps"] for index in metadata["frames_indices"]]
+    times += times[-1:] * (-len(times) % temporal_patch)  # the processor repeats the last frame to fill a group
+    return [float(f"{(times[i] + times[i + temporal_patch - 1]) / 2:.1f}") for i in range(0, len(times), temporal_patch)]
+
+
+def stamped_window(
+    interval: tuple[float, float], stamps: list[float], duration: float, margin: float
+) -> tuple[float, float]:
+    """From the last of `stamps` at least `margin` s before `interval` to the first at least that long after it."""
+    start, end = interval
+    first = max((t for t in stamps if t <= start - margin), default=0.0)
+    last = min((t for t in stamps if t >= end + margin), default=duration)
+    return round(first, 1), round(min(last, duration), 1)
+
+
 def build_trace(
     processor: Any, item: DatasetItem, index: int, settings: VideoDataSettings, search: SearchSettings, seed: int = 0,
     target: Callable[[DatasetItem], str | None] | None = None,
@@ -89,8 +113,13 @@ def build_trace(
     append_instructions(messages, search.zoom_instructions(overview[1].get("duration") or 0.0, len(overview[0])))
     rng = random.Random(f"{seed}:{record.origin}")
     zoom = search.zoom
-    call = scripted_window(tuple(record.timestamps[0]), seen_duration(item), zoom.max_frames / zoom.fps, rng)
-    window = plan_zoom(part, call, settings, zoom, processor)
+    interval = tuple(record.timestamps[0])
+    if search.trace_window == OVERVIEW:
+        stamps = overview_stamps(overview, video_geometry(processor).temporal_patch_size)
+        call = stamped_window(interval, stamps, seen_duration(item), search.trace_margin)
+    else:
+        call = scripted_window(interval, seen_duration(item), zoom.max_frames / zoom.fps, rng)
+    window = plan_zoom(part, call, settings, search, processor)
     if isinstance(window, WindowError):
         logger.warning("verl-video search warm start: %s: no window for %s (%s)", record.origin, call, window)
         return None
