@@ -1,11 +1,15 @@
 """The search warm start trains what the `video_search` loop will see: for the same record and the same scripted
 zoom, the trace's tokens equal the loop's, its loss mask is the loop's response mask, both videos reach the model
-with their grids, and a few steps of the hand-written loop lower the loss."""
+with their grids, and a few steps of the hand-written loop lower the loss. verl's SFT trainer gets the same
+traces (VideoSearchSFTDataset) as the hand-written loop and starts from the same loss."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -170,3 +174,111 @@ def test_a_few_loop_steps_lower_the_loss(long_dir, tmp_path) -> None:
     assert summary["search"] and summary["samples"] == 3
     assert summary["last_loss"] < summary["first_loss"]
     assert len(load_items([str(long_dir / "train.yaml")], settings.video)) == 3
+
+
+@pytest.fixture(scope="module")
+def model_dir(family, tmp_path_factory) -> Path:
+    """The tiny model of the family."""
+    from verl_video.tools.tiny_model import make_tiny_model
+
+    out = tmp_path_factory.mktemp(f"tiny_{family}") / "model"
+    make_tiny_model(out, seed=0, family=family)
+    return out
+
+
+@pytest.mark.parametrize("run", (SEARCH, "experiment=tiny_tvg_search_demo"))
+def test_verl_gets_the_loops_traces(family, model_dir, long_dir, tmp_path, run) -> None:
+    """`--trainer verl`'s config builds VideoSearchSFTDataset, whose samples after verl's collate hold the tokens,
+    loss mask and both videos' processor outputs the hand-written loop trains on, at the positions the loop's model
+    computes. A seed other than the default: the scripted zooms follow `data.seed`."""
+    import inspect
+
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoModelForImageTextToText
+    from verl.trainer.sft_trainer import create_sft_dataset
+    from verl.utils import hf_processor
+    from verl.utils.dataset.dataset_utils import SFTTensorCollator
+    from verl.utils.model import extract_multi_modal_inputs
+
+    from verl_video.models.mrope import install_released_mrope_rule
+    from verl_video.pipeline.run_settings import CONFIG_DIR, settings_from_defaults
+    from verl_video.tools.verl_sft import sft_overrides
+    from verl_video.tools.warm_start import IGNORE_INDEX, search_examples
+    from verl_video.verl_adapter.search_sft import VideoSearchSFTDataset
+
+    processor = hf_processor(str(model_dir))  # as verl's SFT trainer loads it
+    settings = settings_from_defaults([run])
+    data, seed = long_dir / "train.yaml", 3
+    overrides = sft_overrides(model_dir, data, tmp_path, 1, 3, 1e-3, seed, settings=settings.video,
+                              search=settings.search)  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        config = compose("sft", overrides)
+    dataset = create_sft_dataset(config.data.train_files, config.data, processor.tokenizer, processor)
+    assert isinstance(dataset, VideoSearchSFTDataset) and len(dataset) == 3
+    collated = SFTTensorCollator(config.data.pad_mode)([dataset[i] for i in range(len(dataset))])
+
+    traces, batch_of = search_examples(processor, data, None, None, settings.video, settings.search, seed)
+    if run == SEARCH:  # random windows: another seed draws other offsets (the demo's overview rule draws none)
+        default = search_examples(processor, data, None, None, settings.video, settings.search, 0)[0]
+        assert [t.zoom for t in traces] != [t.zoom for t in default]
+    expected = batch_of(traces)  # the loop's batch of all three traces (one processor call)
+    install_released_mrope_rule()  # what the loop's loss does before the forward
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).model
+    wanted = set(inspect.signature(model.get_rope_index).parameters)
+    for i, (ids, mask, positions) in enumerate(zip(*(collated[k].unbind() for k in
+                                                     ("input_ids", "loss_mask", "position_ids")))):
+        length = int(expected["attention_mask"][i].sum())
+        assert torch.equal(ids, expected["input_ids"][i, :length])
+        assert torch.equal(mask.bool(), expected["labels"][i, :length] != IGNORE_INDEX)
+        one = batch_of([traces[i]])
+        kwargs = {k: v for k, v in one.items() if k in wanted}
+        rope, _ = model.get_rope_index(**{"input_ids": one["input_ids"], **kwargs})
+        assert torch.equal(positions[1:], rope[:, 0]) and torch.equal(positions[0], torch.arange(length))
+    # Both videos of each trace, in order, as the engine concatenates the batch's vision inputs.
+    vision = extract_multi_modal_inputs(collated["multi_modal_inputs"])
+    assert set(vision) == set(expected) - {"input_ids", "attention_mask", "labels", "mm_token_type_ids"}
+    for key, value in vision.items():
+        assert torch.equal(value, expected[key]), key
+    assert vision["video_grid_thw"].shape == (6, 3)
+
+
+def test_verl_warm_start_of_a_search_run_through_the_cli(long_dir, tmp_path) -> None:
+    """`verl-video warm-start --trainer verl --set experiment=tiny_tvg_search_cpu`, run from outside the
+    repository, trains the tiny Qwen3-VL on the search traces with verl's SFT trainer: its first step's loss is the
+    hand-written loop's on the same batch (all three traces: the order of a batch does not change its token mean),
+    the loss falls over 3 steps on that batch, and the saved model loads and differs from the start."""
+    from transformers import AutoModelForImageTextToText
+
+    from verl_video.pipeline.run_settings import settings_from_defaults
+    from verl_video.tools.tiny_model import make_tiny_model
+    from verl_video.tools.warm_start import warm_start
+    from verl_video.tools.weight_diff import load_weights
+
+    model = tmp_path / "model"
+    make_tiny_model(model, seed=0, family="qwen3_vl")
+    user = tmp_path / "user"
+    user.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(repo), os.environ.get("PYTHONPATH")))))
+    out = user / "warm"
+    command = [str(Path(sys.executable).with_name("verl-video")), "warm-start", str(model), str(long_dir / "train.yaml"),
+               str(out), "--trainer", "verl", "--steps", "3", "--batch-size", "3", "--set", SEARCH]  # fmt: skip
+    done = subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((out / "warm_start.json").read_text())
+    assert summary["trainer"] == "verl" and summary["search"] and summary["samples"] == 3
+    losses = [json.loads(line)["data"]["train/loss"] for line in (out / "sft_metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    after = AutoModelForImageTextToText.from_pretrained(out)
+    assert type(after).__name__.startswith("Qwen3VL")
+    before, trained = load_weights(str(model)), load_weights(str(out))
+    assert any(not torch.equal(before[name], trained[name]) for name in before)
+
+    settings = settings_from_defaults([SEARCH])
+    loop = warm_start(model, long_dir / "train.yaml", tmp_path / "loop", steps=1, batch_size=3, trainer="loop",
+                      settings=settings.video, search=settings.search)  # fmt: skip
+    # fp32 on both sides, the same tokens at the same positions; only the order of the sums differs (verl's nested
+    # batch and log-softmax against the loop's padded cross-entropy): measured 8e-8 relative. 1e-5 is far above
+    # that rounding and far below one step's change of the loss (about 4%).
+    assert losses[0] == pytest.approx(loop["first_loss"], rel=1e-5)
+    assert abs(losses[1] - losses[0]) > 1e-2 * losses[0]

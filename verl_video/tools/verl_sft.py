@@ -1,7 +1,8 @@
 """Run verl's SFT trainer (`python -m verl_video.sft`, CPU profile) in a subprocess and save a Hugging Face model.
 
 What `verl-video warm-start` trains with: our config (`config/sft.yaml` + `sft_profile=cpu`), our dataset
-class, verl's FSDP engine, loss, optimizer and schedule. The per-step losses come back from verl's file logger.
+class (`VideoSFTDataset`, or `VideoSearchSFTDataset` of search traces for a run whose agent loop is
+`video_search`), verl's FSDP engine, loss, optimizer and schedule. The per-step losses come back from verl's file logger.
 """
 
 from __future__ import annotations
@@ -15,21 +16,45 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from verl_video.video.settings import VideoDataSettings
 
 
+# The dataset class of search traces (verl_adapter/search_sft.py), for `data.custom_cls`.
+SEARCH_DATASET = ("pkg://verl_video.verl_adapter.search_sft", "VideoSearchSFTDataset")
+
+
+def added_keys(prefix: str, values: dict[str, Any]) -> list[str]:
+    """`+prefix.key=value` overrides adding `values` under `prefix`, nested blocks key by key, None as null."""
+    overrides = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            overrides += added_keys(f"{prefix}.{key}", value)
+        else:
+            overrides.append(f"+{prefix}.{key}={'null' if value is None else value}")
+    return overrides
+
+
 def video_overrides(settings: VideoDataSettings) -> list[str]:
     """`data.video` of config/sft.yaml set to `settings` (sft.yaml's block is empty: every key is added)."""
-    values = {key: "null" if value is None else value for key, value in settings.as_section().items()}
-    return [f"+data.video.{key}={value}" for key, value in values.items()]
+    return added_keys("data.video", settings.as_section())
+
+
+def search_overrides(search: dict[str, Any], seed: int) -> list[str]:
+    """The search traces' dataset with the run's `search:` block as `data.search` and the seed of its scripted
+    zooms as `data.seed` (verl's config has neither: both are added; only our dataset class reads them)."""
+    path, name = SEARCH_DATASET
+    return [f"data.custom_cls.path={path}", f"data.custom_cls.name={name}", f"+data.seed={seed}",
+            *added_keys("data.search", search)]  # fmt: skip
 
 
 def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_size: int, lr: float, seed: int,
                   template: str | None = None, max_samples: int | None = None,
-                  settings: VideoDataSettings | None = None) -> list[str]:
+                  settings: VideoDataSettings | None = None, search: dict[str, Any] | None = None) -> list[str]:
     """Hydra overrides of config/sft.yaml for a CPU run of `steps` optimizer steps of `batch_size` records, whose
-    videos and prompts follow `settings` (default: the YAML's), as the GRPO run after it will."""
+    videos and prompts follow `settings` (default: the YAML's), as the GRPO run after it will; with `search`
+    (the run's `search:` block) on the search loop's traces (`VideoSearchSFTDataset`)."""
     settings = settings or VideoDataSettings()
     if template:
         settings = replace(settings, prompt_template=template)
@@ -57,7 +82,7 @@ def sft_overrides(model_dir: Path, data: Path, workdir: Path, steps: int, batch_
         # Only the Hugging Face copy of the weights: the warm start is not resumed.
         "checkpoint.save_contents=[hf_model]",
     ]
-    return overrides + video_overrides(settings)
+    return overrides + video_overrides(settings) + (search_overrides(search, seed) if search is not None else [])
 
 
 # verl's full console output (its metrics line of every step), kept beside the model.
@@ -127,8 +152,9 @@ def _complete_lines(path: Path) -> list[bytes]:
 
 def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_size: int, lr: float, seed: int,
                     template: str | None = None, max_samples: int | None = None,
-                    settings: VideoDataSettings | None = None) -> dict:
-    """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`."""
+                    settings: VideoDataSettings | None = None, search: dict[str, Any] | None = None) -> dict:
+    """Fine-tune with verl's SFTTrainer, save the model (fp32), processor and tokenizer to `out`; with `search`
+    (the run's `search:` block) on the search loop's traces."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
@@ -139,7 +165,7 @@ def train_with_verl(model_dir: Path, data: Path, out: Path, steps: int, batch_si
         workdir = Path(tmp)
         metrics = workdir / "metrics.jsonl"
         overrides = sft_overrides(model_dir, data, workdir, steps, batch_size, lr, seed, template, max_samples,
-                                  settings)
+                                  settings, search)
         # Its own process: verl patches transformers' Qwen-VL forward for its engine (it then needs verl's
         # position ids), which must not leak into the caller's models; and it owns the process group.
         # The caller's torch thread count (warm-start --threads, default 1), which a new process would not get:

@@ -13,6 +13,8 @@ It trains through verl's SFT trainer (tools/verl_sft.py: `python -m verl_video.s
 `VideoSFTDataset`, the same settings). `--trainer loop` is this module's single-process loop instead, kept
 for `--noise` (jittered targets, which verl's dataset does not draw) and as the reference that
 benchmarks/bench_sft_step.py times verl's trainer against; both train on the same ids, labels and positions.
+Under a run whose agent loop is `video_search` (`--set experiment=tiny_tvg_search_cpu`) either trainer takes the
+search loop's traces instead (verl_adapter/search_sft.py: two videos each, loss on both model turns).
 With verl's trainer the console shows a progress bar and the loss about every tenth of the steps; verl's
 own output (a metrics line per step) goes to OUT/warm_start.log.
 
@@ -262,15 +264,15 @@ def warm_start(
 ) -> dict:
     """Fine-tune MODEL_DIR on DATA under `settings` (default: the YAML's), save model, processor and tokenizer to OUT;
     with `search` (the run's `search:` block) on the search loop's traces."""
-    if search is not None and (trainer == "verl" or noise > 0):
-        raise ValueError("the search warm start runs in the hand-written loop only, without --noise: add "
-                         "--trainer loop")
+    if search is not None and noise > 0:
+        raise ValueError("the search warm start draws no jittered targets: leave out --noise")
     if trainer == "verl":
         if noise > 0:
             raise ValueError("--noise jitters targets in the hand-written loop only: add --trainer loop")
         from verl_video.tools.verl_sft import train_with_verl
 
-        result = train_with_verl(model_dir, data, out, steps, batch_size, lr, seed, template, max_samples, settings)
+        result = train_with_verl(model_dir, data, out, steps, batch_size, lr, seed, template, max_samples, settings,
+                                 search)
         losses, seconds, samples = result["losses"], result["seconds"], result["samples"]
     else:
         losses, seconds, samples = _train_by_hand(model_dir, data, out, steps, batch_size, lr, noise, seed, template,
@@ -311,8 +313,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", default=None, help="prompt template name (default: data.video.prompt_template)")
     parser.add_argument("--max-samples", type=int, default=None, help="use only the first N training records")
     parser.add_argument("--trainer", choices=("verl", "loop"), default="verl",
-                        help="verl: verl's SFT trainer (python -m verl_video.sft, CPU profile); loop: the "
-                             "hand-written single-process loop (needed for --noise)")
+                        help="verl: verl's SFT trainer (python -m verl_video.sft, CPU profile; a search run's "
+                             "traces, two videos each, through VideoSearchSFTDataset); loop: the hand-written "
+                             "single-process loop (needed for --noise)")
     parser.add_argument("--eval", type=Path, default=None, help="data_config or JSONL to evaluate on afterwards")
     parser.add_argument("--eval-samples", type=int, default=32, help="records of --eval to generate for")
     # A tiny model gains nothing from a second thread, and on a shared CPU OpenMP threads that spin

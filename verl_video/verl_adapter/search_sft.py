@@ -20,6 +20,17 @@ the two videos reach the processor in order, so grids, Qwen3-VL timestamps and Q
 follow each video, and the M-RoPE positions are the model's own rule over both (`rope_positions`).
 
 Records that are not grounding records (no interval), clips, or whose window cannot be served are left out.
+
+Two trainers take the traces (`verl-video warm-start` of a run whose agent loop is `video_search`):
+- verl's SFT trainer (`--trainer verl`, tools/verl_sft.py): `VideoSearchSFTDataset` is its `data.custom_cls`,
+  reading the run's `search:` block from `data.search` and the scripted zooms' seed from `data.seed`; each sample
+  is `sft_sample` of `encode_traces` (ids, loss mask, both videos' processor outputs, M-RoPE positions), which
+  verl's collator and engine take as they take a single-video sample (its vision inputs concatenated in order);
+- the hand-written loop (`--trainer loop`, tools/warm_start.py `search_examples`): `load_traces` + `encode_traces`.
+Both give the same tokens, mask, videos and positions for a record, and the same first-step loss
+(tests/tools/test_search_warm_start.py). verl's dataset leaves out think-template records without reasoning, as
+`VideoSFTDataset` does, where the loop writes the demo's explanation of the query; a record without a trace is
+replaced by the next one's.
 """
 
 from __future__ import annotations
