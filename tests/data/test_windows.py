@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from synthetic_video import time_of, write_video
 
 from verl_video.models.family import VideoGeometry
@@ -150,16 +151,51 @@ def test_decord_is_asked_only_for_the_sampled_frames(five_minutes, monkeypatch):
     assert all(150 * FPS <= i < 158 * FPS for i in window_indices)
 
 
-def test_pyav_overview_is_one_pass_up_to_its_last_instant(five_minutes):
-    """PyAV reads the overview in one sequential pass (no seek from the file's start): it decodes every frame up to
-    the last sampled instant, about the whole file, where a window decodes its own frames and at most a GOP more."""
-    before = decode.pyav_decoded_frames[five_minutes]
-    overview = decode.decode_video(five_minutes, OVERVIEW, decoder="pyav")
-    overview_cost = decode.pyav_decoded_frames[five_minutes] - before
+def pyav_overview(path: str, monkeypatch, seek_gap_frames: float | None = None) -> tuple[torch.Tensor, int]:
+    """The overview's frames through PyAV and how many frames PyAV decoded for it (`inf`: one pass, as before)."""
+    if seek_gap_frames is not None:
+        monkeypatch.setattr(decode, "PYAV_SEEK_GAP_FRAMES", seek_gap_frames)
+    before = decode.pyav_decoded_frames[path]
+    frames = decode.decode_video(path, OVERVIEW, decoder="pyav").frames
+    return frames, decode.pyav_decoded_frames[path] - before
+
+
+def test_pyav_overview_seeks_over_the_gaps(five_minutes, monkeypatch):
+    """PyAV seeks to the keyframe before each of the overview's instants instead of decoding through the 9 s between
+    them: about a GOP per instant instead of every frame up to the last instant, with the very same frames as the
+    one pass and as decord; a window decodes its own frames and at most a GOP more."""
+    seeking, seeking_cost = pyav_overview(five_minutes, monkeypatch)
+    one_pass, one_pass_cost = pyav_overview(five_minutes, monkeypatch, float("inf"))
     before = decode.pyav_decoded_frames[five_minutes]
     decode_window(five_minutes, plan_window(150.0, 158.0, 300.0, 112, 112, ZOOM), decoder="pyav")
     window_cost = decode.pyav_decoded_frames[five_minutes] - before
-    print(f"\nPyAV frames decoded of 1200: overview (32 frames) {overview_cost}, 8-s window (16) {window_cost}")
-    last_frame = int(overview.plan.times[-1] * FPS)
-    assert last_frame <= overview_cost <= last_frame + 2
+    print(f"\nPyAV frames decoded of 1200: overview (32 frames) {seeking_cost} (one pass {one_pass_cost}), "
+          f"8-s window (16) {window_cost}")  # fmt: skip
+    assert one_pass_cost >= 1100
+    assert len(seeking) == 32 and seeking_cost <= 32 * KEYFRAME_SECONDS * FPS
+    assert torch.equal(seeking, one_pass)
+    assert torch.equal(seeking, decode.decode_video(five_minutes, OVERVIEW, decoder="decord").frames)
     assert window_cost <= 8 * FPS + 2 * KEYFRAME_SECONDS * FPS
+
+
+def test_pyav_long_gop_decodes_no_more_than_one_pass(tmp_path, monkeypatch):
+    """With x264's default keyframes (one per 250 frames, about a minute at 4 fps) most instants share their GOP with
+    the one before: PyAV decodes on through it (never re-decoding a GOP) and seeks only into a new one."""
+    frames = np.zeros((300 * FPS, 112, 112, 3), dtype=np.uint8)
+    frames[..., 1] = (np.arange(len(frames)) % 256)[:, None, None]
+    path = tmp_path / "long_gop.mp4"
+    write_mp4(path, frames, FPS)
+    seeking, seeking_cost = pyav_overview(str(path), monkeypatch)
+    one_pass, one_pass_cost = pyav_overview(str(path), monkeypatch, float("inf"))
+    assert seeking_cost <= one_pass_cost
+    assert torch.equal(seeking, one_pass)
+
+
+def test_pyav_overview_shows_the_instants_decord_shows(long_video, monkeypatch):
+    """An overview of the barcode video (a keyframe every 25 s, instants 3 s apart: some seeks, mostly decoding on)
+    shows each instant's frame, the same as decord's."""
+    seeking, _ = pyav_overview(str(long_video), monkeypatch, seek_gap_frames=8.0)
+    shown = [time_of(f.permute(1, 2, 0).numpy()) for f in seeking]
+    reference = decode.decode_video(str(long_video), OVERVIEW, decoder="decord").frames
+    assert shown == [time_of(f.permute(1, 2, 0).numpy()) for f in reference]
+    assert shown == pytest.approx([round(t * 10) / 10 for t in decode.plan_for_file(str(long_video), OVERVIEW).times])

@@ -5,7 +5,8 @@ right on variable-frame-rate files. The decoder resizes (frames never exist at f
 
 Decoders: decord first (fast random access, resize inside FFmpeg). PyAV is the fallback: it reads what
 decord cannot (decord 0.6 raises on some codecs and containers and on files whose index it cannot
-build) by one sequential pass from the clip start, converting only the chosen frames.
+build), decoding forward from the keyframe before the clip start and seeking again over long gaps between
+instants, converting only the chosen frames.
 A folder of frame images (frame_folder.py) is read image by image at its declared `frame_rate`; `frame_indices`
 asks for exact source frames (tracking) instead of the regular time grid.
 """
@@ -13,6 +14,7 @@ asks for exact source frames (tracking) instead of the regular time grid.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import threading
 from collections import Counter
@@ -184,20 +186,45 @@ def _decode_with_decord(path: str, plan: SamplingPlan) -> torch.Tensor:
     return _to_tensor(batch)
 
 
+# Seek past a gap between instants only when the seek skips more than this many frames: a seek has a cost of its
+# own (the decoder is flushed and its threads refilled). Measured (benchmarks/bench_pyav_overview.py, 60 s at 4 fps,
+# 32 instants 1.9 s apart, a keyframe every 8 frames): seeking over every gap decoded 145 frames instead of 234 for
+# 15% more CPU, over gaps of more than 4 frames 169 for the same CPU; 8 (one keyframe interval of the long demo
+# videos) keeps such dense plans one pass. `inf` gives the previous behaviour: one pass from the plan's start.
+PYAV_SEEK_GAP_FRAMES = 8.0
+
+
 def _decode_with_pyav(path: str, plan: SamplingPlan) -> torch.Tensor:
     import av
 
     targets = plan.times
     out: list[np.ndarray | None] = [None] * len(targets)
-    with av.open(path) as container:
+    with av.open(path) as container, contextlib.ExitStack() as stack:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         base = stream.time_base
         origin = stream.start_time or 0
+        rate = stream.average_rate or stream.guessed_rate
+        min_skip = PYAV_SEEK_GAP_FRAMES / float(rate) if rate else float("inf")  # seconds
+        probe = None
+
+        def seek(handle: Any, seconds: float) -> None:
+            handle.seek(int(seconds / base) + origin, stream=handle.streams.video[0], backward=True, any_frame=False)
+
+        def landing(seconds: float) -> float | None:
+            # Where a backward seek to `seconds` lands (the keyframe at or before it), read on a second handle by
+            # demuxing one packet (nothing decoded), so that the decode's own position is kept when no seek pays.
+            nonlocal probe
+            probe = probe or stack.enter_context(av.open(path))
+            seek(probe, seconds)
+            packet = next(probe.demux(probe.streams.video[0]), None)
+            return None if packet is None or packet.pts is None else float((packet.pts - origin) * base)
+
         if plan.start > 0:
-            container.seek(int(plan.start / base) + origin, stream=stream, backward=True, any_frame=False)
+            seek(container, plan.start)
         previous = None
         next_target = 0
+        probed: tuple[int, float | None] = (-1, None)
 
         def emit(frame: Any, upto: float) -> int:
             # Assign `frame` to every pending target before `upto` (seconds); return the new cursor.
@@ -210,21 +237,39 @@ def _decode_with_pyav(path: str, plan: SamplingPlan) -> torch.Tensor:
                 next_target += 1
             return next_target
 
-        for frame in container.decode(stream):
-            with _counts_lock:
-                pyav_decoded_frames[path] += 1
-            if frame.pts is None:
-                continue
-            t = float((frame.pts - origin) * base)
-            if previous is None:
+        # Each pass decodes forward until the next instant lies past a keyframe far enough ahead, then seeks there:
+        # an overview of a long video decodes about a GOP per instant instead of every frame up to its last one.
+        # When that keyframe is at or before the current frame (a long GOP), the pass decodes on: never more than
+        # one pass. Every pending instant lies at or after the keyframe sought, so `previous` (the last frame
+        # before the seek) is assigned nothing more and the frames chosen stay those of one pass.
+        seeking = True
+        while seeking:
+            seeking = False
+            for frame in container.decode(stream):
+                with _counts_lock:
+                    pyav_decoded_frames[path] += 1
+                if frame.pts is None:
+                    continue
+                t = float((frame.pts - origin) * base)
+                if previous is None:
+                    previous = frame
+                    if t > targets[0]:
+                        emit(frame, t + 1e-3)  # the first decoded frame also stands for earlier instants
+                    continue
+                emit(previous, t)
                 previous = frame
-                if t > targets[0]:
-                    emit(frame, t + 1e-3)  # the first decoded frame also stands for earlier instants
-                continue
-            emit(previous, t)
-            previous = frame
-            if next_target >= len(targets):
-                break
+                if next_target >= len(targets):
+                    break
+                target = targets[next_target]
+                if target - t > min_skip:
+                    if probed[0] != next_target:
+                        probed = (next_target, landing(target))
+                    keyframe = probed[1]
+                    if keyframe is not None and keyframe - t > min_skip and keyframe <= target + 1e-6:
+                        seek(container, target)
+                        probed = (next_target, None)  # one seek per instant at most, wherever it lands
+                        seeking = True
+                        break
         if previous is not None:
             emit(previous, float("inf"))
     if next_target == 0 or any(image is None for image in out):
