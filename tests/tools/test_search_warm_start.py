@@ -20,7 +20,7 @@ from test_long_demo_data import SEARCH, experiment, search_trajectory
 from verl_video.pipeline.items import load_items
 from verl_video.tools.long_demo_data import generate_long
 from verl_video.verl_adapter.search_prompt import SearchSettings
-from verl_video.verl_adapter.search_sft import encode_traces, load_traces, scripted_window, stamped_window
+from verl_video.verl_adapter.search_sft import answer_prompt, encode_traces, load_traces, scripted_window, stamped_window
 from verl_video.video.settings import settings_from_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -113,6 +113,18 @@ def test_the_trace_is_what_the_search_loop_builds(family, processor, long_dir, r
     merge = processor.video_processor.merge_size ** 2
     pads = int((batch["input_ids"][0] == tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
     assert pads == int(grids.prod(-1).sum()) // merge
+
+
+def test_the_answer_prompt_is_the_trace_up_to_its_answer(family, processor, long_dir) -> None:
+    """The oracle-window benchmark's prompt: the trace's tokens (both videos) up to where its final answer starts."""
+    trace = traces_of(processor, long_dir, experiment("experiment=tiny_tvg_search_demo"))[0]
+    whole = encode_traces(processor, [trace])
+    prompt = answer_prompt(processor, trace)
+    length = prompt["input_ids"].shape[1]
+    assert whole["input_ids"][0, :length].tolist() == prompt["input_ids"][0].tolist()
+    assert whole["loss_mask"][0, :length].sum() < whole["loss_mask"][0].sum()  # the answer itself lies after it
+    answer = processor.tokenizer.decode(whole["input_ids"][0, length:])
+    assert answer.startswith(trace.messages[-1]["content"]) and torch.equal(whole["video_grid_thw"], prompt["video_grid_thw"])
 
 
 def test_the_overview_rule_zooms_between_time_stamps_the_model_was_shown(long_dir) -> None:

@@ -189,6 +189,13 @@ def encode_traces(processor: Any, traces: list[SearchTrace]) -> dict:
     return batch
 
 
+def answer_prompt(processor: Any, trace: SearchTrace) -> dict:
+    """Processor inputs of `trace` up to its final answer, with the assistant header that asks for it: what the
+    model sees once the scripted window is shown (benchmarks/bench_search_oracle_window.py)."""
+    text = processor.apply_chat_template(_placeholders(trace.messages[:-1]), add_generation_prompt=True, tokenize=False)
+    return processor_inputs(processor, [text], [v[0] for v in trace.videos], [v[1] for v in trace.videos])
+
+
 def load_traces(
     processor: Any, data: str, settings: VideoDataSettings, search: SearchSettings, max_samples: int | None = None,
     seed: int = 0, target: Callable[[DatasetItem], str | None] | None = None,
