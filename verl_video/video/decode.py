@@ -194,87 +194,106 @@ def _decode_with_decord(path: str, plan: SamplingPlan) -> torch.Tensor:
 PYAV_SEEK_GAP_FRAMES = 8.0
 
 
-def _decode_with_pyav(path: str, plan: SamplingPlan) -> torch.Tensor:
-    import av
+class _PyAVPass:
+    """PyAV's decode of one plan: forward from the keyframe before its start, converting only the frames on screen at
+    its instants, and seeking again when the next instant lies past a keyframe far enough ahead.
 
-    targets = plan.times
-    out: list[np.ndarray | None] = [None] * len(targets)
-    with av.open(path) as container, contextlib.ExitStack() as stack:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        base = stream.time_base
-        origin = stream.start_time or 0
-        rate = stream.average_rate or stream.guessed_rate
-        min_skip = PYAV_SEEK_GAP_FRAMES / float(rate) if rate else float("inf")  # seconds
-        probe = None
+    An overview of a long video so decodes about a GOP per instant instead of every frame up to its last one. When
+    that keyframe is at or before the current frame (a long GOP) the pass decodes on: never more than one pass.
+    Every pending instant lies at or after the keyframe sought, so the last frame before a seek is assigned nothing
+    more and the frames chosen stay those of one pass."""
 
-        def seek(handle: Any, seconds: float) -> None:
-            handle.seek(int(seconds / base) + origin, stream=handle.streams.video[0], backward=True, any_frame=False)
+    def __init__(self, path: str, plan: SamplingPlan, container: Any, stack: contextlib.ExitStack) -> None:
+        self.path, self.plan, self.container, self.stack = path, plan, container, stack
+        self.stream = container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.base = self.stream.time_base
+        self.origin = self.stream.start_time or 0
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.min_skip = PYAV_SEEK_GAP_FRAMES / float(rate) if rate else float("inf")  # seconds
+        self.frames: list[np.ndarray | None] = [None] * len(plan.times)
+        self.next_target = 0  # the first instant without a frame yet
+        self._probe: Any = None
+        self._probed: tuple[int, float | None] = (-1, None)  # (instant, keyframe a seek to it lands on)
 
-        def landing(seconds: float) -> float | None:
-            # Where a backward seek to `seconds` lands (the keyframe at or before it), read on a second handle by
-            # demuxing one packet (nothing decoded), so that the decode's own position is kept when no seek pays.
-            nonlocal probe
-            probe = probe or stack.enter_context(av.open(path))
-            seek(probe, seconds)
-            packet = next(probe.demux(probe.streams.video[0]), None)
-            return None if packet is None or packet.pts is None else float((packet.pts - origin) * base)
-
-        if plan.start > 0:
-            seek(container, plan.start)
+    def run(self) -> list[np.ndarray | None]:
+        """Each instant's frame (rgb24 at the plan's size); None where the file ended before any frame."""
+        targets = self.plan.times
+        if self.plan.start > 0:
+            self._seek(self.container, self.plan.start)
         previous = None
-        next_target = 0
-        probed: tuple[int, float | None] = (-1, None)
-
-        def emit(frame: Any, upto: float) -> int:
-            # Assign `frame` to every pending target before `upto` (seconds); return the new cursor.
-            nonlocal next_target
-            image = None
-            while next_target < len(targets) and targets[next_target] < upto - 1e-6:
-                if image is None:
-                    image = frame.to_ndarray(width=plan.width, height=plan.height, format="rgb24")
-                out[next_target] = image
-                next_target += 1
-            return next_target
-
-        # Each pass decodes forward until the next instant lies past a keyframe far enough ahead, then seeks there:
-        # an overview of a long video decodes about a GOP per instant instead of every frame up to its last one.
-        # When that keyframe is at or before the current frame (a long GOP), the pass decodes on: never more than
-        # one pass. Every pending instant lies at or after the keyframe sought, so `previous` (the last frame
-        # before the seek) is assigned nothing more and the frames chosen stay those of one pass.
         seeking = True
         while seeking:
             seeking = False
-            for frame in container.decode(stream):
+            for frame in self.container.decode(self.stream):
                 with _counts_lock:
-                    pyav_decoded_frames[path] += 1
+                    pyav_decoded_frames[self.path] += 1
                 if frame.pts is None:
                     continue
-                t = float((frame.pts - origin) * base)
+                t = float((frame.pts - self.origin) * self.base)
                 if previous is None:
                     previous = frame
                     if t > targets[0]:
-                        emit(frame, t + 1e-3)  # the first decoded frame also stands for earlier instants
+                        self._assign(frame, t + 1e-3)  # the first decoded frame also stands for earlier instants
                     continue
-                emit(previous, t)
+                self._assign(previous, t)
                 previous = frame
-                if next_target >= len(targets):
+                if self.next_target >= len(targets):
                     break
-                target = targets[next_target]
-                if target - t > min_skip:
-                    if probed[0] != next_target:
-                        probed = (next_target, landing(target))
-                    keyframe = probed[1]
-                    if keyframe is not None and keyframe - t > min_skip and keyframe <= target + 1e-6:
-                        seek(container, target)
-                        probed = (next_target, None)  # one seek per instant at most, wherever it lands
-                        seeking = True
-                        break
+                if self._seek_pays(t):
+                    self._seek(self.container, targets[self.next_target])
+                    self._probed = (self.next_target, None)  # one seek per instant at most, wherever it lands
+                    seeking = True
+                    break
         if previous is not None:
-            emit(previous, float("inf"))
-    if next_target == 0 or any(image is None for image in out):
+            self._assign(previous, float("inf"))
+        return self.frames
+
+    def _seek(self, handle: Any, seconds: float) -> None:
+        handle.seek(int(seconds / self.base) + self.origin, stream=handle.streams.video[0], backward=True,
+                    any_frame=False)  # fmt: skip
+
+    def _keyframe_before(self, seconds: float) -> float | None:
+        # Where a backward seek to `seconds` lands, read on a second handle by demuxing one packet (nothing decoded),
+        # so that the decode's own position is kept when no seek pays.
+        self._probe = self._probe or self.stack.enter_context(_av_open(self.path))
+        self._seek(self._probe, seconds)
+        packet = next(self._probe.demux(self._probe.streams.video[0]), None)
+        return None if packet is None or packet.pts is None else float((packet.pts - self.origin) * self.base)
+
+    def _seek_pays(self, t: float) -> bool:
+        # The next instant lies more than `min_skip` ahead of the frame at `t`, past a keyframe that is too.
+        target = self.plan.times[self.next_target]
+        if target - t <= self.min_skip:
+            return False
+        if self._probed[0] != self.next_target:
+            self._probed = (self.next_target, self._keyframe_before(target))
+        keyframe = self._probed[1]
+        return keyframe is not None and keyframe - t > self.min_skip and keyframe <= target + 1e-6
+
+    def _assign(self, frame: Any, upto: float) -> None:
+        # `frame` is on screen at every pending instant before `upto` (seconds); converted once, if at all.
+        image = None
+        while self.next_target < len(self.plan.times) and self.plan.times[self.next_target] < upto - 1e-6:
+            if image is None:
+                image = frame.to_ndarray(width=self.plan.width, height=self.plan.height, format="rgb24")
+            self.frames[self.next_target] = image
+            self.next_target += 1
+
+
+def _av_open(path: str) -> Any:
+    """PyAV's container for `path` (imported here: PyAV is the fallback decoder)."""
+    import av
+
+    return av.open(path)
+
+
+def _decode_with_pyav(path: str, plan: SamplingPlan) -> torch.Tensor:
+    with _av_open(path) as container, contextlib.ExitStack() as stack:
+        frames = _PyAVPass(path, plan, container, stack).run()
+    if any(image is None for image in frames):
         raise VideoError("PyAV decoded no frame in the requested window")
-    return _to_tensor(np.stack(out))
+    return _to_tensor(np.stack(frames))
 
 
 _BACKENDS = {"decord": _decode_with_decord, "pyav": _decode_with_pyav}
