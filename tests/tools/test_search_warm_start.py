@@ -127,6 +127,14 @@ def test_the_answer_prompt_is_the_trace_up_to_its_answer(family, processor, long
     assert answer.startswith(trace.messages[-1]["content"]) and torch.equal(whole["video_grid_thw"], prompt["video_grid_thw"])
 
 
+def test_building_the_traces_shows_its_progress(processor, long_dir, capsys) -> None:
+    """Traces decode each record's overview and window before the first step: a bar counts them (minutes for
+    thousands of long videos)."""
+    traces = traces_of(processor, long_dir, experiment("experiment=tiny_tvg_search_demo"))
+    shown = capsys.readouterr().err
+    assert "search traces: 100%|" in shown and f"| {len(traces)}/{len(traces)} [" in shown, shown[-500:]
+
+
 def test_the_overview_rule_zooms_between_time_stamps_the_model_was_shown(long_dir) -> None:
     """experiment=tiny_tvg_search_demo: each scripted call's numbers are `<t seconds>` stamps of the overview as
     written in the trace's first turn (or the video's ends), the last at least 6 s before the event and the first

@@ -201,8 +201,11 @@ def load_traces(
     seed: int = 0, target: Callable[[DatasetItem], str | None] | None = None,
 ) -> list[SearchTrace]:
     """Search traces of DATA's grounding records (decoded once), under the run's video and search settings."""
+    from tqdm import tqdm
+
     items = load_items([str(data)], settings)[:max_samples]
-    traces = [build_trace(processor, item, i, settings, search, seed, target) for i, item in enumerate(items)]
+    traces = [build_trace(processor, item, i, settings, search, seed, target)
+              for i, item in enumerate(tqdm(items, desc="search traces", unit="video", leave=False))]  # fmt: skip
     traces = [t for t in traces if t is not None]
     if not traces:
         raise ValueError(f"{data}: no grounding record gives a search trace")
