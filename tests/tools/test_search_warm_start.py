@@ -6,6 +6,7 @@ traces (VideoSearchSFTDataset) as the hand-written loop and starts from the same
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -303,3 +304,39 @@ def test_verl_warm_start_of_a_search_run_through_the_cli(long_dir, tmp_path) -> 
     # that rounding and far below one step's change of the loss (about 4%).
     assert losses[0] == pytest.approx(loop["first_loss"], rel=1e-5)
     assert abs(losses[1] - losses[0]) > 1e-2 * losses[0]
+
+
+def test_verl_leaves_out_records_without_an_event_and_says_so(family, model_dir, long_dir, tmp_path, caplog) -> None:
+    """verl's SFT dataset keeps only the records a search trace can be built for, as the hand-written loop does,
+    says how many it left out, and stops at start-up with the file's name when none is left."""
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.sft_trainer import create_sft_dataset
+    from verl.utils import hf_processor
+
+    from verl_video.pipeline.run_settings import CONFIG_DIR, settings_from_defaults
+    from verl_video.tools.verl_sft import sft_overrides
+
+    processor = hf_processor(str(model_dir))
+    settings = settings_from_defaults(["experiment=tiny_tvg_search_demo"])
+    grounding = [json.loads(line) for line in (long_dir / "train.jsonl").read_text().splitlines()]
+    mcq = {"id": "colour", "video": grounding[0]["video"], "task": "mcq", "query": "What colour is the shape?",
+           "options": ["red", "blue", "green", "white"], "answer": "B", "duration": grounding[0]["duration"],
+           "source": "demo_long"}  # fmt: skip
+
+    def dataset_of(records: list[dict], name: str):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        data = tmp_path / f"{name}.yaml"
+        data.write_text(f"datasets:\n- name: {name}\n  json_path: {name}.jsonl\n  data_folder: {long_dir}\n")
+        overrides = sft_overrides(model_dir, data, tmp_path / name, 1, 1, 1e-3, 0, settings=settings.video,
+                                  search=settings.search)  # fmt: skip
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            config = compose("sft", overrides)
+        return create_sft_dataset(config.data.train_files, config.data, processor.tokenizer, processor)
+
+    with caplog.at_level(logging.WARNING, logger="verl_video"):
+        dataset = dataset_of([mcq, *grounding], "mixed")
+    assert len(dataset) == len(grounding) and "1 of 4 records are not grounding records" in caplog.text
+    # Each index is a grounding record of its own: no record stands in for the question.
+    assert [item.record.task for item in dataset.items] == ["tvg"] * len(grounding)
+    with pytest.raises(ValueError, match=r"only_mcq\.yaml.*no grounding record with a time interval"):
+        dataset_of([mcq], "only_mcq")

@@ -29,8 +29,9 @@ Two trainers take the traces (`verl-video warm-start` of a run whose agent loop 
 - the hand-written loop (`--trainer loop`, tools/warm_start.py `search_examples`): `load_traces` + `encode_traces`.
 Both give the same tokens, mask, videos and positions for a record, and the same first-step loss
 (tests/tools/test_search_warm_start.py). verl's dataset leaves out think-template records without reasoning, as
-`VideoSFTDataset` does, where the loop writes the demo's explanation of the query; a record without a trace is
-replaced by the next one's.
+`VideoSFTDataset` does, where the loop writes the demo's explanation of the query. Both leave out (and count)
+records that are not grounding records with a time interval; a record whose window cannot be served (found only
+when its trace is built) is replaced in verl's dataset by the next one's, dropped by the loop.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def stamped_window(
     return round(first, 1), round(min(last, duration), 1)
 
 
+def can_trace(item: DatasetItem) -> bool:
+    """Whether `item` is a grounding record with a time interval: the records a scripted zoom can be built for."""
+    return item.record.task == DEFAULT_TASK and bool(item.record.timestamps)
+
+
 def build_trace(
     processor: Any, item: DatasetItem, index: int, settings: VideoDataSettings, search: SearchSettings, seed: int = 0,
     target: Callable[[DatasetItem], str | None] | None = None,
@@ -114,7 +120,7 @@ def build_trace(
     `target` gives the final answer (default: `answer_text` of the record, None for a think template without
     reasoning)."""
     record = item.record
-    if record.task != DEFAULT_TASK or not record.timestamps:
+    if not can_trace(item):
         return None
     [item] = for_model([item], processor)
     row = build_row(item, index, seen_duration(item))
@@ -219,6 +225,18 @@ class VideoSearchSFTDataset(VideoSFTDataset):
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
         self.search = SearchSettings.from_config(config)
         self.seed = int(config.get("seed", 0) or 0)
+        # Left out here, counted and said, as the hand-written loop drops them: replacing each by its neighbour
+        # (below, for a window that cannot be served) would train twice on some records.
+        traceable = [item for item in self.items if can_trace(item)]
+        self.not_traceable = len(self.items) - len(traceable)
+        if self.not_traceable:
+            logger.warning("verl-video search warm start: %d of %d records are not grounding records with a time "
+                           "interval (a scripted zoom needs the event): left out", self.not_traceable, len(self.items))
+        if not traceable:
+            files = [parquet_files] if isinstance(parquet_files, str) else [str(f) for f in parquet_files]
+            raise ValueError(f"{', '.join(files)}: no grounding record with a time interval to build a search trace "
+                             f"from ({self.not_traceable} records of other tasks or without `timestamps`)")
+        self.items = traceable
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         for offset in range(len(self.items)):
