@@ -29,8 +29,8 @@ Two trainers take the traces (`verl-video warm-start` of a run whose agent loop 
 - the hand-written loop (`--trainer loop`, tools/warm_start.py `search_examples`): `load_traces` + `encode_traces`.
 Both give the same tokens, mask, videos and positions for a record, and the same first-step loss
 (tests/tools/test_search_warm_start.py). verl's dataset leaves out think-template records without reasoning, as
-`VideoSFTDataset` does, where the loop writes the demo's explanation of the query. Both leave out (and count)
-records that are not grounding records with a time interval; a record whose window cannot be served (found only
+`VideoSFTDataset` does, where the loop writes the demo's explanation of the query. Both leave out records that are
+not grounding records with a time interval (verl's dataset counts them in a warning); a record whose window cannot be served (found only
 when its trace is built) is replaced in verl's dataset by the next one's, dropped by the loop.
 """
 
