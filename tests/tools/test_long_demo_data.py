@@ -18,8 +18,9 @@ from verl_video.models.family import video_geometry
 from verl_video.tools.demo_data import COLOURS, HEIGHT, MAX_EVENT, MIN_EVENT, POSITIONS, WIDTH, digest
 from verl_video.tools.demo_data import run as make_demo_data
 from verl_video.tools.long_demo_data import (
-    DURATIONS, FPS, KEYFRAME_SECONDS, SCENE_MARGINS, SCENE_TINT, generate_long,
+    DURATIONS, FPS, KEYFRAME_SECONDS, SCENE_EDGE, SCENE_LENGTHS, SCENE_TINT, STREAMS, generate_long, sample_scene,
 )
+from verl_video.tools.demo_data import sample_event
 from verl_video.video import decode
 from verl_video.video.sampling_plan import plan_sampling
 from verl_video.video.settings import VideoBudget, settings_from_config
@@ -104,7 +105,7 @@ def is_tinted(frame: np.ndarray) -> bool:
 
 
 def test_every_overview_shows_the_scene_around_the_event(long_dir) -> None:
-    """The scene holds the event with 4-6 s either side, and the search loop's overview has a frame inside it."""
+    """The scene holds the event and lasts 16-20 s, and the search loop's overview has a frame inside it."""
     budget = overview_budget(experiment(SEARCH))
     for r in read(long_dir / "train.jsonl") + read(long_dir / "val.jsonl"):
         (start, end), path = r["timestamps"][0], str(long_dir / r["video"])
@@ -113,10 +114,27 @@ def test_every_overview_shows_the_scene_around_the_event(long_dir) -> None:
         tinted = [is_tinted(f.permute(1, 2, 0).numpy()) for f in frames.frames]
         assert any(tinted), f"{r['video']}: no overview frame in the scene around [{start}, {end})"
         for t, shown in zip(times, tinted):
-            near = start - SCENE_MARGINS.max() <= t < end + SCENE_MARGINS.max()
+            near = end - SCENE_LENGTHS.max() <= t < start + SCENE_LENGTHS.max()
             assert near or not shown, f"{r['video']}: tint at {t:.2f}s, far from [{start}, {end})"
-            if start - SCENE_MARGINS.min() <= t < end + SCENE_MARGINS.min():
-                assert shown, f"{r['video']}: no tint at {t:.2f}s next to [{start}, {end})"
+            if start <= t < end:
+                assert shown, f"{r['video']}: no tint at {t:.2f}s during the event [{start}, {end})"
+
+
+def test_the_scene_does_not_say_where_the_event_is_inside_it() -> None:
+    """Over many videos the event lies anywhere in its scene: the scene's centre misses the event's by seconds,
+    so a look that finds the scene (the overview) must still look closer to place the event's ends."""
+    offsets = []
+    for i in range(400):
+        event = sample_event(np.random.default_rng([0, STREAMS["train"], i]), DURATIONS)
+        scene = sample_scene(event, np.random.default_rng([0, STREAMS["train"], i, 1]))
+        assert scene[1] - scene[0] in SCENE_LENGTHS and 0 <= scene[0] <= event.start < event.end <= scene[1]
+        assert scene[1] <= event.duration
+        offsets.append((scene[0] + scene[1]) / 2 - (event.start + event.end) / 2)
+        inside = scene[0] > 0 and scene[1] < event.duration
+        assert not inside or min(event.start - scene[0], scene[1] - event.end) >= SCENE_EDGE
+    offsets = np.abs(offsets)
+    # In version 2 (the event 4-6 s from either end) the median was 0.5 s and the largest 2.75 s.
+    assert np.median(offsets) >= 2.0 and offsets.max() >= 6.0, (np.median(offsets), offsets.max())
 
 
 def test_generation_is_deterministic_and_reruns_are_skipped(long_dir, tmp_path, capsys) -> None:

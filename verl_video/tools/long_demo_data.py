@@ -4,9 +4,10 @@ The demo's event (a coloured shape visible during [start, end), half-second boun
 time in a 120-300 s video: an overview of 32 frames sees a frame every 4-9 s, too coarse to place the event's
 ends (or to see a 2 s event at all), so a model must zoom (the `video_search` loop, experiment=tiny_tvg_search_cpu)
 or see many more frames (experiment=tiny_tvg_longsingle_cpu).
-The event happens inside a SCENE: the background turns a tint from 4-6 s before the event until 4-6 s after it
-(10-18 s in all, longer than the overview's gap between frames), as a short action in a long video happens within
-a longer shot that a coarse look can find. The overview shows where to zoom; only a closer look places the ends. The videos reuse demo_data's rendering and writing;
+The event happens inside a SCENE: the background turns a tint for 16-20 s (longer than the overview's gap between
+frames) somewhere around the event, as a short action in a long video happens within a longer shot that a coarse
+look can find. The event lies anywhere inside its scene, so the scene says where to zoom but not where the event's
+ends are: only a closer look places them. The videos reuse demo_data's rendering and writing;
 what differs is their length, a low frame rate on disk and a fixed keyframe interval. OUT holds `train.jsonl`,
 `val.jsonl` (canonical grounding records), `train.yaml`, `val.yaml` and the mp4 files; a rerun with the same
 parameters keeps them (manifest.json).
@@ -33,11 +34,14 @@ FPS = 4
 # about 15% larger (measured: 116 against 101 KB for four videos).
 KEYFRAME_SECONDS = 2
 # Bumped whenever these videos change, so an old output directory is not mistaken for a current one.
-# 2: the scene around the event.
-LONG_VERSION = 2
-# Seconds of scene before and after the event (half-second steps): at least 10 s in all, so every overview of
-# 32 frames (one every 9.4 s at most) has a frame in it.
-SCENE_MARGINS = np.arange(4.0, 6.25, 0.5)
+# 2: the scene around the event. 3: the event anywhere in its scene (in 2 it sat 4-6 s from either end, so the
+# scene's centre was within 0.5 s of the event's, median of 128 videos: one look at the scene placed the event).
+LONG_VERSION = 3
+# The scene's length (half-second steps): more than 16 s, so every overview of 32 frames (one every 9.4 s at most)
+# has a frame in it.
+SCENE_LENGTHS = np.arange(16.0, 20.25, 0.5)
+# The least time between the event and either end of its scene (when the scene does not meet the video's ends).
+SCENE_EDGE = 1.0
 # The scene's background: a dim magenta, far from the grey backgrounds (15-60) and from every shape colour.
 SCENE_TINT = (110, 50, 110)
 # Random streams of their own: the long videos never share an event with the short demo's (demo_data.STREAMS).
@@ -71,9 +75,13 @@ def is_complete(out: Path, expected: dict) -> bool:
 
 
 def sample_scene(event: Event, rng: np.random.Generator) -> tuple[float, float]:
-    """The scene around `event`: [start - margin, end + margin), each margin drawn apart, cut to the video."""
-    before, after = rng.choice(SCENE_MARGINS, size=2)
-    return max(0.0, event.start - float(before)), min(float(event.duration), event.end + float(after))
+    """The scene holding `event`: SCENE_LENGTHS long, the event anywhere inside it, moved inside the video."""
+    length = float(rng.choice(SCENE_LENGTHS))
+    before = float(rng.choice(np.arange(SCENE_EDGE, length - (event.end - event.start) - SCENE_EDGE + 0.25, 0.5)))
+    # A scene that would begin before the video (or end after it) is moved in whole: it keeps its length, so the
+    # overview still has a frame in it, and still holds the event.
+    start = min(max(event.start - before, 0.0), float(event.duration) - length)
+    return start, start + length
 
 
 def render_long_frames(event: Event, scene: tuple[float, float]) -> np.ndarray:
