@@ -27,9 +27,9 @@ def _model_and_data(root: Path, family: str) -> Path:
     return root
 
 
-# 120 steps of 4 traces on 12 videos (40 passes over them). Measured at temperature 0.7: 80 steps gave 1 of 64
-# trajectories a window, 120 steps 23 (test run 3.3 min on a loaded 2-core machine), 150 steps 56; 150 steps on
-# 48 videos, at temperature 1, gave 3 of 64.
+# 120 steps of 4 traces on 12 videos (40 passes over them). Measured at temperature 0.7 on version-2 long videos:
+# 80 steps gave 1 of 64 trajectories a window, 120 steps 23 (test run 3.3 min on a loaded 2-core machine), 150
+# steps 56; 150 steps on 48 videos, at temperature 1, gave 3 of 64.
 SEARCH_WARM_STEPS = 120
 
 

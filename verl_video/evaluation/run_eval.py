@@ -318,7 +318,7 @@ def check_backend(args: argparse.Namespace, settings: RunSettings) -> None:
 
 
 def _default_backend(args: argparse.Namespace, settings: RunSettings) -> Callable[[str], EvalBackend]:
-    check_backend(args, settings)
+    """The backend factory the flags and settings ask for (callers have run check_backend)."""
     options = _generation_options(args, settings)
     if args.backend == "vllm":
         return lambda model: make_backend("vllm", model, options, tensor_parallel_size=args.tensor_parallel_size,
