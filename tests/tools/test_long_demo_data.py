@@ -15,12 +15,11 @@ from hydra import compose, initialize_config_dir
 from test_demo_data import CANONICAL_KEYS, EXTRA_KEYS, named, read
 
 from verl_video.models.family import video_geometry
-from verl_video.tools.demo_data import COLOURS, HEIGHT, MAX_EVENT, MIN_EVENT, POSITIONS, WIDTH, digest
+from verl_video.tools.demo_data import COLOURS, HEIGHT, MAX_EVENT, MIN_EVENT, POSITIONS, WIDTH, digest, sample_event
 from verl_video.tools.demo_data import run as make_demo_data
 from verl_video.tools.long_demo_data import (
     DURATIONS, FPS, KEYFRAME_SECONDS, SCENE_EDGE, SCENE_LENGTHS, SCENE_TINT, STREAMS, generate_long, sample_scene,
 )
-from verl_video.tools.demo_data import sample_event
 from verl_video.video import decode
 from verl_video.video.sampling_plan import plan_sampling
 from verl_video.video.settings import VideoBudget, settings_from_config
